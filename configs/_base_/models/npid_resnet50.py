@@ -1,0 +1,23 @@
+model = dict(
+    type='NPID',
+    bank_size=1281167,  # ImageNet-1k train; must equal len(train dataset)
+    feat_dim=128,
+    bank_momentum=0.5,  # weight kept on the old entry (official code)
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        norm_cfg=dict(type='BN'),
+        zero_init_residual=False),
+    neck=dict(
+        type='LinearNeck',
+        in_channels=2048,
+        out_channels=128,
+        gap_dim=2,
+        norm_cfg=None),
+    head=dict(
+        type='NPIDHead',
+        loss_mode='nce',
+        num_negatives=4096,
+        temperature=0.07,
+        z_mode='once',
+        prox_weight=0.0))

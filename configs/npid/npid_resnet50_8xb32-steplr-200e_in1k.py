@@ -1,0 +1,17 @@
+# NPID ResNet-50 on ImageNet-1k: NCE with m=4096, tau=0.07, batch 256,
+# SGD lr 0.03 (x0.1 at 120/160), 200 epochs (Wu et al. 2018).
+_base_ = [
+    '../_base_/models/npid_resnet50.py',
+    '../_base_/datasets/imagenet_bs32_npid.py',
+    '../_base_/schedules/sgd_steplr_200e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(data_preprocessor={{_base_.data_preprocessor}})
+
+custom_hooks = [
+    dict(type='RandomStateHook'),
+    dict(type='MemoryBankHook', init='random', log_interval=100),
+]
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=3))
+auto_scale_lr = dict(base_batch_size=256)

@@ -1,0 +1,88 @@
+"""Feature extraction and weighted kNN evaluation of a trained model."""
+import copy
+import sys
+from typing import Dict, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mm_instdisc.modules import topk_accuracy, weighted_knn
+
+
+@torch.no_grad()
+def extract_features(model, dataloader, feature: str = 'embed',
+                     progress: bool = True,
+                     desc: str = 'features') -> Tuple[Tensor, Tensor]:
+    """Features and labels of a whole (non-distributed) dataloader.
+
+    Args:
+        model: An mmpretrain model with a data preprocessor.
+        dataloader: Yields mmengine-style batches (``default_collate``).
+        feature (str): ``'embed'`` (the model's L2-normalised embedding, e.g.
+            NPID's 128-d output) or ``'backbone'`` (global average of the last
+            backbone stage). Defaults to ``'embed'``.
+        progress (bool): Print a progress bar to stderr. Defaults to True.
+
+    Returns:
+        tuple[Tensor, Tensor]: Features (N, D) and labels (N, ), in dataset
+        order.
+    """
+    model.eval()
+    feats, labels, idxs = [], [], []
+    total = len(dataloader)
+    for i, data in enumerate(dataloader):
+        data = model.data_preprocessor(data, False)
+        x = data['inputs']
+        if isinstance(x, (list, tuple)):
+            x = x[0]
+        if feature == 'embed' and hasattr(model, 'embed'):
+            f = model.embed(x)
+        elif feature in ('embed', 'backbone'):
+            out = model.backbone(x)
+            out = out[-1] if isinstance(out, (list, tuple)) else out
+            f = F.normalize(out.flatten(2).mean(2) if out.dim() == 4 else out,
+                            dim=1)
+        else:
+            raise ValueError(f"Illegal feature: {feature!r}; expected 'embed' "
+                             "or 'backbone'.")
+        feats.append(f.float().cpu())
+        for ds in data['data_samples']:
+            labels.append(int(ds.gt_label[0]) if 'gt_label' in ds else -1)
+            idxs.append(int(ds.sample_idx) if 'sample_idx' in ds else len(idxs))
+        if progress and (i % 10 == 0 or i == total - 1):
+            done = int(30 * (i + 1) / total)
+            sys.stderr.write(f'\r[{desc}] [{"#" * done}{"." * (30 - done)}] '
+                             f'{i + 1}/{total} batches')
+            sys.stderr.flush()
+    if progress:
+        sys.stderr.write('\n')
+    order = torch.argsort(torch.tensor(idxs))
+    return torch.cat(feats)[order], torch.tensor(labels)[order]
+
+
+def build_knn_dataloaders(cfg, batch_size: int = 256):
+    """Train and test loaders of a config, both with the *test* pipeline."""
+    from mmengine.runner import Runner
+    test_cfg = copy.deepcopy(cfg.get('test_dataloader') or cfg.val_dataloader)
+    train_cfg = copy.deepcopy(cfg.train_dataloader)
+    train_cfg.dataset.pipeline = copy.deepcopy(test_cfg.dataset.pipeline)
+    loaders = []
+    for c in (train_cfg, test_cfg):
+        c.batch_size = batch_size
+        c.sampler = dict(type='DefaultSampler', shuffle=False, round_up=False)
+        c.drop_last = False
+        c.persistent_workers = False
+        c.setdefault('collate_fn', dict(type='default_collate'))
+        loaders.append(Runner.build_dataloader(c))
+    return loaders[0], loaders[1]
+
+
+def knn_evaluate(train_feats: Tensor, train_labels: Tensor,
+                 test_feats: Tensor, test_labels: Tensor,
+                 ks: Sequence[int] = (10, 20, 100, 200),
+                 temperature: float = 0.07) -> Dict[int, Dict[int, float]]:
+    """Top-1/top-5 accuracy (%) of weighted kNN for each k."""
+    scores = weighted_knn(test_feats, train_feats, train_labels, ks=ks,
+                          temperature=temperature)
+    return {k: topk_accuracy(s, test_labels, (1, 5)) for k, s in scores.items()}

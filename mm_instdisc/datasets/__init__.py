@@ -1,0 +1,7 @@
+from mm_instdisc.utils import apply_compat_patches
+
+apply_compat_patches()
+
+from .fashion_mnist import FashionMNISTIDX  # noqa: E402
+
+__all__ = ['FashionMNISTIDX']

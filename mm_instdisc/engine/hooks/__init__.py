@@ -1,0 +1,4 @@
+from .memory_bank_hook import MemoryBankHook
+from .random_state_hook import RandomStateHook
+
+__all__ = ['MemoryBankHook', 'RandomStateHook']

@@ -1,0 +1,174 @@
+from typing import Optional, Sequence
+
+import torch
+from mmengine.dataset import DefaultSampler, default_collate
+from mmengine.dist import all_gather, broadcast, is_distributed
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmpretrain.registry import HOOKS
+from torch.utils.data import DataLoader
+
+from mm_instdisc.models.selfsup.npid import sample_indices
+
+
+def _ori(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def dataset_labels(dataset) -> torch.Tensor:
+    """Integer class labels of every image of a dataset, shape (N, )."""
+    if hasattr(dataset, 'get_gt_labels'):
+        return torch.as_tensor(dataset.get_gt_labels()).long()
+    return torch.tensor([int(dataset.get_data_info(i)['gt_label'])
+                         for i in range(len(dataset))])
+
+
+@HOOKS.register_module()
+class MemoryBankHook(Hook):
+    """Initialise, synchronise, apply and report NPID's memory bank.
+
+    * ``before_train``: checks that the bank has one row per training image,
+      then (on a fresh run, not on resume) initialises it either with random
+      unit rows or with one forward pass over the training set, and makes
+      every rank's bank identical (broadcast from rank 0).
+    * ``after_train_iter``: applies the step's bank update (after the
+      optimizer step) and logs bank statistics every ``log_interval``
+      iterations (``bank_norm_min``/``max``, ``bank_mean_norm``).
+    * ``before_val_epoch``/``before_test_epoch``: hands the bank and the
+      training labels to every :class:`KNNMetric` of the evaluator, so
+      weighted kNN on the validation set runs every ``val_interval`` epochs.
+
+    Args:
+        init (str): ``'random'`` or ``'forward'``. Defaults to ``'random'``.
+        init_batch_size (int, optional): Batch size of the initial forward
+            pass. Defaults to the training batch size.
+        log_interval (int): Iterations between bank statistics. Defaults to 50.
+        sync_check_interval (int): If > 0, every that many iterations the
+            ranks compare checksums of their banks and raise if they differ
+            (a debugging aid; costs one tiny all-gather). Defaults to 0.
+    """
+
+    priority = 'NORMAL'  # before CheckpointHook (VERY_LOW)
+
+    def __init__(self, init: str = 'random',
+                 init_batch_size: Optional[int] = None,
+                 log_interval: int = 50,
+                 sync_check_interval: int = 0) -> None:
+        if init not in ('random', 'forward'):
+            raise ValueError(f"Illegal init: {init!r}; expected 'random' or "
+                             "'forward'.")
+        self.init = init
+        self.init_batch_size = init_batch_size
+        self.log_interval = log_interval
+        self.sync_check_interval = sync_check_interval
+        self._labels: Optional[torch.Tensor] = None
+
+    @staticmethod
+    def _model(runner):
+        model = _ori(runner.model)
+        if not hasattr(model, 'memory_bank'):
+            raise TypeError(f'MemoryBankHook needs a model with a '
+                            f'`memory_bank` (e.g. NPID), got '
+                            f'{type(model).__name__}.')
+        return model
+
+    def before_train(self, runner) -> None:
+        model = self._model(runner)
+        dataset = runner.train_dataloader.dataset
+        if len(dataset) != model.memory_bank.length:
+            raise ValueError(
+                f'Memory bank length {model.memory_bank.length} != training '
+                f'set size {len(dataset)}: set model.bank_size='
+                f'{len(dataset)} in the config.')
+        if runner.iter > 0:  # resumed: the bank came with the checkpoint
+            runner.logger.info('MemoryBankHook: bank restored from checkpoint')
+            return
+        if self.init == 'forward':
+            self._init_forward(runner, model, dataset)
+        if is_distributed():
+            broadcast(model.memory_bank.bank, src=0)
+        runner.logger.info(f'MemoryBankHook: bank initialised ({self.init}), '
+                           f'{model.memory_bank.stats()}')
+
+    @torch.no_grad()
+    def _init_forward(self, runner, model, dataset) -> None:
+        loader_cfg = runner.cfg.get('train_dataloader', {})
+        bs = self.init_batch_size or loader_cfg.get('batch_size', 64)
+        loader = DataLoader(
+            dataset, batch_size=bs,
+            sampler=DefaultSampler(dataset, shuffle=False, round_up=False),
+            num_workers=loader_cfg.get('num_workers', 0),
+            collate_fn=default_collate)
+        was_training = model.training
+        model.eval()
+        n = 0
+        for i, data in enumerate(loader):
+            data = model.data_preprocessor(data, False)
+            feats = model.embed(data['inputs'])
+            idx = sample_indices(data['data_samples'], feats.device)
+            if is_distributed():
+                # ranks may hold different numbers of samples (no round-up)
+                sizes = all_gather(torch.tensor([idx.numel()], device=idx.device))
+                m = int(max(s.item() for s in sizes))
+                pad_i = idx.new_full((m, ), -1)
+                pad_i[:idx.numel()] = idx
+                pad_f = feats.new_zeros(m, feats.shape[1])
+                pad_f[:idx.numel()] = feats
+                all_i, all_f = torch.cat(all_gather(pad_i)), torch.cat(
+                    all_gather(pad_f))
+                keep = all_i >= 0
+                idx, feats = all_i[keep], all_f[keep]
+            model.memory_bank.fill(idx, feats)
+            n += idx.numel()
+            if i % 50 == 0:
+                runner.logger.info(f'MemoryBankHook: initial forward pass '
+                                   f'{i + 1}/{len(loader)} batches')
+        model.train(was_training)
+
+    def after_train_iter(self, runner, batch_idx: int,
+                         data_batch: Optional[Sequence[dict]] = None,
+                         outputs: Optional[dict] = None) -> None:
+        model = self._model(runner)
+        model.flush_bank_update()
+        if self.every_n_train_iters(runner, self.log_interval):
+            for k, v in model.memory_bank.stats().items():
+                runner.message_hub.update_scalar(f'train/bank_{k}', v)
+        if self.sync_check_interval > 0 and self.every_n_train_iters(
+                runner, self.sync_check_interval):
+            self.check_sync(model.memory_bank.bank)
+
+    @staticmethod
+    def check_sync(bank: torch.Tensor) -> None:
+        """Raise if the ranks' banks differ (exact checksums)."""
+        if not is_distributed():
+            return
+        w = torch.arange(1, bank.shape[0] + 1, dtype=torch.float64,
+                         device=bank.device)
+        b = bank.double()
+        sums = torch.stack([b.sum(), (w @ b).sum()])
+        all_sums = all_gather(sums)
+        if any(not torch.equal(all_sums[0], s) for s in all_sums[1:]):
+            raise RuntimeError('Memory banks differ across ranks: checksums '
+                               f'{[s.tolist() for s in all_sums]}')
+
+    def _give_reference(self, runner, evaluator) -> None:
+        from mm_instdisc.evaluation import KNNMetric
+        metrics = [m for m in getattr(evaluator, 'metrics', [])
+                   if isinstance(m, KNNMetric)]
+        if not metrics:
+            return
+        model = self._model(runner)
+        model.flush_bank_update()
+        if self._labels is None:
+            self._labels = dataset_labels(runner.train_dataloader.dataset)
+        if self._labels.numel() != model.memory_bank.length:
+            raise ValueError(f'{self._labels.numel()} training labels for a '
+                             f'bank of {model.memory_bank.length} rows.')
+        for m in metrics:
+            m.set_reference(model.memory_bank.bank.detach(), self._labels)
+
+    def before_val_epoch(self, runner) -> None:
+        self._give_reference(runner, runner.val_evaluator)
+
+    def before_test_epoch(self, runner) -> None:
+        self._give_reference(runner, runner.test_evaluator)

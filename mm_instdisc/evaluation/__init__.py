@@ -1,0 +1,5 @@
+from mm_instdisc.utils import apply_compat_patches
+
+apply_compat_patches()
+
+from .metrics import *  # noqa: F401,F403,E402

@@ -1,0 +1,3 @@
+from .knn_metric import KNNMetric
+
+__all__ = ['KNNMetric']

@@ -1,0 +1,3 @@
+from .npid_head import NPIDHead
+
+__all__ = ['NPIDHead']

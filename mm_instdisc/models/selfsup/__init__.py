@@ -1,0 +1,3 @@
+from .npid import NPID
+
+__all__ = ['NPID']

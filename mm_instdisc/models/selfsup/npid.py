@@ -1,0 +1,133 @@
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_gather
+from mmpretrain.models.selfsup.base import BaseSelfSupervisor
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch import Tensor, nn
+
+from mm_instdisc.modules import MemoryBank
+
+
+def sample_indices(data_samples: Optional[List[DataSample]],
+                   device: torch.device) -> Tensor:
+    """Each sample's dataset index (``sample_idx`` metainfo). Shape (B, )."""
+    if not data_samples:
+        raise ValueError('NPID needs data samples carrying `sample_idx` to '
+                         'address the memory bank, got none.')
+    idx = []
+    for i, ds in enumerate(data_samples):
+        if 'sample_idx' not in ds:
+            raise ValueError(
+                f"Data sample {i} has no 'sample_idx' (keys: "
+                f'{sorted(ds.metainfo_keys())}). NPID addresses its memory '
+                "bank with it: keep 'sample_idx' in PackInputs' meta_keys "
+                '(it is there by default) and use a dataset derived from '
+                "mmengine's BaseDataset, which sets it.")
+        idx.append(int(ds.sample_idx))
+    return torch.tensor(idx, dtype=torch.long, device=device)
+
+
+@MODELS.register_module()
+class NPID(BaseSelfSupervisor):
+    """NPID: non-parametric instance discrimination with a memory bank.
+
+    `Unsupervised Feature Learning via Non-Parametric Instance Discrimination
+    <https://arxiv.org/abs/1805.01978>`_. Part of the design follows
+    `lemniscate.pytorch <https://github.com/zhirongw/lemniscate.pytorch>`_.
+
+    The memory bank (one unit row per training image, a persistent buffer)
+    is part of the model, so it is in every checkpoint. Each training step
+    gathers the batch's indices and features from all ranks and applies the
+    same momentum update on every rank, so the banks stay identical. The
+    update is applied after the optimizer step (by :class:`MemoryBankHook`,
+    or at the start of the next ``loss`` call), because the full-softmax
+    backward still reads the bank.
+
+    Args:
+        backbone (dict): Backbone config.
+        neck (dict): Neck config projecting to ``feat_dim`` (e.g.
+            ``LinearNeck`` with ``gap_dim=2`` and ``norm_cfg=None``).
+        head (dict): ``NPIDHead`` config.
+        bank_size (int): N, the number of training images.
+        feat_dim (int): D, the embedding size. Defaults to 128.
+        bank_momentum (float): Weight kept on the old bank entry (official
+            code's convention). Defaults to 0.5.
+        pretrained (str, optional): Checkpoint to load. Defaults to None.
+        data_preprocessor (dict, optional): Defaults to
+            ``SelfSupDataPreprocessor``.
+        init_cfg (dict or list[dict], optional): Initialization config.
+    """
+
+    def __init__(self, backbone: dict, neck: dict, head: dict, bank_size: int,
+                 feat_dim: int = 128, bank_momentum: float = 0.5,
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head,
+                         pretrained=pretrained,
+                         data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        self.memory_bank = MemoryBank(bank_size, feat_dim, bank_momentum)
+        self._pending: Optional[Tuple[Tensor, Tensor]] = None
+
+    def embed(self, inputs: Tensor) -> Tensor:
+        """L2-normalised embeddings of a batch. Tensor of shape (B, D)."""
+        if isinstance(inputs, (list, tuple)):
+            inputs = inputs[0]
+        feats = self.neck(self.backbone(inputs))[0]
+        return F.normalize(feats, dim=1)
+
+    @torch.no_grad()
+    def flush_bank_update(self) -> None:
+        """Apply the pending memory-bank update of the last training step."""
+        if self._pending is not None:
+            idx, feats = self._pending
+            self._pending = None
+            self.memory_bank.update(idx, feats)
+
+    def loss(self, inputs: List[Tensor],
+             data_samples: List[DataSample]) -> Dict[str, Tensor]:
+        """Loss of one view per image against the memory bank.
+
+        Args:
+            inputs (list[Tensor]): Views; only the first is used, (B, C, H, W).
+            data_samples (list[DataSample]): Must carry ``sample_idx``.
+
+        Returns:
+            dict[str, Tensor]: ``loss`` plus ``pos_sim`` (mean cosine between
+            a feature and its bank row, a progress indicator) for the log.
+        """
+        self.flush_bank_update()
+        feats = self.embed(inputs)  # (B, D)
+        idx = sample_indices(data_samples, feats.device)  # (B, )
+        bank = self.memory_bank.bank
+        loss = self.head.loss(feats, idx, bank)
+        with torch.no_grad():
+            pos_sim = (feats * bank.index_select(0, idx)).sum(1).mean()
+            # every rank applies the same global update -> identical banks
+            all_idx = torch.cat(all_gather(idx))
+            all_feats = torch.cat(all_gather(feats.detach().contiguous()))
+        self._pending = (all_idx, all_feats)
+        return dict(loss=loss, pos_sim=pos_sim)
+
+    def predict(self, inputs: Union[Tensor, List[Tensor]],
+                data_samples: Optional[List[DataSample]] = None
+                ) -> List[DataSample]:
+        """Embeddings of a batch, stored in each sample's ``feat`` field."""
+        feats = self.embed(inputs)
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(feats.shape[0])]
+        for ds, f in zip(data_samples, feats):
+            ds.set_field(f, 'feat', field_type='data')
+        return data_samples
+
+    def forward(self, inputs: Union[Tensor, List[Tensor]],
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """Modes ``'tensor'`` (backbone features), ``'loss'``, ``'predict'``."""
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        return super().forward(inputs, data_samples, mode)

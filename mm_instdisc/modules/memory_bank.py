@@ -1,0 +1,146 @@
+"""Per-image memory bank for non-parametric instance discrimination (plain PyTorch)."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _check_finite(name: str, x: Tensor) -> None:
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).sum().item()
+        raise ValueError(f'{name} contains {bad} non-finite values (NaN/Inf); '
+                         'the encoder has diverged (lower the learning rate or '
+                         'check the input pipeline).')
+
+
+class MemoryBank(nn.Module):
+    """One L2-normalised feature row per training image, as in NPID.
+
+    The bank is a *persistent* buffer, so it follows ``.to()``, is saved in
+    ``state_dict()`` (and so in every checkpoint) and is restored on resume.
+
+    Update convention (the official NPID code's): ``momentum`` is the weight
+    kept on the OLD entry,
+
+    .. math:: v_i \\leftarrow \\frac{m v_i + (1 - m) f_i}{\\|m v_i + (1 - m) f_i\\|}
+
+    with ``m = 0.5`` by default. (mmselfsup's ``momentum`` means the weight on
+    the new feature, i.e. ``1 - m`` here.)
+
+    Args:
+        length (int): Number of rows N, i.e. the training set size.
+        feat_dim (int): Feature dimension D. Defaults to 128.
+        momentum (float): Weight on the old entry, in [0, 1). Defaults to 0.5.
+
+    Examples:
+        >>> bank = MemoryBank(length=10, feat_dim=4)
+        >>> bank.bank.shape
+        torch.Size([10, 4])
+        >>> f = torch.nn.functional.normalize(torch.randn(2, 4), dim=1)
+        >>> bank.update(torch.tensor([3, 7]), f)
+        >>> bool(torch.allclose(bank.bank.norm(dim=1), torch.ones(10)))
+        True
+
+    Raises:
+        ValueError: On a non-positive size, a momentum outside [0, 1),
+            indices out of range or non-finite features.
+    """
+
+    bank: Tensor
+
+    def __init__(self, length: int, feat_dim: int = 128,
+                 momentum: float = 0.5) -> None:
+        super().__init__()
+        if length <= 0 or feat_dim <= 0:
+            raise ValueError(f'Illegal memory bank size: length={length}, '
+                             f'feat_dim={feat_dim}; both must be positive.')
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f'Illegal momentum: {momentum}; expected a value '
+                             'in [0, 1) (the weight kept on the old entry).')
+        self.length = int(length)
+        self.feat_dim = int(feat_dim)
+        self.momentum = float(momentum)
+        self.register_buffer('bank', torch.empty(self.length, self.feat_dim),
+                             persistent=True)
+        self.reset_random()
+
+    @torch.no_grad()
+    def reset_random(self, generator: Optional[torch.Generator] = None) -> None:
+        """Fill the bank with random unit rows (Gaussian, then normalised)."""
+        rows = torch.randn(self.length, self.feat_dim, generator=generator,
+                           dtype=self.bank.dtype)
+        self.bank.copy_(F.normalize(rows, dim=1).to(self.bank.device))
+
+    def _check_indices(self, idx: Tensor) -> None:
+        if idx.dim() != 1 or idx.dtype not in (torch.int32, torch.int64):
+            raise ValueError('Memory bank indices must be a 1-D integer tensor, '
+                             f'got dtype={idx.dtype} shape={tuple(idx.shape)}.')
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.length):
+            raise ValueError(
+                f'Memory bank index out of range [0, {self.length}): min '
+                f'{int(idx.min())}, max {int(idx.max())}. Does the bank length '
+                'match the training set size?')
+
+    @staticmethod
+    def _first_occurrence(idx: Tensor) -> Tensor:
+        """Positions of the first occurrence of each distinct index.
+
+        Distributed samplers pad the last batch with repeated images, so an
+        all-gathered batch may name a row twice; writing it once keeps the
+        update deterministic and identical on every rank.
+        """
+        uniq, inverse = torch.unique(idx, return_inverse=True)
+        pos = torch.arange(idx.numel(), device=idx.device)
+        first = torch.full((uniq.numel(), ), idx.numel(), device=idx.device,
+                           dtype=pos.dtype)
+        first.scatter_reduce_(0, inverse, pos, reduce='amin')
+        return first
+
+    def get(self, idx: Tensor) -> Tensor:
+        """Rows ``idx`` of the bank. Tensor of shape (B, D), no gradient."""
+        self._check_indices(idx)
+        return self.bank.index_select(0, idx.to(self.bank.device)).detach()
+
+    @torch.no_grad()
+    def update(self, idx: Tensor, feats: Tensor) -> None:
+        """Momentum-update rows ``idx`` with features ``feats`` (B, D).
+
+        ``feats`` are L2-normalised here, so raw embeddings may be passed.
+        """
+        self._check_indices(idx)
+        _check_finite('Features passed to MemoryBank.update', feats)
+        if feats.shape != (idx.numel(), self.feat_dim):
+            raise ValueError(f'Expected features of shape ({idx.numel()}, '
+                             f'{self.feat_dim}), got {tuple(feats.shape)}.')
+        idx = idx.to(self.bank.device)
+        feats = F.normalize(feats.detach().to(self.bank), dim=1)
+        keep = self._first_occurrence(idx)
+        idx, feats = idx[keep], feats[keep]
+        old = self.bank.index_select(0, idx)
+        new = F.normalize(self.momentum * old + (1 - self.momentum) * feats,
+                          dim=1)
+        self.bank.index_copy_(0, idx, new)
+
+    @torch.no_grad()
+    def fill(self, idx: Tensor, feats: Tensor) -> None:
+        """Overwrite rows ``idx`` with normalised ``feats`` (initialisation)."""
+        self._check_indices(idx)
+        _check_finite('Features passed to MemoryBank.fill', feats)
+        idx = idx.to(self.bank.device)
+        feats = F.normalize(feats.detach().to(self.bank), dim=1)
+        keep = self._first_occurrence(idx)
+        self.bank.index_copy_(0, idx[keep], feats[keep])
+
+    @torch.no_grad()
+    def stats(self) -> dict:
+        """Summary numbers for logging: row norms and spread of the bank."""
+        norms = self.bank.norm(dim=1)
+        mean_vec = self.bank.mean(dim=0)
+        return dict(norm_min=norms.min().item(), norm_max=norms.max().item(),
+                    mean_norm=mean_vec.norm().item())
+
+    def extra_repr(self) -> str:
+        return (f'length={self.length}, feat_dim={self.feat_dim}, '
+                f'momentum={self.momentum}')
+

@@ -1,0 +1,85 @@
+"""2-process gloo runs: banks identical across ranks after init and after steps."""
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tests.helpers import ROOT, write_fashion_mnist
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world, port, out):
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    torch.manual_seed(100 + rank)  # different init on purpose
+    from tests.test_models.test_npid import batch, build_tiny
+    from mm_instdisc.engine.hooks import MemoryBankHook
+    from mmengine.dist import broadcast
+    model = build_tiny(bank_size=32)
+    banks = []
+    broadcast(model.memory_bank.bank, src=0)  # what MemoryBankHook does
+    banks.append(model.memory_bank.bank.clone())
+    ddp = torch.nn.parallel.DistributedDataParallel(model,
+                                                    broadcast_buffers=False)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    for step in range(3):
+        idx = [rank * 8 + step * 2 + j for j in range(2)]  # disjoint per rank
+        data = model.data_preprocessor(batch(idx), True)
+        loss = ddp(**data, mode='loss')['loss']
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.flush_bank_update()
+        MemoryBankHook.check_sync(model.memory_bank.bank)
+        banks.append(model.memory_bank.bank.clone())
+    torch.save(banks, os.path.join(out, f'rank{rank}.pt'))
+    dist.destroy_process_group()
+
+
+def test_banks_identical_across_two_gloo_ranks(tmp_path):
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    b0 = torch.load(tmp_path / 'rank0.pt')
+    b1 = torch.load(tmp_path / 'rank1.pt')
+    for step, (x, y) in enumerate(zip(b0, b1)):
+        assert torch.equal(x, y), f'banks differ after step {step}'
+    # both ranks' rows were updated on both ranks
+    changed = (b0[-1] != b0[0]).any(1).nonzero().flatten().tolist()
+    assert {0, 1, 8, 9} <= set(changed)
+
+
+def test_dist_train_sh_two_cpu_processes(tmp_path):
+    """`bash tools/dist_train.sh CONFIG 2` on CPU, with rank bank checks."""
+    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
+    cfg = os.path.join(
+        ROOT, 'configs/npid/npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k.py')
+    env = dict(os.environ, PORT=str(free_port()), PYTHON=sys.executable,
+               OMP_NUM_THREADS='1')
+    opts = [
+        f'train_dataloader.dataset.data_root={data}',
+        f'val_dataloader.dataset.data_root={data}',
+        f'test_dataloader.dataset.data_root={data}',
+        'train_dataloader.dataset.indices=64', 'model.bank_size=64',
+        'train_dataloader.batch_size=8', 'val_dataloader.dataset.indices=32',
+        'model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
+        'model.neck.in_channels=64', 'model.head.num_negatives=16',
+        'train_cfg.max_epochs=1',
+        'custom_hooks.1.sync_check_interval=1',
+    ]
+    r = subprocess.run(
+        ['bash', os.path.join(ROOT, 'tools/dist_train.sh'), cfg, '2',
+         '--work-dir', str(tmp_path / 'w'), '--cfg-options', *opts],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp_path / 'w' / 'epoch_1.pth').exists()
+    ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
+    assert len(ckpt['rng_states']) == 2

@@ -1,0 +1,13 @@
+"""The docstring examples of mm_instdisc.modules run and hold."""
+import doctest
+
+import pytest
+
+from mm_instdisc.modules import knn, memory_bank, npid_loss
+
+
+@pytest.mark.parametrize('module', [knn, memory_bank, npid_loss])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One-command, idempotent set-up for mm_instdisc on a fresh Linux machine (Python 3.11).
+#
+#   bash tools/setup.sh            # venv in ./.venv + full OpenMMLab stack + Fashion-MNIST
+#
+# What it does (each step is skipped when already done):
+#   1. creates ./.venv (git-ignored) with Python 3.11;
+#   2. installs torch 2.14.1 / torchvision 0.29.1 and the pure-Python stack (requirements.txt);
+#   3. builds mmcv 2.1.0 *with compiled ops* from the PyPI sdist ONCE and caches the wheel in
+#      $MM_INSTDISC_CACHE (default ~/.cache/mm_instdisc), so later runs take seconds;
+#   4. installs mm_instdisc itself in editable mode;
+#   5. prepares Fashion-MNIST (the default data set) under ./data/fashion_mnist.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${MM_INSTDISC_CACHE:-$HOME/.cache/mm_instdisc}"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+MMCV_VERSION=2.1.0
+
+say() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+mkdir -p "$CACHE/wheels"
+
+# ---------------------------------------------------------------- 1. venv
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment $VENV ($("$PY" --version))"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+PIP=("$VPY" -m pip --disable-pip-version-check)
+"$VPY" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "mm_instdisc needs Python 3.11, $VPY is $("$VPY" --version)" >&2; exit 1; }
+
+# ---------------------------------------------------------------- 2. torch + stack
+stamp="$VENV/.mm_instdisc_deps"
+req_hash="$(cat "$ROOT/requirements.txt" "$ROOT/tools/setup.sh" | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
+  say "installing torch 2.14.1 + torchvision 0.29.1 and build tools"
+  "${PIP[@]}" install -q 'pip>=24' 'setuptools>=77,<81' wheel ninja psutil
+  "${PIP[@]}" install -q torch==2.14.1 torchvision==0.29.1
+
+  # ------------------------------------------------------------ 3. mmcv with ops
+  wheel="$(ls "$CACHE"/wheels/mmcv-${MMCV_VERSION}-*.whl 2>/dev/null | head -n1 || true)"
+  if [ -z "$wheel" ]; then
+    say "building mmcv ${MMCV_VERSION} with compiled ops (once; about 10-15 minutes on 2 cores)"
+    build="$(mktemp -d)"
+    "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==${MMCV_VERSION}" -d "$build"
+    tar -xzf "$build"/mmcv-${MMCV_VERSION}.tar.gz -C "$build"
+    src="$build/mmcv-${MMCV_VERSION}"
+    # torch >= 2.10 headers require C++20; mmcv 2.1.0 hard-codes -std=c++17.
+    sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
+    # Keep Python's optimisation flags (a bare CFLAGS=-g0 would build the ops at -O0), drop debug info.
+    pycflags="$("$VPY" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')"
+    ( cd "$src" && CFLAGS="$pycflags -g0" CXXFLAGS="-O2 -g0" MMCV_WITH_OPS=1 FORCE_CUDA=0 \
+        MAX_JOBS="$(nproc)" "${PIP[@]}" wheel -q --no-deps --no-build-isolation . -w "$CACHE/wheels" )
+    rm -rf "$build"
+    wheel="$(ls "$CACHE"/wheels/mmcv-${MMCV_VERSION}-*.whl | head -n1)"
+    say "cached $wheel"
+  fi
+  say "installing the OpenMMLab stack (mmcv from $wheel)"
+  "${PIP[@]}" install -q "$wheel"
+  "${PIP[@]}" install -q -r "$ROOT/requirements.txt"
+  echo "$req_hash" > "$stamp"
+else
+  say "dependencies already installed ($VENV)"
+fi
+
+# ---------------------------------------------------------------- 4. the package
+if ! "$VPY" -c 'import mm_instdisc, os, sys; sys.exit(0 if os.path.dirname(mm_instdisc.__file__).startswith(sys.argv[1]) else 1)' "$ROOT" 2>/dev/null; then
+  say "installing mm_instdisc (editable)"
+  "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+fi
+
+# ---------------------------------------------------------------- 5. Fashion-MNIST
+"$VPY" "$ROOT/tools/dataset_converters/prepare_fashion_mnist.py" --out "$ROOT/data/fashion_mnist" \
+  --cache "$CACHE"
+
+say "checking the installation"
+"$VPY" - <<'PY'
+import torch, mmengine, mmcv, mmpretrain, mmdet, lightly
+from mmcv.ops import nms, RoIAlign  # compiled ops must import
+print(f'torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__} (ops ok), '
+      f'mmpretrain {mmpretrain.__version__}, mmdet {mmdet.__version__}, lightly {lightly.__version__}')
+PY
+say "ready: activate with 'source .venv/bin/activate'"

@@ -1,0 +1,47 @@
+"""Evaluate a checkpoint with a config's test loop, like mmpretrain's tools/test.py.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.json]
+"""
+import argparse
+import json
+import os.path as osp
+
+import _common  # noqa: F401
+from _common import (add_common_args, default_work_dir, finish_args,
+                     set_default_dataloader_cfg)
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a checkpoint')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='write the metrics to this JSON file')
+    add_common_args(parser)
+    args = parser.parse_args()
+    finish_args(args)
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    default_work_dir(cfg, args)
+    cfg.load_from = args.checkpoint
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        set_default_dataloader_cfg(cfg, field)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    runner = (Runner.from_cfg(cfg)
+              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    metrics = runner.test()
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+        print(f'metrics written to {osp.abspath(args.out)}')
+
+
+if __name__ == '__main__':
+    main()
