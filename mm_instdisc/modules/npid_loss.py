@@ -204,6 +204,12 @@ class NPIDLoss(nn.Module):
             raise ValueError(f'Expected one index per feature, got idx of shape '
                              f'{tuple(idx.shape)} for {feats.shape[0]} features.')
         idx = idx.to(bank.device).long()
+        if idx.numel() and (int(idx.min()) < 0 or
+                            int(idx.max()) >= bank.shape[0]):
+            raise ValueError(
+                f'Bank index out of range [0, {bank.shape[0]}): min '
+                f'{int(idx.min())}, max {int(idx.max())}. Does the bank length '
+                'match the training set size?')
         if self.mode == 'softmax':
             loss = F.cross_entropy(self.softmax_logits(feats, bank), idx,
                                    reduction='none')
