@@ -49,7 +49,7 @@ class EpochRecorder(Hook):
         self._losses.append(float(outputs['loss']))
 
     def after_train_epoch(self, runner):
-        self.history.append(dict(epoch=runner.epoch,
+        self.history.append(dict(epoch=runner.epoch + 1,
                                  loss=sum(self._losses) / len(self._losses)))
         self._losses = []
 
@@ -69,7 +69,16 @@ def parse_args():
                    'reference (60000 = all)')
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--lr', type=float, default=0.03)
+    p.add_argument('--loss-mode', default=None, choices=['nce', 'softmax'],
+                   help="override the config's NPIDHead loss_mode")
+    p.add_argument('--z-mode', default=None, choices=['once', 'ema'])
+    p.add_argument('--temperature', type=float, default=None)
+    p.add_argument('--bank-init', default=None, choices=['random', 'forward'])
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--cfg-options', nargs='+', default=None,
+                   action=__import__('mmengine.config',
+                                     fromlist=['DictAction']).DictAction,
+                   help='override settings of the NPID config, key=value')
     p.add_argument('--seed', type=int, default=0)
     return p.parse_args()
 
@@ -90,7 +99,19 @@ def make_cfg(args):
         dict(type='CosineAnnealingLR', T_max=args.epochs, by_epoch=True,
              begin=0, end=args.epochs, eta_min=args.lr * 0.01)
     ]
+    if args.loss_mode:
+        cfg.model.head.loss_mode = args.loss_mode
+    if args.z_mode:
+        cfg.model.head.z_mode = args.z_mode
+    if args.temperature:
+        cfg.model.head.temperature = args.temperature
+    if args.bank_init:
+        for h in cfg.custom_hooks:
+            if h.type == 'MemoryBankHook':
+                h.init = args.bank_init
     cfg.randomness = dict(seed=args.seed)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     cfg.default_hooks.logger.interval = 50
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
                                         max_keep_ckpts=1)
