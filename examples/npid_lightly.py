@@ -28,7 +28,7 @@ from mm_instdisc.modules import (MemoryBank, NPIDLoss, topk_accuracy,  # noqa: E
 
 
 class IDXImages(torch.utils.data.Dataset):
-    """Fashion-MNIST IDX files as (PIL RGB image, label) pairs."""
+    """Fashion-MNIST IDX files as (image, label), torchvision style."""
 
     def __init__(self, root, split='train', limit=None):
         from mm_instdisc.datasets.fashion_mnist import read_idx  # numpy only
@@ -37,12 +37,16 @@ class IDXImages(torch.utils.data.Dataset):
         self.labels = read_idx(os.path.join(root, f'{prefix}-labels-idx1-ubyte.gz'))
         if limit:
             self.imgs, self.labels = self.imgs[:limit], self.labels[:limit]
+        self.transform = None  # set by LightlyDataset.from_torch_dataset
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return Image.fromarray(self.imgs[i]).convert('RGB'), int(self.labels[i])
+        img = Image.fromarray(self.imgs[i]).convert('RGB')
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, int(self.labels[i])
 
 
 def main():

@@ -11,6 +11,7 @@
    queries, as in figure 5 of the NPID paper), all in the work dir.
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -63,10 +64,13 @@ def parse_args():
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/demo_npid'))
     p.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist'))
-    p.add_argument('--epochs', type=int, default=6)
-    p.add_argument('--train-size', type=int, default=20000,
+    p.add_argument('--epochs', type=int, default=12)
+    p.add_argument('--train-size', type=int, default=10000,
                    help='training images used for pretraining and as kNN '
                    'reference (60000 = all)')
+    p.add_argument('--val-size', type=int, default=2000,
+                   help='test images for the per-epoch kNN curve (the final '
+                   'table always uses all 10000)')
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--lr', type=float, default=0.03)
     p.add_argument('--loss-mode', default=None, choices=['nce', 'softmax'],
@@ -89,7 +93,8 @@ def make_cfg(args):
     cfg.model.bank_size = args.train_size
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.dataset.data_root = args.data_root
-    cfg.test_dataloader = cfg.val_dataloader
+    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    cfg.val_dataloader.dataset.indices = args.val_size
     cfg.train_dataloader.batch_size = args.batch_size
     cfg.train_dataloader.dataset.indices = args.train_size
     cfg.optim_wrapper.optimizer.lr = args.lr
@@ -134,7 +139,7 @@ def pixels(loader):
     return x - x.mean(1, keepdim=True), torch.tensor(ys)
 
 
-def plot_curves(history, baselines, path):
+def plot_curves(history, baselines, path, val_size):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -144,7 +149,7 @@ def plot_curves(history, baselines, path):
     ax[0].set(xlabel='epoch', ylabel='NCE loss (mean over epoch)',
               title='NPID training loss')
     ax[1].plot(ep, [h.get('knn_top1') for h in history], 'o-',
-               label='NPID (vs memory bank)')
+               label=f'NPID (memory bank, {val_size} test images)')
     for name, val, style in baselines:
         ax[1].axhline(val, ls=style, color='gray', label=name)
     ax[1].set(xlabel='epoch', ylabel='kNN top-1 (%), k=200',
@@ -222,7 +227,8 @@ def main():
     curves = osp.join(args.work_dir, 'npid_curves.png')
     plot_curves(recorder.history,
                 [('random init', rows[1]['top1_k200'], '--'),
-                 ('raw pixels', rows[0]['top1_k200'], ':')], curves)
+                 ('raw pixels', rows[0]['top1_k200'], ':')], curves,
+                args.val_size)
     ds_train, ds_test = train_loader.dataset, test_loader.dataset
     train_imgs = [ds_train.get_data_info(i)['img'] for i in range(len(ds_train))]
     test_imgs = [ds_test.get_data_info(i)['img'] for i in range(len(ds_test))]

@@ -43,7 +43,7 @@ def test_cifar10_npid_pipeline(tmp_path, monkeypatch):
     write_cifar10(tmp_path / 'c10')
     # mmpretrain verifies the real archive's md5 sums; our files are tiny fakes
     monkeypatch.setattr(CIFAR10, '_check_integrity', lambda self: True)
-    cfg = 'configs/npid/npid_resnet18_1xb128-steplr-200e_cifar10.py'
+    cfg = 'configs/npid/npid_resnet18_1xb128-200e_cifar10.py'
     ds = build_dataset(cfg, 'train_dataloader', tmp_path / 'c10')
     assert len(ds) == 30
     for i in range(len(ds)):  # colour jitter with hue 0.4 under numpy 2

@@ -2,20 +2,15 @@
 dataset_type = 'CIFAR10'
 data_root = 'data/cifar10/'
 
-# NPID CIFAR recipe (lemniscate cifar.py): crop 0.2-1, jitter 0.4, gray 0.2.
+# NPID CIFAR recipe (lemniscate cifar.py): crop 0.2-1, grayscale 0.2, then
+# colour jitter 0.4 (hue included) always; no flip (commented out there).
 train_pipeline = [
     dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.2, 1.),
          backend='pillow'),
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(type='ColorJitter', brightness=0.4, contrast=0.4,
-                 saturation=0.4, hue=0.4)
-        ],
-        prob=1.0),
     dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
          channel_weights=(0.114, 0.587, 0.2989)),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4,
+         hue=0.4),
     dict(type='PackInputs'),
 ]
 test_pipeline = [dict(type='PackInputs')]

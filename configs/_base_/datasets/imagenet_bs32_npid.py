@@ -14,13 +14,8 @@ train_pipeline = [
          backend='pillow'),
     dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
          channel_weights=(0.114, 0.587, 0.2989)),
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(type='ColorJitter', brightness=0.4, contrast=0.4,
-                 saturation=0.4, hue=0.4)
-        ],
-        prob=1.0),
+    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4,
+         hue=0.4),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackInputs'),
 ]

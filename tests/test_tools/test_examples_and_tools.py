@@ -1,0 +1,73 @@
+"""The lightly example, tools/knn_eval.py and tools/test.py run end to end."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.helpers import ROOT, tiny_npid_cfg, write_fashion_mnist
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return write_fashion_mnist(tmp_path_factory.mktemp('fm') / 'fm',
+                               n_train=64, n_test=32)
+
+
+def run(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, *args], capture_output=True,
+                       text=True, timeout=600, env=env, cwd=ROOT, **kw)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def test_lightly_example(data_root):
+    out = run(['examples/npid_lightly.py', '--data-root', str(data_root),
+               '--limit', '64', '--batch-size', '16', '--max-steps', '3'])
+    assert 'kNN top-1 vs bank' in out
+
+
+@pytest.fixture(scope='module')
+def trained(data_root, tmp_path_factory):
+    from mmengine.runner import Runner
+    import mm_instdisc.engine  # noqa: F401
+    work = tmp_path_factory.mktemp('work')
+    cfg = tiny_npid_cfg(data_root, work, epochs=1)
+    Runner.from_cfg(cfg).train()
+    cfg_path = work / 'tiny_npid.py'
+    cfg.dump(str(cfg_path))
+    return cfg_path, work / 'epoch_1.pth'
+
+
+def test_knn_eval_tool_prints_accuracies(trained, tmp_path):
+    cfg, ckpt = trained
+    out = run(['tools/knn_eval.py', str(cfg), str(ckpt), '--ks', '5', '20',
+               '--out', str(tmp_path / 'knn.json')])
+    lines = [l.split() for l in out.splitlines() if l.strip()[:2] in ('5 ', '20')]
+    assert [l[0] for l in lines] == ['5', '20']
+    for l in lines:
+        assert 0 <= float(l[1]) <= float(l[2]) <= 100  # top-1 <= top-5
+    bank = run(['tools/knn_eval.py', str(cfg), str(ckpt), '--use-bank'])
+    assert 'top-1' in bank
+
+
+def test_knn_eval_rejects_foreign_checkpoint(trained, tmp_path):
+    cfg, _ = trained
+    bad = tmp_path / 'bad.pth'
+    torch.save(dict(state_dict={'foo': torch.zeros(1)}), bad)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, 'tools/knn_eval.py', str(cfg), str(bad)],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode != 0
+    assert 'lacks' in r.stderr and 'model keys' in r.stderr
+
+
+def test_test_tool_runs_knn_metric(trained, tmp_path):
+    cfg, ckpt = trained
+    run(['tools/test.py', str(cfg), str(ckpt), '--work-dir', str(tmp_path),
+         '--out', str(tmp_path / 'm.json')])
+    import json
+    metrics = json.load(open(tmp_path / 'm.json'))
+    assert 0 <= metrics['knn/top1_k5'] <= 100
