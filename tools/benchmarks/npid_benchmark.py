@@ -204,7 +204,7 @@ def _knn_child(method, q_n, n, d, device, conn):
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
-    conn.send((dt, peak, pred.cpu()))
+    conn.send((dt, peak, pred.cpu().numpy()))  # plain pickle, no shared fd
 
 
 def bench_knn(args, device):
@@ -218,6 +218,7 @@ def bench_knn(args, device):
                             args=(method, 10000, 60000, 128, device, b))
             p.start()
             dt, peak, pred = a.recv()
+            pred = torch.from_numpy(pred)
             p.join()
             o = out.setdefault(method, dict(times=[], peak_mb=0, pred=pred))
             o['times'].append(dt)
