@@ -39,7 +39,11 @@ def merge_args(cfg, args):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     default_work_dir(cfg, args)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # AdCo's wrapper has an AMP twin that keeps the negatives ascending
+        cfg.optim_wrapper.type = (
+            'AdversarialAmpOptimWrapper'
+            if cfg.optim_wrapper.get('type') == 'AdversarialOptimWrapper'
+            else 'AmpOptimWrapper')
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

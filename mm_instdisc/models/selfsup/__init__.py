@@ -1,3 +1,4 @@
+from .adco import AdCo
 from .npid import NPID
 
-__all__ = ['NPID']
+__all__ = ['NPID', 'AdCo']

@@ -1,0 +1,434 @@
+"""AdCo through mmengine's Runner (hook, wrapper, checkpoint, exact resume,
+config errors) and in 2-process gloo runs (identical negatives, DDP-averaged
+ascent gradient)."""
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tests.helpers import ROOT, write_fashion_mnist
+from tests.test_engine.test_distributed import free_port
+from tests.test_engine.test_npid_training import LossRecorder
+from tests.test_models.test_adco import ADCO_FMNIST_CONFIG
+
+NEG_KEYS = {'negatives': dict(adversarial=True, lr=3.0, momentum=0.9,
+                              weight_decay=1e-4)}
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return write_fashion_mnist(tmp_path_factory.mktemp('fm') / 'fm',
+                               n_train=64, n_test=32)
+
+
+def tiny_adco_cfg(data_root, work_dir, epochs=2, batch_size=16,
+                  num_negatives=40, seed=0, config=ADCO_FMNIST_CONFIG):
+    """The Fashion-MNIST AdCo config shrunk to seconds on a CPU (64 images,
+    4 iterations per epoch, D=16)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    m = cfg.model
+    m.num_negatives = num_negatives
+    m.feat_dim = 16
+    m.backbone.stem_channels = m.backbone.base_channels = 8
+    m.neck.in_channels = m.neck.hid_channels = 64
+    m.neck.out_channels = 16
+    cfg.train_dataloader.dataset.data_root = str(data_root)
+    cfg.test_dataloader.dataset.data_root = str(data_root)
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
+             end=epochs)
+    ]
+    cfg.custom_hooks = [
+        dict(type='RandomStateHook'),
+        dict(type='AdCoNegativesInitHook', log_interval=1)
+    ]
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.randomness = dict(seed=seed)
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def make_runner(cfg, *hooks):
+    from mmengine.runner import Runner
+    import mm_instdisc.engine  # noqa: F401
+    runner = Runner.from_cfg(copy.deepcopy(cfg))
+    for h in hooks:
+        runner.register_hook(h)
+    return runner
+
+
+class StateRecorder:
+    """After each iteration (after AdCoNegativesInitHook): negatives, fill
+    count, freeze flag, and whether the key encoder equals the query one."""
+
+    def __init__(self):
+        from mmengine.hooks import Hook
+
+        rec = self
+
+        class _Hook(Hook):
+            priority = 'LOW'
+
+            def before_train(self, runner):
+                rec.w0 = runner.model.negatives.weight.detach().clone()
+
+            def after_train_iter(self, runner, batch_idx, data_batch=None,
+                                 outputs=None):
+                m = runner.model
+                same = all(
+                    torch.equal(a, b) for a, b in zip(
+                        m.encoder_k.module.parameters(),
+                        list(m.backbone.parameters()) +
+                        list(m.neck.parameters())))
+                rec.rows.append(dict(
+                    weight=m.negatives.weight.detach().clone(),
+                    filled=int(m.negatives.num_filled),
+                    frozen=runner.optim_wrapper.adversarial_frozen,
+                    key_is_query=same))
+
+        self.rows = []
+        self.hook = _Hook()
+
+
+def test_train_initialises_from_keys_then_ascends(data_root, tmp_path):
+    rec = StateRecorder()
+    cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=2)
+    runner = make_runner(cfg, rec.hook)
+    runner.train()
+    rows = rec.rows
+    assert [r['filled'] for r in rows] == [16, 32, 40, 40, 40, 40, 40, 40]
+    assert [r['frozen'] for r in rows] == [True] * 3 + [False] * 5
+    # frozen while filling: unfilled columns untouched, filled ones unit
+    for r in rows[:3]:
+        n = r['filled']
+        assert torch.equal(r['weight'][:, n:], rec.w0[:, n:])
+        assert torch.allclose(r['weight'].norm(dim=0), torch.ones(40),
+                              atol=1e-5)
+    # the key encoder was reset to the query encoder when the fill ended
+    assert rows[2]['key_is_query']
+    # afterwards every step moves the negatives (ascent) and keeps them sane
+    for prev, cur in zip(rows[2:], rows[3:]):
+        assert not torch.equal(prev['weight'], cur['weight'])
+        assert torch.isfinite(cur['weight']).all()
+    ckpt = torch.load(tmp_path / 'w' / 'epoch_2.pth', weights_only=False)
+    sd = ckpt['state_dict']
+    assert torch.equal(sd['negatives.weight'], runner.model.negatives.weight)
+    assert int(sd['negatives.num_filled']) == 40
+    opt = ckpt['optimizer']
+    assert opt['adversarial_hparams'] == [dict(lr=3.0, momentum=0.9,
+                                               weight_decay=1e-4)]
+    adv_group = [g for g in opt['param_groups'] if g.get('adversarial')]
+    assert len(adv_group) == 1
+    assert 'momentum_buffer' in opt['state'][adv_group[0]['params'][0]]
+    scalars = runner.message_hub.log_scalars
+    for key in ('train/adv_ce', 'train/neg_filled', 'train/adversarial_lr',
+                'train/neg_norm_max'):
+        assert key in scalars, key
+    assert scalars['train/adversarial_lr'].current() == 3.0
+
+
+def test_negatives_lr_constant_under_runner_schedulers(data_root, tmp_path):
+    """Warm-up + per-iteration cosine move the encoder's lr; every optimizer
+    step still uses lr 3 / momentum 0.9 / wd 1e-4 for the negatives."""
+    from mmengine.hooks import Hook
+    seen = []
+
+    class StepSpy(Hook):
+        def before_train(self, runner):
+            opt = runner.optim_wrapper.optimizer
+            inner = opt.step
+
+            def step(*args, **kwargs):
+                seen.append([(g['lr'], g['momentum'], g['weight_decay'],
+                              g.get('adversarial', False))
+                             for g in opt.param_groups])
+                return inner(*args, **kwargs)
+
+            opt.step = step
+
+    cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=2, num_negatives=16)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=3),
+        dict(type='CosineAnnealingLR', T_max=8, by_epoch=False, begin=3,
+             end=8),
+    ]
+    make_runner(cfg, StepSpy()).train()
+    assert len(seen) == 8
+    enc_lrs = set()
+    for groups in seen:
+        adv = [g[:3] for g in groups if g[3]]
+        assert adv == [(3.0, 0.9, 1e-4)]
+        enc_lrs |= {g[0] for g in groups if not g[3]}
+    assert len(enc_lrs) >= 6
+
+
+def test_resume_is_exact(data_root, tmp_path):
+    """Stop after epoch 1 (in the middle of the key initialisation: K=80 is
+    filled in iteration 5), resume: same weights, negatives, losses."""
+    full_rec, resumed_rec = LossRecorder(), LossRecorder()
+    cfg = tiny_adco_cfg(data_root, tmp_path / 'full', epochs=3,
+                        num_negatives=80)
+    full = make_runner(cfg, full_rec.hook)
+    full.train()
+
+    cfg_a = tiny_adco_cfg(data_root, tmp_path / 'part', epochs=3,
+                          num_negatives=80)
+    cfg_a.train_cfg.max_epochs = 1  # the same schedule, stopped early
+    make_runner(cfg_a).train()
+    ckpt = torch.load(tmp_path / 'part' / 'epoch_1.pth', weights_only=False)
+    assert int(ckpt['state_dict']['negatives.num_filled']) == 64
+    cfg_b = tiny_adco_cfg(data_root, tmp_path / 'part', epochs=3,
+                          num_negatives=80)
+    cfg_b.resume = True
+    cfg_b.load_from = str(tmp_path / 'part' / 'epoch_1.pth')
+    resumed = make_runner(cfg_b, resumed_rec.hook)
+    resumed.train()
+
+    tail = [loss for loss in full_rec.losses if loss[0] >= 4]
+    assert len(tail) == 8
+    assert resumed_rec.losses == tail
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    sa = full.optim_wrapper.state_dict()
+    sb = resumed.optim_wrapper.state_dict()
+    for pid in sa['state']:
+        for name, v in sa['state'][pid].items():
+            assert torch.equal(v, sb['state'][pid][name])
+
+
+@pytest.mark.parametrize('change, error, match', [
+    (dict(optim_wrapper=dict(type='OptimWrapper')), TypeError,
+     'AdversarialOptimWrapper'),
+    (dict(optim_wrapper=dict(type='AmpOptimWrapper')), (TypeError,
+                                                        AssertionError),
+     'AdversarialOptimWrapper|only available'),
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(
+        custom_keys={'negative_bank': NEG_KEYS['negatives']}))), ValueError,
+     'no param group is flagged'),
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(custom_keys={
+        'negatives': NEG_KEYS['negatives'],
+        'neck': dict(adversarial=True)}))), ValueError,
+     'other than negatives.weight'),
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(
+        custom_keys={'negatives': dict(adversarial_=True)}))), ValueError,
+     'did you mean'),
+    (dict(model=dict(head=dict(mem_temperature=0.0))), ValueError,
+     r'mem_temperature \(mem_t\)'),
+])
+def test_bad_config_is_a_clear_error(data_root, tmp_path, change, error,
+                                     match):
+    cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=1)
+    if change.get('optim_wrapper', {}).get('paramwise_cfg'):
+        cfg.optim_wrapper.paramwise_cfg = change['optim_wrapper'][
+            'paramwise_cfg']
+    else:
+        cfg.merge_from_dict(change)
+    with pytest.raises(error, match=match):
+        make_runner(cfg).train()
+
+
+def test_hook_warns_once_when_negatives_are_out_of_reach():
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mm_instdisc.engine.hooks import AdCoNegativesInitHook
+    from tests.test_models.test_adco import build_tiny
+    warned_at = []
+    runner = SimpleNamespace(
+        model=build_tiny(negatives_init='random'), iter=0,
+        message_hub=MessageHub.get_current_instance(),
+        logger=SimpleNamespace(
+            warning=lambda msg: warned_at.append((runner.iter, msg)),
+            info=lambda msg: None))
+    hook = AdCoNegativesInitHook(log_interval=1000, dead_iters=3)
+    for i, p in enumerate([0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]):
+        runner.iter = i
+        hook.after_train_iter(runner, i,
+                              outputs=dict(neg_prob=torch.tensor(p)))
+    assert [i for i, _ in warned_at] == [5]
+    assert 'mem_temperature' in warned_at[0][1]
+
+
+# -------------------------------------------------------- distributed
+def _worker(rank, world, port, out):
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    torch.manual_seed(100 + rank)  # different init on purpose
+    import mm_instdisc.engine  # noqa: F401
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from tests.test_models.test_adco import build_tiny, views
+    init_default_scope('mmpretrain')
+    # 8 global keys/step: 2 init steps; warm temperatures: sizeable gradients
+    model = build_tiny(num_negatives=12, head=dict(
+        type='AdCoHead', temperature=0.5, mem_temperature=0.5))
+    ddp = torch.nn.parallel.DistributedDataParallel(model,
+                                                    broadcast_buffers=False)
+    wrapper = build_optim_wrapper(ddp, dict(
+        type='AdversarialOptimWrapper',
+        optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4),
+        paramwise_cfg=dict(custom_keys=NEG_KEYS)))
+    local = []
+    model.negatives.weight.register_hook(
+        lambda g: local.append(g.detach().clone()))  # before DDP's all-reduce
+    rows = []
+    for step in range(5):
+        wrapper.adversarial_frozen = not model.negatives.initialised
+        data = model.data_preprocessor(views(4, seed=10 * step + rank), True)
+        losses = ddp(**data, mode='loss')
+        wrapper.backward(losses['loss'])
+        grad = model.negatives.weight.grad.clone()
+        wrapper.step()
+        wrapper.zero_grad()
+        model.flush_negatives_init()
+        rows.append(dict(weight=model.negatives.weight.detach().clone(),
+                         grad=grad, local=local[-1],
+                         filled=int(model.negatives.num_filled),
+                         frozen=wrapper.adversarial_frozen))
+    torch.save(rows, os.path.join(out, f'rank{rank}.pt'))
+    dist.destroy_process_group()
+
+
+def test_negatives_identical_across_two_gloo_ranks(tmp_path):
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    r0 = torch.load(tmp_path / 'rank0.pt')
+    r1 = torch.load(tmp_path / 'rank1.pt')
+    assert [r['filled'] for r in r0] == [8, 12, 12, 12, 12]
+    assert [r['frozen'] for r in r0] == [True, True, False, False, False]
+    for step, (a, b) in enumerate(zip(r0, r1)):
+        assert torch.equal(a['weight'], b['weight']), f'step {step}'
+        # each rank saw different data, DDP averaged the two gradients
+        assert not torch.allclose(a['local'], b['local'], rtol=1e-2, atol=0)
+        mean = 0.5 * (a['local'] + b['local'])
+        assert torch.allclose(a['grad'], mean, rtol=1e-5, atol=1e-30)
+        assert torch.allclose(b['grad'], mean, rtol=1e-5, atol=1e-30)
+    # the ascent steps had real gradients and moved the negatives
+    assert all(r['grad'].abs().max() > 1e-3 for r in r0[2:])
+    assert not torch.allclose(r0[2]['weight'], r0[4]['weight'], atol=1e-3)
+
+
+def test_dist_train_sh_two_cpu_processes(tmp_path):
+    """`bash tools/dist_train.sh ADCO_CONFIG 2` on CPU: hook, wrapper, DDP."""
+    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
+    cfg = os.path.join(
+        ROOT, 'configs/adco/adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-'
+        '10k.py')
+    env = dict(os.environ, PORT=str(free_port()), PYTHON=sys.executable,
+               OMP_NUM_THREADS='1')
+    opts = [
+        f'train_dataloader.dataset.data_root={data}',
+        f'test_dataloader.dataset.data_root={data}',
+        'train_dataloader.dataset.indices=64', 'train_dataloader.batch_size=8',
+        'test_dataloader.dataset.indices=32',
+        'model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
+        'model.neck.in_channels=64', 'model.neck.hid_channels=64',
+        'model.num_negatives=32', 'train_cfg.max_epochs=1',
+    ]
+    r = subprocess.run(
+        ['bash', os.path.join(ROOT, 'tools/dist_train.sh'), cfg, '2',
+         '--work-dir', str(tmp_path / 'w'), '--cfg-options', *opts],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
+    assert int(ckpt['state_dict']['negatives.num_filled']) == 32
+    assert len(ckpt['rng_states']) == 2
+    assert torch.isfinite(ckpt['state_dict']['negatives.weight']).all()
+
+
+# ------------------------------------------------------------- configs
+ADCO_CONFIGS = sorted(
+    os.path.join(ROOT, 'configs', 'adco', f)
+    for f in os.listdir(os.path.join(ROOT, 'configs', 'adco')))
+EXPECTED = {  # file -> (K, t, mem_t, lr, symmetric, multi_crop, views)
+    'adco_resnet50_8xb32-coslr-200e_in1k.py':
+    (65536, 0.12, 0.02, 0.03, False, False, 2),
+    'adco-neg16384_resnet50_8xb32-coslr-200e_in1k.py':
+    (16384, 0.12, 0.02, 0.03, False, False, 2),
+    'adco-neg8192_resnet50_8xb32-coslr-200e_in1k.py':
+    (8192, 0.14, 0.03, 0.04, False, False, 2),
+    'adco_resnet50_8xb32-sym-coslr-200e_in1k.py':
+    (65536, 0.12, 0.02, 0.03, True, False, 2),
+    'adco_resnet50_8xb32-mcrop-coslr-200e_in1k.py':
+    (65536, 0.12, 0.02, 0.03, False, True, 6),
+    'adco_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py':
+    (4096, 0.12, 0.02, 0.03, False, False, 2),
+    'adco_resnet18-w16_1xb128-sym-coslr-10e_fashion-mnist.py':
+    (4096, 0.12, 0.02, 0.03, True, False, 2),
+    'adco_resnet18-w16_1xb128-mcrop-coslr-10e_fashion-mnist.py':
+    (4096, 0.12, 0.02, 0.03, False, True, 5),
+    'adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-10k.py':
+    (4096, 0.12, 0.02, 0.03, False, False, 2),
+}
+
+
+def test_every_adco_config_is_checked():
+    assert sorted(os.path.basename(p) for p in ADCO_CONFIGS) == sorted(
+        EXPECTED)
+
+
+@pytest.mark.parametrize('path', ADCO_CONFIGS,
+                         ids=[os.path.basename(p) for p in ADCO_CONFIGS])
+def test_adco_config_recipe_and_optim_wrapper(path):
+    """Each config's recipe, and its optim wrapper passes the hook's checks
+    (negatives ascend with constant lr 3, momentum 0.9, wd 1e-4)."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import HOOKS, MODELS
+    import mm_instdisc.engine  # noqa: F401
+    import mm_instdisc.models  # noqa: F401
+    k, t, mem_t, lr, sym, mcrop, n_views = EXPECTED[os.path.basename(path)]
+    cfg = Config.fromfile(path)
+    init_default_scope('mmpretrain')
+    m = cfg.model
+    assert (m.num_negatives, m.head.temperature, m.head.mem_temperature,
+            m.symmetric, m.multi_crop) == (k, t, mem_t, sym, mcrop)
+    assert m.head.batch_negatives and m.negatives_init == 'keys'
+    assert cfg.optim_wrapper.optimizer.lr == lr
+    views = [t for t in cfg.train_dataloader.dataset.pipeline
+             if t.type == 'MultiView'][0]
+    num = views.num_views
+    assert (num if isinstance(num, int) else sum(num)) == n_views
+    model = MODELS.build(m)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert [p is model.negatives.weight
+            for p in wrapper.adversarial_params()] == [True]
+    assert wrapper.adversarial_hparams == [
+        dict(lr=3.0, momentum=0.9, weight_decay=1e-4)]
+    hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
+    assert any(type(h).__name__ == 'AdCoNegativesInitHook' for h in hooks)
+    if 'in1k' in path:
+        sched = cfg.param_scheduler[0]
+        assert (sched.type, sched.T_max, sched.eta_min) == (
+            'CosineAnnealingLR', 200, 6e-4)
+        assert cfg.train_cfg.max_epochs == 200
+
+
+@pytest.mark.parametrize('name', [
+    'adco_resnet18-w16_1xb128-sym-coslr-10e_fashion-mnist.py',
+    'adco_resnet18-w16_1xb128-mcrop-coslr-10e_fashion-mnist.py',
+])
+def test_fashion_mnist_variants_train(data_root, tmp_path, name):
+    """The symmetric and multi-crop pipelines and models, end to end."""
+    cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=1, num_negatives=16,
+                        config=os.path.join(ROOT, 'configs', 'adco', name))
+    rec = LossRecorder()
+    runner = make_runner(cfg, rec.hook)
+    runner.train()
+    assert len(rec.losses) == 4
+    assert all(torch.isfinite(torch.tensor(loss)) for _, loss in rec.losses)
+    assert runner.model.negatives.initialised

@@ -1,0 +1,233 @@
+"""The AdCo algorithm: modes, init phase, loss/gradient routing, variants."""
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.helpers import ROOT
+
+ADCO_FMNIST_CONFIG = os.path.join(
+    ROOT, 'configs/adco/adco_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
+
+
+def build_tiny(num_negatives=24, feat_dim=16, **overrides):
+    """The Fashion-MNIST AdCo model at width 8, D=16."""
+    import mm_instdisc.models  # noqa: F401
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(ADCO_FMNIST_CONFIG).model
+    cfg.num_negatives = num_negatives
+    cfg.feat_dim = feat_dim
+    cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
+    cfg.neck.in_channels = cfg.neck.hid_channels = 64
+    cfg.neck.out_channels = feat_dim
+    cfg.update(overrides)
+    model = MODELS.build(cfg)
+    model.init_hook_attached = True  # no warning in unit tests
+    return model
+
+
+def views(batch_size=4, sizes=(28, 28), seed=0):
+    from mmpretrain.structures import DataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 255, (batch_size, 1, s, s), generator=g,
+                            dtype=torch.uint8) for s in sizes]
+    return dict(inputs=inputs,
+                data_samples=[DataSample() for _ in range(batch_size)])
+
+
+def prep(model, data):
+    return model.data_preprocessor(data, True)
+
+
+def query_params(model):
+    return list(model.backbone.parameters()) + list(model.neck.parameters())
+
+
+def test_init_phase_fills_negatives_then_resets_key_encoder():
+    torch.manual_seed(0)
+    model = build_tiny(num_negatives=10)
+    assert not model.negatives.initialised
+    for step in range(3):
+        out = model(**prep(model, views(4, seed=step)), mode='loss')
+        assert set(out) == {'loss', 'adv_ce', 'neg_prob'}
+        assert torch.isfinite(out['loss'])
+        assert int(model.negatives.num_filled) == min(4 * step, 10)
+        out['loss'].backward()
+        # parameters change between steps, as an optimizer would
+        with torch.no_grad():
+            for p in query_params(model):
+                p.add_(0.01)
+        model.flush_negatives_init()
+        assert int(model.negatives.num_filled) == min(4 * (step + 1), 10)
+    assert model.negatives.initialised
+    # key encoder == query encoder after the last column was filled
+    for p_k, p_q in zip(model.encoder_k.module.parameters(),
+                        query_params(model)):
+        assert torch.equal(p_k, p_q)
+    assert torch.allclose(model.negatives.weight.norm(dim=0), torch.ones(10),
+                          atol=1e-5)
+
+
+def test_init_phase_loss_uses_only_the_own_key():
+    torch.manual_seed(0)
+    model = build_tiny(num_negatives=12)
+    data = prep(model, views(4))
+    seen = []
+    orig = model.head.loss
+
+    def spy(q, k, negatives, pos_offset=0, batch_negatives=None):
+        seen.append(batch_negatives)
+        return orig(q, k, negatives, pos_offset, batch_negatives)
+
+    model.head.loss = spy
+    model(**data, mode='loss')
+    model.flush_negatives_init()
+    model.negatives.num_filled.fill_(12)
+    model(**data, mode='loss')
+    assert seen == [False, None]  # init phase, then the configured default
+
+
+def test_loss_value_is_encoder_loss_and_gradients_are_routed():
+    """`loss` has the encoder loss's value; its gradient is the encoder
+    loss's for the encoder and the mem_t loss's for the negatives."""
+    torch.manual_seed(0)
+    model = build_tiny(negatives_init='random')
+    model.train()
+    data = prep(model, views(4))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    out = model(**data, mode='loss')
+    out['loss'].backward()
+    g_enc = [p.grad.clone() for p in query_params(model)]
+    g_neg = model.negatives.weight.grad.clone()
+
+    # the same forward, by hand, with the two losses separately
+    model.load_state_dict(state)
+    model.zero_grad()
+    torch.set_rng_state(rng)
+    model.encoder_k.update_parameters(
+        torch.nn.Sequential(model.backbone, model.neck))
+    q = model.embed(data['inputs'][0])
+    k = model.keys(data['inputs'][1])
+    enc, adv = model.head.loss(q, k, model.negatives())
+    assert out['loss'].item() == pytest.approx(enc.item(), rel=1e-6)
+    assert out['adv_ce'].item() == pytest.approx(adv.item(), rel=1e-6)
+    enc_grads = torch.autograd.grad(enc, query_params(model),
+                                    allow_unused=True)
+    neg_grad, = torch.autograd.grad(adv, [model.negatives.weight])
+    for a, b in zip(g_enc, enc_grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(g_neg, neg_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_symmetric_uses_both_views_both_ways():
+    torch.manual_seed(0)
+    model = build_tiny(negatives_init='random', symmetric=True)
+    calls = []
+    orig = model.head.symmetric_loss
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return orig(*args, **kwargs)
+
+    model.head.symmetric_loss = spy
+    out = model(**prep(model, views(4)), mode='loss')
+    out['loss'].backward()
+    assert len(calls) == 1
+    q1, q2, k1, k2 = calls[0][:4]
+    assert q1.requires_grad and q2.requires_grad
+    assert not k1.requires_grad and not k2.requires_grad
+    assert model.negatives.weight.grad.abs().sum() > 0
+
+
+def test_multi_crop_sums_query_crops_against_the_key_crop():
+    torch.manual_seed(0)
+    model = build_tiny(negatives_init='random', multi_crop=True)
+    calls = []
+    orig = model.head.loss
+
+    def spy(q, k, negatives, pos_offset=0, batch_negatives=None):
+        calls.append((q.shape, k.shape))
+        return orig(q, k, negatives, pos_offset, batch_negatives)
+
+    model.head.loss = spy
+    data = prep(model, views(4, sizes=(28, 28, 20, 16)))
+    out = model(**data, mode='loss')
+    out['loss'].backward()
+    assert len(calls) == 3  # one per query crop
+    assert torch.isfinite(out['loss'])
+    assert model.negatives.weight.grad.abs().sum() > 0
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match='cannot be combined'):
+        build_tiny(symmetric=True, multi_crop=True)
+    with pytest.raises(ValueError, match='mem_temperature'):
+        build_tiny(head=dict(type='AdCoHead', mem_temperature=0.0))
+    with pytest.raises(ValueError, match='Illegal init'):
+        build_tiny(negatives_init='zeros')
+    with pytest.raises(ValueError, match='Illegal momentum'):
+        build_tiny(momentum=0.999 + 1)
+
+
+def test_wrong_number_of_views():
+    model = build_tiny()
+    with pytest.raises(ValueError, match='expects 2 views'):
+        model(**prep(model, views(2, sizes=(28, 28, 28))), mode='loss')
+    mc = build_tiny(multi_crop=True)
+    with pytest.raises(ValueError, match='at least one query view'):
+        mc(**prep(mc, views(2, sizes=(28, ))), mode='loss')
+
+
+def test_tensor_and_predict_modes():
+    model = build_tiny()
+    model.eval()
+    data = model.data_preprocessor(views(2), False)
+    feats = model(data['inputs'][0], mode='tensor')
+    assert feats[-1].shape[:2] == (2, 64)
+    out = model(data['inputs'][0], data['data_samples'], mode='predict')
+    assert out[0].feat.shape == (16, )
+    assert torch.allclose(out[0].feat.norm(), torch.tensor(1.), atol=1e-5)
+
+
+def test_warns_once_without_the_hook(monkeypatch):
+    from mm_instdisc.models.selfsup import adco
+    messages = []
+    monkeypatch.setattr(adco, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    model = build_tiny()
+    model.init_hook_attached = False
+    model(**prep(model, views(2)), mode='loss')
+    model(**prep(model, views(2)), mode='loss')
+    assert len(messages) == 1
+    assert 'training without AdCoNegativesInitHook' in messages[0]
+
+
+def test_keys_are_unit_and_detached():
+    model = build_tiny()
+    k = model.keys(prep(model, views(3))['inputs'][1])
+    assert not k.requires_grad
+    assert torch.allclose(k.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(F.normalize(k, dim=1), k)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(), dict(negatives_init='random'),
+    dict(negatives_init='random', symmetric=True),
+    dict(negatives_init='random', multi_crop=True)
+])
+def test_runs_under_autocast(overrides):
+    """Mixed precision (CPU bfloat16 here; fp16 on GPU goes the same way)."""
+    torch.manual_seed(0)
+    model = build_tiny(**overrides)
+    sizes = (28, 28, 20) if overrides.get('multi_crop') else (28, 28)
+    data = prep(model, views(4, sizes=sizes))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model(**data, mode='loss')
+    out['loss'].backward()
+    assert torch.isfinite(out['loss'])
+    assert model.negatives.weight.grad.dtype == torch.float32
+    model.flush_negatives_init()
+    assert torch.isfinite(model.negatives.weight).all()
