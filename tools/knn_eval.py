@@ -43,10 +43,17 @@ def load_model(cfg, checkpoint: str):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
+    state = None
     if checkpoint != 'none':
         ckpt = _load_checkpoint(checkpoint, map_location='cpu')
         state = ckpt.get('state_dict', ckpt)
+        bank = state.get('memory_bank.bank')
+        if bank is not None and 'bank_size' in cfg.model:
+            # the bank belongs to the pretraining set, which may differ from
+            # the config's training set used here as kNN reference
+            cfg.model.bank_size = bank.shape[0]
+    model = MODELS.build(cfg.model)
+    if state is not None:
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing:
             raise KeyError(f'{checkpoint} lacks {len(missing)} model keys, e.g. '
