@@ -2,7 +2,6 @@
 import os
 import os.path as osp
 import sys
-from copy import deepcopy
 
 # work from an uninstalled checkout too
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -12,10 +12,11 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from mm_instdisc.modules import AdversarialNegatives
+from .embed_predict import EmbedPredictMixin
 
 
 @MODELS.register_module()
-class AdCo(BaseSelfSupervisor):
+class AdCo(EmbedPredictMixin, BaseSelfSupervisor):
     """AdCo: contrastive learning against self-trained negative adversaries.
 
     `AdCo: Adversarial Contrast for Efficient Learning of Unsupervised
@@ -244,22 +245,3 @@ class AdCo(BaseSelfSupervisor):
             q.detach(), k_all, w_hat.detach(), offset, batch_negatives)
         loss = enc + (adv - adv.detach())
         return dict(loss=loss, adv_ce=adv.detach(), neg_prob=neg_prob)
-
-    def predict(self, inputs: Union[Tensor, List[Tensor]],
-                data_samples: Optional[List[DataSample]] = None
-                ) -> List[DataSample]:
-        """Query embeddings of a batch, stored in each sample's ``feat``."""
-        feats = self.embed(inputs)
-        if data_samples is None:
-            data_samples = [DataSample() for _ in range(feats.shape[0])]
-        for ds, f in zip(data_samples, feats):
-            ds.set_field(f, 'feat', field_type='data')
-        return data_samples
-
-    def forward(self, inputs: Union[Tensor, List[Tensor]],
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
-        """Modes ``'tensor'`` (backbone), ``'loss'`` and ``'predict'``."""
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        return super().forward(inputs, data_samples, mode)

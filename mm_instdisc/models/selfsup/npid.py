@@ -9,6 +9,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from mm_instdisc.modules import MemoryBank
+from .embed_predict import EmbedPredictMixin
 
 
 def sample_indices(data_samples: Optional[List[DataSample]],
@@ -31,7 +32,7 @@ def sample_indices(data_samples: Optional[List[DataSample]],
 
 
 @MODELS.register_module()
-class NPID(BaseSelfSupervisor):
+class NPID(EmbedPredictMixin, BaseSelfSupervisor):
     """NPID: non-parametric instance discrimination with a memory bank.
 
     `Unsupervised Feature Learning via Non-Parametric Instance Discrimination
@@ -112,22 +113,3 @@ class NPID(BaseSelfSupervisor):
             all_feats = torch.cat(all_gather(feats.detach().contiguous()))
         self._pending = (all_idx, all_feats)
         return dict(loss=loss, pos_sim=pos_sim)
-
-    def predict(self, inputs: Union[Tensor, List[Tensor]],
-                data_samples: Optional[List[DataSample]] = None
-                ) -> List[DataSample]:
-        """Embeddings of a batch, stored in each sample's ``feat`` field."""
-        feats = self.embed(inputs)
-        if data_samples is None:
-            data_samples = [DataSample() for _ in range(feats.shape[0])]
-        for ds, f in zip(data_samples, feats):
-            ds.set_field(f, 'feat', field_type='data')
-        return data_samples
-
-    def forward(self, inputs: Union[Tensor, List[Tensor]],
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
-        """Modes ``'tensor'`` (backbone features), ``'loss'``, ``'predict'``."""
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        return super().forward(inputs, data_samples, mode)
