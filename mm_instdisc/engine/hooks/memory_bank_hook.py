@@ -101,7 +101,6 @@ class MemoryBankHook(Hook):
             collate_fn=default_collate)
         was_training = model.training
         model.eval()
-        n = 0
         for i, data in enumerate(loader):
             data = model.data_preprocessor(data, False)
             feats = model.embed(data['inputs'])
@@ -119,7 +118,6 @@ class MemoryBankHook(Hook):
                 keep = all_i >= 0
                 idx, feats = all_i[keep], all_f[keep]
             model.memory_bank.fill(idx, feats)
-            n += idx.numel()
             if i % 50 == 0:
                 runner.logger.info(f'MemoryBankHook: initial forward pass '
                                    f'{i + 1}/{len(loader)} batches')
