@@ -22,12 +22,16 @@ def test_config_builds(path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     cfg = Config.fromfile(path)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    scope = cfg.get('default_scope', 'mmpretrain')
+    init_default_scope(scope)
     model_cfg = cfg.model
     if model_cfg.get('bank_size', 0) > 100000:
         model_cfg.bank_size = 1000  # a 1.28M-row bank is not needed here
-    from mmpretrain.registry import HOOKS, MODELS
-    model = MODELS.build(model_cfg)
+    if scope == 'mmdet':  # detection transfer configs on mmdet:: bases
+        from mmdet.registry import HOOKS, MODELS
+    else:
+        from mmpretrain.registry import HOOKS, MODELS
+    model = MODELS.build(model_cfg)  # the model only: no data, no weights
     assert sum(p.numel() for p in model.parameters()) > 0
     for h in cfg.get('custom_hooks', []):
         HOOKS.build(h)

@@ -5,3 +5,4 @@ apply_compat_patches()
 from .fashion_mnist import FashionMNISTIDX  # noqa: E402
 
 __all__ = ['FashionMNISTIDX']
+from .class_balanced_subset import ClassBalancedSubset  # noqa: F401,E402

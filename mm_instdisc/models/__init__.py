@@ -3,4 +3,5 @@ from mm_instdisc.utils import apply_compat_patches
 apply_compat_patches()
 
 from .heads import *  # noqa: F401,F403,E402
+from .necks import *  # noqa: F401,F403,E402
 from .selfsup import *  # noqa: F401,F403,E402

@@ -1,10 +1,15 @@
 """Plain-PyTorch maths of mm_instdisc (imports only torch)."""
 from .adco import AdCoLoss, AdversarialNegatives
+from .exemplar import UNFILLED_LABEL, ExemplarLoss, ExemplarQueue
 from .knn import knn_topk, knn_vote, topk_accuracy, weighted_knn
 from .memory_bank import MemoryBank
 from .npid_loss import NPIDLoss, sample_negatives
+from .splitmask import (SplitMaskGenerator, SplitMaskLoss, SplitMaskTokenizer, block_mask, splitmask_step)  # noqa: E501
 
 __all__ = [
+    'ExemplarLoss', 'ExemplarQueue', 'UNFILLED_LABEL',
     'MemoryBank', 'NPIDLoss', 'sample_negatives', 'knn_topk', 'knn_vote',
     'weighted_knn', 'topk_accuracy', 'AdversarialNegatives', 'AdCoLoss'
 ]
+__all__ += ['SplitMaskGenerator', 'SplitMaskLoss', 'SplitMaskTokenizer', 'block_mask', 'splitmask_step']  # noqa: E501
+

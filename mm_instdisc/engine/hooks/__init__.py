@@ -3,3 +3,5 @@ from .memory_bank_hook import MemoryBankHook
 from .random_state_hook import RandomStateHook
 
 __all__ = ['MemoryBankHook', 'RandomStateHook', 'AdCoNegativesInitHook']
+from .splitmask_tokenizer_hook import SplitMaskTokenizerHook  # noqa: E402,F401,E501
+__all__ += ['SplitMaskTokenizerHook']

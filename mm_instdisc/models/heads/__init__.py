@@ -1,4 +1,8 @@
 from .adco_head import AdCoHead
+from .exemplar_head import ExemplarHead
 from .npid_head import NPIDHead
 
 __all__ = ['NPIDHead', 'AdCoHead']
+__all__ += ['ExemplarHead']
+from .splitmask_head import SplitMaskHead  # noqa: E402,F401
+__all__ += ['SplitMaskHead']

@@ -1,0 +1,17 @@
+"""mm_instdisc's mmdet components (registered in ``mmdet.registry.MODELS``).
+
+mmdet configs reach them with ``custom_imports = dict(imports=
+['mm_instdisc.det'], allow_failed_imports=False)``; importing this package
+also applies mm_instdisc's compatibility fixes for mmengine.
+"""
+from mm_instdisc.utils import apply_compat_patches
+
+apply_compat_patches()
+
+# mmpretrain's own ResLayerExtraNorm registers into mmdet's registry when
+# mmpretrain.models is imported; import it first so ours can replace it
+import mmpretrain.models  # noqa: F401,E402
+
+from .res_layer_extra_norm import ResLayerExtraNorm  # noqa: E402
+
+__all__ = ['ResLayerExtraNorm']
