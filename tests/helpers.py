@@ -72,3 +72,35 @@ def tiny_npid_cfg(data_root, work_dir, n_train=64, epochs=2, batch_size=16,
     cfg.randomness = dict(seed=seed)
     cfg.log_level = 'WARNING'
     return cfg
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_dist_train(config, work_dir, opts, nproc=2, timeout=600):
+    """`bash tools/dist_train.sh CONFIG NPROC --work-dir W --cfg-options ...`
+    on CPU (gloo), one thread per process; asserts success.
+
+    A free port can be taken by another process between picking and
+    binding it (tests run beside other jobs): that one failure is retried
+    once with a new port.
+    """
+    import subprocess
+    import sys
+    for attempt in range(2):
+        env = dict(os.environ, PORT=str(free_port()), PYTHON=sys.executable,
+                   OMP_NUM_THREADS='1')
+        r = subprocess.run(
+            ['bash', os.path.join(ROOT, 'tools/dist_train.sh'), str(config),
+             str(nproc), '--work-dir', str(work_dir), '--cfg-options',
+             *opts], env=env, capture_output=True, text=True,
+            timeout=timeout)
+        if r.returncode == 0 or 'address already in use' not in (
+                r.stdout + r.stderr).lower():
+            break
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r

@@ -3,15 +3,13 @@ config errors) and in 2-process gloo runs (identical negatives, DDP-averaged
 ascent gradient)."""
 import copy
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from tests.helpers import ROOT, write_fashion_mnist
-from tests.test_engine.test_distributed import free_port
+from tests.helpers import free_port, run_dist_train
 from tests.test_engine.test_npid_training import LossRecorder
 from tests.test_models.test_adco import ADCO_FMNIST_CONFIG
 
@@ -327,8 +325,6 @@ def test_dist_train_sh_two_cpu_processes(tmp_path):
     cfg = os.path.join(
         ROOT, 'configs/adco/adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-'
         '10k.py')
-    env = dict(os.environ, PORT=str(free_port()), PYTHON=sys.executable,
-               OMP_NUM_THREADS='1')
     opts = [
         f'train_dataloader.dataset.data_root={data}',
         f'test_dataloader.dataset.data_root={data}',
@@ -338,11 +334,7 @@ def test_dist_train_sh_two_cpu_processes(tmp_path):
         'model.neck.in_channels=64', 'model.neck.hid_channels=64',
         'model.num_negatives=32', 'train_cfg.max_epochs=1',
     ]
-    r = subprocess.run(
-        ['bash', os.path.join(ROOT, 'tools/dist_train.sh'), cfg, '2',
-         '--work-dir', str(tmp_path / 'w'), '--cfg-options', *opts],
-        env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run_dist_train(cfg, tmp_path / 'w', opts)
     ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
     assert int(ckpt['state_dict']['negatives.num_filled']) == 32
     assert len(ckpt['rng_states']) == 2

@@ -1,20 +1,10 @@
 """2-process gloo runs: banks identical across ranks after init and after steps."""
 import os
-import socket
-import subprocess
-import sys
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.helpers import ROOT, write_fashion_mnist
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+from tests.helpers import ROOT, free_port, run_dist_train, write_fashion_mnist
 
 
 def _worker(rank, world, port, out):
@@ -62,8 +52,6 @@ def test_dist_train_sh_two_cpu_processes(tmp_path):
     data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
     cfg = os.path.join(
         ROOT, 'configs/npid/npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k.py')
-    env = dict(os.environ, PORT=str(free_port()), PYTHON=sys.executable,
-               OMP_NUM_THREADS='1')
     opts = [
         f'train_dataloader.dataset.data_root={data}',
         f'val_dataloader.dataset.data_root={data}',
@@ -75,11 +63,7 @@ def test_dist_train_sh_two_cpu_processes(tmp_path):
         'train_cfg.max_epochs=1',
         'custom_hooks.1.sync_check_interval=1',
     ]
-    r = subprocess.run(
-        ['bash', os.path.join(ROOT, 'tools/dist_train.sh'), cfg, '2',
-         '--work-dir', str(tmp_path / 'w'), '--cfg-options', *opts],
-        env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run_dist_train(cfg, tmp_path / 'w', opts)
     assert (tmp_path / 'w' / 'epoch_1.pth').exists()
     ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
     assert len(ckpt['rng_states']) == 2

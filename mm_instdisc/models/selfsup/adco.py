@@ -1,22 +1,20 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.dist import all_gather, get_rank
 from mmengine.logging import print_log
-from mmengine.model import ExponentialMovingAverage
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
-from mmpretrain.models.utils import batch_shuffle_ddp, batch_unshuffle_ddp
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from mm_instdisc.modules import AdversarialNegatives
-from .embed_predict import EmbedPredictMixin
+from .embed_predict import EmbedPredictMixin, MomentumEncoderMixin
 
 
 @MODELS.register_module()
-class AdCo(EmbedPredictMixin, BaseSelfSupervisor):
+class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
+             BaseSelfSupervisor):
     """AdCo: contrastive learning against self-trained negative adversaries.
 
     `AdCo: Adversarial Contrast for Efficient Learning of Unsupervised
@@ -94,19 +92,14 @@ class AdCo(EmbedPredictMixin, BaseSelfSupervisor):
             raise ValueError('AdCo: symmetric=True and multi_crop=True cannot '
                              'be combined (the official code does not '
                              'define it either).')
-        if not 0.0 < momentum < 1.0:
-            raise ValueError(f'Illegal momentum: {momentum}; expected (0, 1), '
-                             'the weight of the new parameters (0.001 = '
-                             'official m 0.999).')
+        self.check_momentum(momentum)
         super().__init__(backbone=backbone, neck=neck, head=head,
                          pretrained=pretrained,
                          data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         self.symmetric = bool(symmetric)
         self.multi_crop = bool(multi_crop)
-        self.momentum = float(momentum)
-        self.encoder_k = ExponentialMovingAverage(
-            nn.Sequential(self.backbone, self.neck), self.momentum)
+        self.build_key_encoder(momentum)
         self.negatives = AdversarialNegatives(num_negatives, feat_dim,
                                               init=negatives_init)
         self._pending_keys: Optional[Tensor] = None
@@ -115,30 +108,6 @@ class AdCo(EmbedPredictMixin, BaseSelfSupervisor):
         self._warned = False
 
     # ------------------------------------------------------------ encoders
-    def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
-        """L2-normalised query embeddings. Tensor of shape (B, D)."""
-        if isinstance(inputs, (list, tuple)):
-            inputs = inputs[0]
-        return F.normalize(self.neck(self.backbone(inputs))[0], dim=1)
-
-    @torch.no_grad()
-    def keys(self, inputs: Tensor) -> Tensor:
-        """L2-normalised keys of the local batch (shuffle-BN). Shape (B, D)."""
-        x, idx_unshuffle = batch_shuffle_ddp(inputs)
-        k = F.normalize(self.encoder_k(x)[0], dim=1)
-        return batch_unshuffle_ddp(k, idx_unshuffle)
-
-    @torch.no_grad()
-    def reset_key_encoder(self) -> None:
-        """Copy the query encoder's parameters and buffers into the key
-        encoder (done once the negatives are initialised from keys)."""
-        src = nn.Sequential(self.backbone, self.neck)
-        dst = self.encoder_k.module
-        for p_k, p_q in zip(dst.parameters(), src.parameters()):
-            p_k.copy_(p_q)
-        for b_k, b_q in zip(dst.buffers(), src.buffers()):
-            b_k.copy_(b_q)
-
     @torch.no_grad()
     def flush_negatives_init(self) -> int:
         """Write the last step's keys into the negatives (initialisation).
@@ -205,7 +174,7 @@ class AdCo(EmbedPredictMixin, BaseSelfSupervisor):
         self.flush_negatives_init()
         self._check_views(inputs)
         self.encoder_k.update_parameters(
-            nn.Sequential(self.backbone, self.neck))
+            self.query_encoder)
         w_hat = self.negatives()  # (D, K)
 
         if not self.negatives.initialised:

@@ -1,0 +1,56 @@
+"""Shared by the pretraining benchmarks: one resumable training run."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def train_run(name, cfg, work_dir, epochs, threads, note=''):
+    """Pretrain ``cfg`` through tools/train.py in ``work_dir``.
+
+    A run whose ``epoch_<epochs>.pth`` exists is not retrained (its recorded
+    wall time is reused); an interrupted run resumes from its last
+    checkpoint. Returns (final checkpoint, wall seconds).
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    final = osp.join(work_dir, f'epoch_{epochs}.pth')
+    timing = osp.join(work_dir, 'wall_time.json')
+    spent = 0.0
+    if osp.exists(timing):
+        with open(timing) as f:
+            spent = json.load(f)['seconds']
+    if osp.exists(final):
+        print(f'[{name}] {final} exists: not retrained', flush=True)
+        return final, spent
+    cfg_path = osp.join(work_dir, 'config.py')
+    cfg.work_dir = work_dir
+    cfg.dump(cfg_path)
+    cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), cfg_path,
+           '--work-dir', work_dir]
+    if osp.exists(osp.join(work_dir, 'last_checkpoint')):
+        cmd.append('--resume')
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    print(f'[{name}] training {epochs} epochs{note}: {" ".join(cmd)}',
+          flush=True)
+    t = time.time()
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    spent += time.time() - t
+    with open(timing, 'w') as f:
+        json.dump(dict(seconds=spent), f)
+    return final, spent
+
+
+def setup_mmpretrain():
+    """Register mm_instdisc's components, apply its compat fixes and make
+    mmpretrain the default scope (for in-process model building)."""
+    import mm_instdisc.datasets  # noqa: F401
+    import mm_instdisc.engine  # noqa: F401
+    import mm_instdisc.evaluation  # noqa: F401
+    import mm_instdisc.models  # noqa: F401
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
