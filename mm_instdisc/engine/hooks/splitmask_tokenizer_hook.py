@@ -1,0 +1,94 @@
+from typing import Iterable, Optional
+
+import torch
+from mmengine.dist import broadcast, get_rank
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmpretrain.registry import HOOKS
+from torch import Tensor, nn
+
+from mm_instdisc.modules.splitmask import SplitMaskTokenizer
+
+
+@torch.no_grad()
+def collect_patches(tokenizer: SplitMaskTokenizer,
+                    data_preprocessor: nn.Module, loader: Iterable,
+                    num_images: int, max_patches: int,
+                    seed: int = 0) -> Tensor:
+    """Normalised patches (N, C*p*p) of the first ``num_images`` images.
+
+    Batches go through ``data_preprocessor`` as in training; at most
+    ``max_patches`` patches are kept (a seeded random subset).
+    """
+    chunks, seen = [], 0
+    for batch in loader:
+        inputs = data_preprocessor(batch, False)['inputs']
+        if isinstance(inputs, (list, tuple)):
+            inputs = inputs[0]
+        inputs = inputs[:num_images - seen]
+        x = tokenizer.normalised_patches(inputs.cpu())  # (B, L, P)
+        chunks.append(x.reshape(-1, x.shape[-1]))
+        seen += inputs.shape[0]
+        if seen >= num_images:
+            break
+    if not chunks:
+        raise ValueError('collect_patches: the data loader gave no images.')
+    patches = torch.cat(chunks)
+    if patches.shape[0] > max_patches:
+        g = torch.Generator().manual_seed(seed)
+        keep = torch.randperm(patches.shape[0], generator=g)[:max_patches]
+        patches = patches[keep]
+    return patches
+
+
+@HOOKS.register_module()
+class SplitMaskTokenizerHook(Hook):
+    """Fits a data-dependent SplitMask tokeniser before training.
+
+    For ``mode='random_patches'`` or ``'kmeans'``: if the model's
+    ``target_generator`` is not fitted yet (a resumed or loaded checkpoint
+    brings a fitted codebook, and then nothing happens), rank 0 collects
+    patches of ``num_images`` training images, fits the codebook and
+    broadcasts it to every rank. Random-projection tokenisers need nothing.
+    The codebook is a persistent buffer: saved with every checkpoint.
+
+    Args:
+        num_images (int): Training images to sample patches from. Defaults
+            to 10000.
+        max_patches (int): Patches kept for fitting. Defaults to 500000.
+        iters (int): k-means iterations. Defaults to 10.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, num_images: int = 10000, max_patches: int = 500000,
+                 iters: int = 10) -> None:
+        self.num_images = int(num_images)
+        self.max_patches = int(max_patches)
+        self.iters = int(iters)
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        tok: Optional[SplitMaskTokenizer] = getattr(model, 'target_generator',
+                                                    None)
+        if not isinstance(tok, SplitMaskTokenizer):
+            raise TypeError('SplitMaskTokenizerHook needs a model whose '
+                            'target_generator is a SplitMaskTokenizer, got '
+                            f'{type(tok).__name__}.')
+        if tok.is_fitted:
+            return
+        if get_rank() == 0:
+            patches = collect_patches(tok, model.data_preprocessor,
+                                      runner.train_dataloader,
+                                      self.num_images, self.max_patches,
+                                      tok.seed)
+            tok.fit(patches, iters=self.iters)
+            print_log(f'SplitMaskTokenizerHook: fitted a {tok.mode} codebook '
+                      f'of {tok.vocab_size} from {patches.shape[0]} patches.',
+                      logger='current')
+        broadcast(tok.codebook, src=0)
+        fitted = tok.fitted.to(torch.uint8)  # gloo has no bool
+        broadcast(fitted, src=0)
+        tok.fitted.copy_(fitted.bool())

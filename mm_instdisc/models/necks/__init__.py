@@ -1,0 +1,3 @@
+from .splitmask_neck import SplitMaskDecoder
+
+__all__ = ['SplitMaskDecoder']

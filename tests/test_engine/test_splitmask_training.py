@@ -1,0 +1,135 @@
+"""SplitMask training: Runner, tokeniser hook, 2-process dist_train.sh,
+the plain-PyTorch example and the tokeniser tool, all on tiny data."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.helpers import ROOT, write_fashion_mnist
+from tests.helpers import run_dist_train
+
+QUICK = os.path.join(
+    ROOT, 'configs/splitmask/'
+    'splitmask_vit-w128d4-p4_1xb64-coslr-2e_fashion-mnist-10k.py')
+
+# shrink the quick config to seconds (also used as --cfg-options)
+TINY_OPTS = {
+    'train_dataloader.dataset.indices': 32,
+    'train_dataloader.batch_size': 8,
+    'test_dataloader.dataset.indices': 16,
+    'model.backbone.arch.embed_dims': 32,
+    'model.backbone.arch.num_layers': 2,
+    'model.backbone.arch.num_heads': 2,
+    'model.backbone.arch.feedforward_channels': 64,
+    'model.neck.embed_dims': 32,
+    'model.neck.num_heads': 2,
+    'model.head.embed_dims': 32,
+    'model.head.vocab_size': 64,
+    'model.target_generator.vocab_size': 64,
+    'train_cfg.max_epochs': 1,
+}
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return write_fashion_mnist(tmp_path_factory.mktemp('fm') / 'fm',
+                               n_train=64, n_test=32)
+
+
+def tiny_cfg(data_root, work_dir, **extra):
+    from mmengine.config import Config
+    cfg = Config.fromfile(QUICK)
+    opts = dict(TINY_OPTS)
+    opts.update({'train_dataloader.dataset.data_root': str(data_root),
+                 'test_dataloader.dataset.data_root': str(data_root)})
+    opts.update(extra)
+    cfg.merge_from_dict(opts)
+    cfg.work_dir = str(work_dir)
+    cfg.log_level = 'WARNING'
+    cfg.default_hooks.logger.interval = 1
+    return cfg
+
+
+def test_short_training_run_saves_tokenizer(data_root, tmp_path):
+    from mmengine.runner import Runner
+    cfg = tiny_cfg(data_root, tmp_path / 'w')
+    runner = Runner.from_cfg(cfg)
+    before = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    runner.train()
+    ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
+    sd = ckpt['state_dict']
+    assert torch.equal(sd['target_generator.codebook'],
+                       before['target_generator.codebook'])
+    assert not torch.equal(sd['backbone.layers.0.attn.qkv.weight'],
+                           before['backbone.layers.0.attn.qkv.weight'])
+    for k, v in sd.items():
+        assert torch.isfinite(v.float()).all(), k
+    # tools/knn_eval.py's path: pooled encoder features of both splits
+    from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
+                                  knn_evaluate, load_model)
+    model = load_model(cfg, str(tmp_path / 'w' / 'epoch_1.pth'))
+    train_loader, test_loader = build_knn_dataloaders(cfg, batch_size=16)
+    f_tr, y_tr = extract_features(model, train_loader, progress=False)
+    f_te, y_te = extract_features(model, test_loader, progress=False)
+    assert f_tr.shape == (32, 32) and f_te.shape == (16, 32)
+    acc = knn_evaluate(f_tr, y_tr, f_te, y_te, ks=(5, ))
+    assert 0.0 <= acc[5][1] <= 100.0
+
+
+def test_tokenizer_hook_fits_kmeans_once(data_root, tmp_path):
+    from mmengine.runner import Runner
+    cfg = tiny_cfg(data_root, tmp_path / 'w',
+                   **{'model.target_generator.mode': 'kmeans'})
+    cfg.custom_hooks = [dict(type='RandomStateHook'),
+                        dict(type='SplitMaskTokenizerHook', num_images=32,
+                             iters=2)]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    tok = runner.model.target_generator
+    assert tok.is_fitted
+    sd = torch.load(tmp_path / 'w' / 'epoch_1.pth',
+                    weights_only=False)['state_dict']
+    assert bool(sd['target_generator.fitted'])
+    assert torch.equal(sd['target_generator.codebook'], tok.codebook)
+    assert sd['target_generator.codebook'].abs().sum() > 0
+
+
+def test_dist_train_sh_two_cpu_processes(data_root, tmp_path):
+    opts = [f'{k}={v}' for k, v in TINY_OPTS.items()] + [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}']
+    run_dist_train(QUICK, tmp_path / 'w', opts)
+    ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
+    assert len(ckpt['rng_states']) == 2
+    assert 'target_generator.codebook' in ckpt['state_dict']
+
+
+def run(args):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, *args], capture_output=True,
+                       text=True, timeout=300, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def test_plain_pytorch_example(data_root):
+    out = run(['examples/splitmask_plain.py', '--data-root', str(data_root),
+               '--steps', '3', '--batch-size', '8'])
+    assert 'step    2' in out and 'done' in out
+
+
+def test_build_tokenizer_tool_deterministic(data_root, tmp_path):
+    outs = []
+    for name in ('a.pth', 'b.pth'):
+        path = tmp_path / name
+        args = ['tools/build_splitmask_tokenizer.py', QUICK, '--out',
+                str(path), '--mode', 'kmeans', '--num-images', '32',
+                '--iters', '2', '--cfg-options',
+                f'train_dataloader.dataset.data_root={data_root}',
+                'model.target_generator.vocab_size=64']
+        run(args)
+        outs.append(torch.load(path, weights_only=False)['state_dict'])
+    assert torch.equal(outs[0]['codebook'], outs[1]['codebook'])
+    assert outs[0]['codebook'].shape == (64, 16)
