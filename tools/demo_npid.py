@@ -28,7 +28,7 @@ import mm_instdisc.engine  # noqa: F401
 import mm_instdisc.evaluation  # noqa: F401
 import mm_instdisc.models  # noqa: F401
 from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
-                              knn_evaluate)
+                              knn_evaluate, pixel_features)
 from mm_instdisc.modules import knn_topk
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -128,17 +128,6 @@ def knn_table_row(name, train, test, ks=(20, 200)):
     return dict(name=name, **{f'top1_k{k}': res[k][1] for k in ks})
 
 
-def pixels(loader):
-    xs, ys = [], []
-    for data in loader:
-        xs.append(torch.stack(data['inputs']).float().flatten(1)
-                  if isinstance(data['inputs'], list)
-                  else data['inputs'].float().flatten(1))
-        ys += [int(ds.gt_label[0]) for ds in data['data_samples']]
-    x = torch.cat(xs)
-    return x - x.mean(1, keepdim=True), torch.tensor(ys)
-
-
 def plot_curves(history, baselines, path, val_size):
     import matplotlib
     matplotlib.use('Agg')
@@ -205,7 +194,7 @@ def main():
     train_loader, test_loader = build_knn_dataloaders(cfg, batch_size=512)
     print('== 1/3 baselines', flush=True)
     rows = []
-    train_px, test_px = pixels(train_loader), pixels(test_loader)
+    train_px, test_px = pixel_features(train_loader), pixel_features(test_loader)
     rows.append(knn_table_row('raw pixels', train_px, test_px))
     model.init_weights()
     rand_train = extract_features(model, train_loader, desc='random-init train')

@@ -15,10 +15,9 @@ import time
 import _common  # noqa: F401
 import torch
 from mmengine.config import Config
-from mmengine.runner.checkpoint import _load_checkpoint
 
 from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
-                              knn_evaluate)
+                              knn_evaluate, load_model)
 
 
 def parse_args():
@@ -37,33 +36,6 @@ def parse_args():
     p.add_argument('--cfg-options', nargs='+', default=None,
                    action=__import__('mmengine.config', fromlist=['DictAction']).DictAction)
     return p.parse_args()
-
-
-def load_model(cfg, checkpoint: str):
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    state = None
-    if checkpoint != 'none':
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        bank = state.get('memory_bank.bank')
-        if bank is not None and 'bank_size' in cfg.model:
-            # the bank belongs to the pretraining set, which may differ from
-            # the config's training set used here as kNN reference
-            cfg.model.bank_size = bank.shape[0]
-    model = MODELS.build(cfg.model)
-    if state is not None:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing:
-            raise KeyError(f'{checkpoint} lacks {len(missing)} model keys, e.g. '
-                           f'{missing[:5]}; is it a checkpoint of this config?')
-        if unexpected:
-            print(f'warning: ignoring {len(unexpected)} unexpected keys, e.g. '
-                  f'{unexpected[:3]}')
-    else:
-        model.init_weights()
-    return model.eval()
 
 
 def main():

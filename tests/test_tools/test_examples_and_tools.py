@@ -29,6 +29,17 @@ def test_lightly_example(data_root):
     assert 'kNN top-1 vs bank' in out
 
 
+def test_adco_lightly_example(data_root):
+    # 16 negatives = 2 steps of initialisation from keys, then 3 ascent steps
+    out = run(['examples/adco_lightly.py', '--data-root', str(data_root),
+               '--limit', '64', '--batch-size', '8', '--num-negatives', '16',
+               '--max-steps', '5'])
+    assert 'backbone kNN top-1' in out
+    line = [l for l in out.splitlines() if l.startswith('negatives:')][0]
+    assert '16 initialised from keys' in line
+    assert float(line.split()[-1]) > 0  # the ascent moved them
+
+
 @pytest.fixture(scope='module')
 def trained(data_root, tmp_path_factory):
     from mmengine.runner import Runner
@@ -71,3 +82,27 @@ def test_test_tool_runs_knn_metric(trained, tmp_path):
     import json
     metrics = json.load(open(tmp_path / 'm.json'))
     assert 0 <= metrics['knn/top1_k5'] <= 100
+
+
+def test_adco_benchmark_tiny(data_root, tmp_path):
+    import json
+    work = tmp_path / 'w'
+    out = run(['tools/benchmarks/adco_benchmark.py', '--data-root',
+               str(data_root), '--train-size', '64', '--batch-size', '16',
+               '--epochs', '1', '--num-negatives', '32', '--threads', '1',
+               '--only', 'adco', 'timing', '--timing-repeat', '2',
+               '--work-dir', str(work), '--no-docs'])
+    assert '[adco] training 1 epochs on 64 images' in out
+    res = json.load(open(work / 'results.json'))
+    assert set(res['rows']) == {'raw pixels', 'random init', 'adco'}
+    for key in ('backbone_k20', 'backbone_k200', 'embed_k20', 'embed_k200'):
+        assert 0 <= res['rows']['adco'][key] <= 100
+    t = res['timing']
+    assert t['adco_step_s'] > 0 and t['mocov2_step_s'] > 0
+    assert abs(t['ratio'] - t['adco_step_s'] / t['mocov2_step_s']) < 1e-9
+    # a second call does not retrain
+    out = run(['tools/benchmarks/adco_benchmark.py', '--data-root',
+               str(data_root), '--train-size', '64', '--batch-size', '16',
+               '--epochs', '1', '--num-negatives', '32', '--threads', '1',
+               '--only', 'adco', '--work-dir', str(work), '--no-docs'])
+    assert 'exists: not retrained' in out
