@@ -364,6 +364,8 @@ EXPECTED = {  # file -> (K, t, mem_t, lr, symmetric, multi_crop, views)
     (4096, 0.12, 0.02, 0.03, False, True, 5),
     'adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-10k.py':
     (4096, 0.12, 0.02, 0.03, False, False, 2),
+    'adco_resnet18-w16_2xb64-coslr-20e_fashion-mnist-10k.py':
+    (4096, 0.12, 0.02, 0.03, False, False, 2),
 }
 
 

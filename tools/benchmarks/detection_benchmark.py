@@ -1,0 +1,165 @@
+"""Mask R-CNN transfer on the composed Fashion-MNIST COCO set, per start.
+
+    python tools/benchmarks/detection_benchmark.py \\
+        --start npid=work_dirs/demo_npid/epoch_12.pth --start random=none \\
+        [--start mocov2=...] [--epochs 3] [--threads 1] [--work-dir work_dirs/detection_benchmark]
+
+Every start fine-tunes the same detector
+(configs/benchmarks/mmdetection/fmnist_coco/mask-rcnn_resnet18-w16-fpn_1xb4-6e_fmnist-coco.py:
+the ResNet-18 at width 16 of our Fashion-MNIST pretraining configs, FPN,
+all layers trained, BN not frozen) for the same ``--epochs`` (lr x0.1 after
+``epochs - 1``) with the same seed, through ``tools/det_train.py``; the
+backbone comes from the start's checkpoint (``init_cfg`` Pretrained with
+prefix ``backbone.``), or from random init for ``NAME=none``. The set is
+made by ``tools/dataset_converters/make_fmnist_coco.py`` if missing (items
+from Fashion-MNIST train indices 50000-59999, disjoint from the first 10k/50k
+pretraining images). COCO box and mask AP on its 500 val images.
+
+Resumable: a start whose results exist is not rerun; an interrupted one
+resumes from its last checkpoint. Results go to
+``<work-dir>/<NAME>/result.json`` (so several invocations can run side by
+side) and the table of the given starts to ``--docs-out`` (default: print).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(ROOT, 'configs/benchmarks/mmdetection/fmnist_coco/'
+                  'mask-rcnn_resnet18-w16-fpn_1xb4-6e_fmnist-coco.py')
+METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
+           'coco/segm_mAP_50')
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument('--start', action='append', required=True,
+                   metavar='NAME=CHECKPOINT',
+                   help="a pretrained start (a pretraining checkpoint with "
+                   "backbone.* keys), or NAME=none for random init")
+    p.add_argument('--epochs', type=int, default=3)
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--data-root', default=osp.join(ROOT, 'data/fmnist_coco'))
+    p.add_argument('--work-dir',
+                   default=osp.join(ROOT, 'work_dirs/detection_benchmark'))
+    p.add_argument('--docs-out', default='',
+                   help='write the markdown table to this file')
+    args = p.parse_args()
+    starts = {}
+    for s in args.start:
+        name, sep, ckpt = s.partition('=')
+        if not sep or not name or not ckpt:
+            p.error(f'--start {s!r}: expected NAME=CHECKPOINT or NAME=none')
+        if ckpt != 'none' and not osp.isfile(ckpt):
+            p.error(f'--start {s!r}: checkpoint {ckpt!r} does not exist')
+        starts[name] = ckpt
+    args.starts = starts
+    return args
+
+
+def last_metrics(work_dir):
+    """The last validation metrics mmengine logged in ``work_dir``."""
+    found = None
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if METRICS[0] in row:
+                    found = row
+    return found
+
+
+def run_start(name, ckpt, args):
+    wd = osp.join(args.work_dir, name)
+    os.makedirs(wd, exist_ok=True)
+    e = args.epochs
+    opts = [
+        f'train_cfg.max_epochs={e}', f'train_cfg.val_interval={e}',
+        f'param_scheduler.1.end={e}', f'param_scheduler.1.milestones=[{max(e - 1, 1)}]',
+        f'randomness.seed={args.seed}',
+        f'train_dataloader.dataset.data_root={args.data_root}/',
+        f'val_dataloader.dataset.data_root={args.data_root}/',
+        f'test_dataloader.dataset.data_root={args.data_root}/',
+        f'val_evaluator.ann_file={args.data_root}/annotations/instances_val.json',
+        f'test_evaluator.ann_file={args.data_root}/annotations/instances_val.json',
+        'default_hooks.checkpoint.interval=1',
+    ]
+    opts.append('model.backbone.init_cfg=None' if ckpt == 'none' else
+                f'model.backbone.init_cfg.checkpoint={osp.abspath(ckpt)}')
+    cmd = [sys.executable, osp.join(ROOT, 'tools/det_train.py'), CONFIG,
+           '--work-dir', wd]
+    if osp.exists(osp.join(wd, 'last_checkpoint')):
+        cmd.append('--resume')
+    cmd += ['--cfg-options', *opts]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               MKL_NUM_THREADS=str(args.threads))
+    print(f'[{name}] Mask R-CNN {e} epochs from {ckpt}: {" ".join(cmd)}',
+          flush=True)
+    t = time.time()
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    seconds = time.time() - t
+    metrics = last_metrics(wd)
+    if metrics is None:
+        raise RuntimeError(f'[{name}] no COCO metrics logged in {wd}')
+    return dict(checkpoint=ckpt, seconds=seconds,
+                **{k: metrics[k] for k in METRICS})
+
+
+def table(results, args):
+    lines = [
+        f'Mask R-CNN (ResNet-18 w16 FPN) fine-tuned {args.epochs} epochs on the '
+        f'composed Fashion-MNIST COCO set (2000 train images), seed '
+        f'{args.seed}, {args.threads} thread(s); COCO AP on its 500 val '
+        'images.', '',
+        '| start | box AP | box AP50 | mask AP | mask AP50 | fine-tuning wall '
+        'time |', '|---|---|---|---|---|---|'
+    ]
+    for name, r in results['starts'].items():
+        lines.append(
+            f"| {name} (`{r['checkpoint']}`) | "
+            + ' | '.join(f'{100 * r[k]:.1f}' for k in METRICS)
+            + f" | {r['seconds'] / 60:.1f} min |")
+    return '\n'.join(lines)
+
+
+def main():
+    args = parse_args()
+    if not osp.exists(osp.join(args.data_root, 'annotations',
+                               'instances_val.json')):
+        subprocess.run([sys.executable, osp.join(
+            ROOT, 'tools/dataset_converters/make_fmnist_coco.py'),
+            '--out', args.data_root], check=True, cwd=ROOT)
+    results = dict(starts={})
+    for name, ckpt in args.starts.items():
+        # one result file per start: several invocations can run side by side
+        res_path = osp.join(args.work_dir, name, 'result.json')
+        setting = dict(checkpoint=ckpt, epochs=args.epochs, seed=args.seed)
+        done = None
+        if osp.exists(res_path):
+            with open(res_path) as f:
+                done = json.load(f)
+        if done and done.get('setting') == setting:
+            print(f'[{name}] done: {done}', flush=True)
+        else:
+            done = dict(setting=setting, **run_start(name, ckpt, args))
+            with open(res_path, 'w') as f:
+                json.dump(done, f, indent=2)
+            print(f'[{name}] {done}', flush=True)
+        results['starts'][name] = done
+    text = table(results, args)
+    print(text)
+    if args.docs_out:
+        with open(args.docs_out, 'w') as f:
+            f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
