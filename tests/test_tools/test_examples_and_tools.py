@@ -91,10 +91,15 @@ def test_adco_benchmark_tiny(data_root, tmp_path):
                str(data_root), '--train-size', '64', '--batch-size', '16',
                '--epochs', '1', '--num-negatives', '32', '--threads', '1',
                '--only', 'adco', 'timing', '--timing-repeat', '2',
+               '--random-seeds', '2',
                '--work-dir', str(work), '--no-docs'])
     assert '[adco] training 1 epochs on 64 images' in out
     res = json.load(open(work / 'results.json'))
     assert set(res['rows']) == {'raw pixels', 'random init', 'adco'}
+    rand = res['rows']['random init']
+    assert rand['seeds'] == [0, 1]
+    assert rand['backbone_k20_min'] <= rand['backbone_k20'] <= rand[
+        'backbone_k20_max']
     for key in ('backbone_k20', 'backbone_k200', 'embed_k20', 'embed_k200'):
         assert 0 <= res['rows']['adco'][key] <= 100
     t = res['timing']
