@@ -1,0 +1,42 @@
+"""tools/benchmarks/detection_benchmark.py: argument errors and result parsing."""
+import json
+import os
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+SCRIPT = os.path.join(ROOT, 'tools/benchmarks/detection_benchmark.py')
+
+
+def run(*args):
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def test_bad_start_is_a_clear_error(tmp_path):
+    r = run('--start', 'npid', '--work-dir', str(tmp_path))
+    assert r.returncode == 2
+    assert "--start 'npid': expected NAME=CHECKPOINT" in r.stderr
+    missing = tmp_path / 'nope.pth'
+    r = run('--start', f'npid={missing}', '--work-dir', str(tmp_path))
+    assert r.returncode == 2
+    assert 'does not exist' in r.stderr and str(missing) in r.stderr
+
+
+def test_last_metrics_reads_the_last_validation(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('det_bench', SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    vis = tmp_path / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    rows = [dict(loss=1.0, step=1),
+            {'coco/bbox_mAP': 0.1, 'coco/bbox_mAP_50': 0.2,
+             'coco/segm_mAP': 0.05, 'coco/segm_mAP_50': 0.1, 'step': 2},
+            dict(loss=0.5, step=3),
+            {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.4,
+             'coco/segm_mAP': 0.25, 'coco/segm_mAP_50': 0.35, 'step': 4}]
+    (vis / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in rows))
+    assert bench.last_metrics(str(tmp_path))['coco/bbox_mAP'] == 0.3
+    assert bench.last_metrics(str(tmp_path / 'empty')) is None
