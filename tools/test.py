@@ -25,6 +25,24 @@ def parse_args():
     return args
 
 
+def add_knn_reference(cfg) -> None:
+    """A kNN test needs a reference set: without NPID's MemoryBankHook (or
+    an explicit KNNReferenceHook) add a KNNReferenceHook, which extracts the
+    training images' features."""
+    evaluator = cfg.get('test_evaluator') or {}
+    evaluators = evaluator if isinstance(evaluator, (list, tuple)) else [
+        evaluator]
+    if not any(e.get('type') == 'KNNMetric' for e in evaluators):
+        return
+    hooks = cfg.get('custom_hooks') or []
+    if any(h.get('type') in ('MemoryBankHook', 'KNNReferenceHook')
+           for h in hooks):
+        return
+    cfg.custom_hooks = list(hooks) + [dict(type='KNNReferenceHook')]
+    print('tools/test.py: KNNMetric without MemoryBankHook; added '
+          "dict(type='KNNReferenceHook') (reference = the training images)")
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -34,6 +52,7 @@ def main():
         set_default_dataloader_cfg(cfg, field)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    add_knn_reference(cfg)
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     metrics = runner.test()

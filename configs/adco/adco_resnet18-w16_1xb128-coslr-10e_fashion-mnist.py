@@ -25,5 +25,8 @@ test_cfg = dict()
 custom_hooks = [
     dict(type='RandomStateHook'),
     dict(type='AdCoNegativesInitHook', log_interval=50),
+    # kNN reference for the test loop (tools/test.py): the training images'
+    # embeddings (AdCo has no memory bank)
+    dict(type='KNNReferenceHook'),
 ]
 auto_scale_lr = dict(base_batch_size=128)

@@ -426,3 +426,62 @@ def test_fashion_mnist_variants_train(data_root, tmp_path, name):
     assert len(rec.losses) == 4
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss in rec.losses)
     assert runner.model.negatives.initialised
+
+
+def test_knn_reference_hook_validates_a_bankless_model(data_root, tmp_path):
+    """KNNReferenceHook: kNN validation of AdCo during training, equal to a
+    kNN computed by hand from the extracted features."""
+    from mmengine.config import Config
+    from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
+                                  knn_evaluate)
+    cfg = tiny_adco_cfg(data_root, tmp_path, epochs=1)
+    cfg.val_dataloader = copy.deepcopy(cfg.test_dataloader)
+    cfg.val_evaluator = dict(type='KNNMetric', ks=(5, ), temperature=0.07)
+    cfg.val_cfg = dict()
+    cfg.train_cfg.val_interval = 1
+    cfg.custom_hooks.append(dict(type='KNNReferenceHook', batch_size=16))
+    recorded = []
+
+    from mmengine.hooks import Hook
+
+    class Grab(Hook):
+        def after_val_epoch(self, runner, metrics=None):
+            recorded.append(dict(metrics))
+
+    runner = make_runner(cfg, Grab())
+    runner.train()
+    assert len(recorded) == 1 and 'knn/top1_k5' in recorded[0]
+    model = runner.model
+    tr, te = build_knn_dataloaders(Config(cfg.to_dict()), batch_size=16)
+    ref = extract_features(model, tr, 'embed', progress=False)
+    qry = extract_features(model, te, 'embed', progress=False)
+    expected = knn_evaluate(ref[0], ref[1], qry[0], qry[1], ks=(5, ))[5][1]
+    assert recorded[0]['knn/top1_k5'] == pytest.approx(expected, abs=1e-4)
+
+
+def test_knn_reference_hook_rejects_bad_sizes():
+    from mm_instdisc.engine.hooks import KNNReferenceHook
+    with pytest.raises(ValueError, match='batch_size=0'):
+        KNNReferenceHook(batch_size=0)
+
+
+def test_test_tool_evaluates_a_bankless_checkpoint(data_root, tmp_path):
+    """tools/test.py on an AdCo checkpoint: KNNReferenceHook is added."""
+    import subprocess
+    import sys
+    cfg = tiny_adco_cfg(data_root, tmp_path, epochs=1)
+    cfg.test_evaluator = dict(type='KNNMetric', ks=(5, ), temperature=0.07)
+    make_runner(cfg).train()
+    cfg_path = tmp_path / 'tiny_adco.py'
+    cfg.dump(str(cfg_path))
+    r = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools/test.py'), str(cfg_path),
+         str(tmp_path / 'epoch_1.pth'), '--work-dir', str(tmp_path / 't'),
+         '--out', str(tmp_path / 'm.json')],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "added dict(type='KNNReferenceHook')" in r.stdout
+    import json
+    metrics = json.load(open(tmp_path / 'm.json'))
+    assert 0 <= metrics['knn/top1_k5'] <= 100
