@@ -36,3 +36,12 @@ def test_config_builds(path):
     for h in cfg.get('custom_hooks', []):
         HOOKS.build(h)
     assert cfg.train_dataloader.dataset.type
+    if scope != 'mmdet':  # (CocoMetric reads its annotation file at init)
+        # evaluators build: an override that forgets _delete_=True keeps the
+        # base metric's arguments (e.g. KNNMetric's ks on Accuracy)
+        from mmpretrain.registry import METRICS
+        for key in ('val_evaluator', 'test_evaluator'):
+            ev = cfg.get(key)
+            for metric in (ev if isinstance(ev, (list, tuple)) else
+                           [ev] if ev else []):
+                METRICS.build(metric)

@@ -17,7 +17,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+val_evaluator = dict(_delete_=True, type='Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
 
 # optimizer: only the head has trainable parameters

@@ -28,7 +28,7 @@ train_dataloader = dict(
             data_root={{_base_.data_root}},
             split='train',
             pipeline=train_pipeline)))
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+val_evaluator = dict(_delete_=True, type='Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
 
 # optimizer
