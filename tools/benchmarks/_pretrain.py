@@ -54,3 +54,18 @@ def setup_mmpretrain():
     import mm_instdisc.models  # noqa: F401
     from mmengine.registry import init_default_scope
     init_default_scope('mmpretrain')
+
+
+def last_metrics(work_dir, key):
+    """The last logged row of mmengine's scalars that holds ``key`` (the
+    last validation), or None."""
+    import glob
+    found = None
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if key in row:
+                    found = row
+    return found

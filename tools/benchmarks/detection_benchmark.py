@@ -21,7 +21,6 @@ resumes from its last checkpoint. Results go to
 side) and the table of the given starts to ``--docs-out`` (default: print).
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -30,6 +29,8 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import _pretrain  # noqa: E402  (tools/benchmarks)
 CONFIG = osp.join(ROOT, 'configs/benchmarks/mmdetection/fmnist_coco/'
                   'mask-rcnn_resnet18-w16-fpn_1xb4-6e_fmnist-coco.py')
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
@@ -66,15 +67,7 @@ def parse_args():
 
 def last_metrics(work_dir):
     """The last validation metrics mmengine logged in ``work_dir``."""
-    found = None
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if METRICS[0] in row:
-                    found = row
-    return found
+    return _pretrain.last_metrics(work_dir, METRICS[0])
 
 
 def run_start(name, ckpt, args):
