@@ -188,6 +188,7 @@ def semisup(args, results, save):
 
 
 def plots(results, out_dir, args):
+    stem = osp.splitext(osp.basename(args.docs_out))[0]
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -205,7 +206,7 @@ def plots(results, out_dir, args):
                title=f'NPID, {args.train_size} images, {args.epochs} epochs')
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = osp.join(out_dir, 'claims_nce_vs_m.png')
+        path = osp.join(out_dir, f'{stem}_nce_vs_m.png')
         fig.savefig(path, dpi=100)
         plt.close(fig)
         files.append(path)
@@ -224,7 +225,7 @@ def plots(results, out_dir, args):
         ax.set(ylabel='top-1 (%)', title='Semi-supervised fine-tuning')
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = osp.join(out_dir, 'claims_semisup.png')
+        path = osp.join(out_dir, f'{stem}_semisup.png')
         fig.savefig(path, dpi=100)
         plt.close(fig)
         files.append(path)
@@ -236,7 +237,10 @@ def report(results, args, pngs):
              'mode, measured)', '',
              f'`python tools/benchmarks/claims_benchmark.py'
              f'{" --quick" if args.quick else ""}` (seed {args.seed}, '
-             f'{args.threads} thread(s) per training).', '']
+             f'{args.threads} thread(s) per training). Starts pretrained '
+             'with labels (supervised, Exemplar) saw the labels of their '
+             'whole pretraining set, so only label-free starts are '
+             'semi-supervised in the strict sense.', '']
     nce = results.get('nce')
     if nce:
         lines += [f'## NPID: NCE with m noise samples vs the full softmax '
