@@ -69,3 +69,18 @@ def last_metrics(work_dir, key):
                 if key in row:
                     found = row
     return found
+
+
+def parse_starts(parser, values, starts=None):
+    """``--start NAME=CHECKPOINT`` values -> {name: checkpoint or 'none'};
+    a malformed value or a missing file is a parser error naming it."""
+    starts = dict(starts or {})
+    for s in values:
+        name, sep, ckpt = s.partition('=')
+        if not sep or not name or not ckpt:
+            parser.error(f'--start {s!r}: expected NAME=CHECKPOINT or '
+                         'NAME=none')
+        if ckpt != 'none' and not osp.isfile(ckpt):
+            parser.error(f'--start {s!r}: checkpoint {ckpt!r} does not exist')
+        starts[name] = ckpt
+    return starts

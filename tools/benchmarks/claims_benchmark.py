@@ -37,8 +37,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from _pretrain import (last_metrics, setup_mmpretrain,  # noqa: E402
-                       train_run)
+from _pretrain import (last_metrics, parse_starts,  # noqa: E402
+                       setup_mmpretrain, train_run)
 
 NPID_CFG = 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py'
 FT_CFGS = {
@@ -85,15 +85,7 @@ def parse_args():
         args.work_dir = osp.join(ROOT, f'work_dirs/claims_benchmark_{mode}')
     if args.docs_out is None:
         args.docs_out = osp.join(ROOT, f'docs/benchmarks_claims_{mode}.md')
-    starts = {'random init': 'none'}
-    for s in args.start:
-        name, sep, ckpt = s.partition('=')
-        if not sep or not name or not ckpt:
-            p.error(f'--start {s!r}: expected NAME=CHECKPOINT or NAME=none')
-        if ckpt != 'none' and not osp.isfile(ckpt):
-            p.error(f'--start {s!r}: checkpoint {ckpt!r} does not exist')
-        starts[name] = ckpt
-    args.starts = starts
+    args.starts = parse_starts(p, args.start, {'random init': 'none'})
     return args
 
 

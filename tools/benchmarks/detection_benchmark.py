@@ -53,15 +53,7 @@ def parse_args():
     p.add_argument('--docs-out', default='',
                    help='write the markdown table to this file')
     args = p.parse_args()
-    starts = {}
-    for s in args.start:
-        name, sep, ckpt = s.partition('=')
-        if not sep or not name or not ckpt:
-            p.error(f'--start {s!r}: expected NAME=CHECKPOINT or NAME=none')
-        if ckpt != 'none' and not osp.isfile(ckpt):
-            p.error(f'--start {s!r}: checkpoint {ckpt!r} does not exist')
-        starts[name] = ckpt
-    args.starts = starts
+    args.starts = _pretrain.parse_starts(p, args.start)
     return args
 
 
