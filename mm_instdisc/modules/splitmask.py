@@ -167,13 +167,11 @@ class SplitMaskGenerator:
               generator: Optional[torch.Generator] = None) -> Tensor:
         """Membership of A. Bool tensor of shape (B, L), True = in A."""
         if self.mode == 'uniform':
-            rows = []
-            for _ in range(batch_size):
-                m = torch.zeros(self.num_patches, dtype=torch.bool)
-                perm = torch.randperm(self.num_patches, generator=generator)
-                m[perm[:self.num_a]] = True
-                rows.append(m)
-            return torch.stack(rows)
+            # one random permutation per row, all rows at once: (B, L)
+            perm = torch.rand(batch_size, self.num_patches,
+                              generator=generator).argsort(dim=1)
+            m = torch.zeros(batch_size, self.num_patches, dtype=torch.bool)
+            return m.scatter_(1, perm[:, :self.num_a], True)
         return torch.stack([
             block_mask(self.height, self.width, self.num_a, generator,
                        self.min_block_patches, self.min_aspect)
