@@ -53,6 +53,17 @@ def tiny_npid_cfg(data_root, work_dir, n_train=64, epochs=2, batch_size=16,
     cfg.model.neck.out_channels = 16
     cfg.model.head.num_negatives = 8
     cfg.model.head.loss_mode = loss_mode
+    tiny_fmnist_runtime(cfg, data_root, epochs, batch_size, seed)
+    cfg.custom_hooks = [
+        dict(type='RandomStateHook'),
+        dict(type='MemoryBankHook', init=init, log_interval=1)
+    ]
+    return cfg
+
+
+def tiny_fmnist_runtime(cfg, data_root, epochs, batch_size, seed=0):
+    """Data, kNN validation (k=5) every epoch, no lr schedule, a checkpoint
+    per epoch and quiet logs: the runtime of the tiny training tests."""
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.dataset.data_root = str(data_root)
     cfg.train_dataloader.batch_size = batch_size
@@ -63,10 +74,6 @@ def tiny_npid_cfg(data_root, work_dir, n_train=64, epochs=2, batch_size=16,
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs,
                          val_interval=1)
     cfg.param_scheduler = []
-    cfg.custom_hooks = [
-        dict(type='RandomStateHook'),
-        dict(type='MemoryBankHook', init=init, log_interval=1)
-    ]
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     cfg.randomness = dict(seed=seed)

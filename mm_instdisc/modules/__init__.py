@@ -4,6 +4,7 @@ from .exemplar import UNFILLED_LABEL, ExemplarLoss, ExemplarQueue
 from .knn import knn_topk, knn_vote, topk_accuracy, weighted_knn
 from .memory_bank import MemoryBank
 from .npid_loss import NPIDLoss, sample_negatives
+from .parametric_instance import ParametricInstanceLoss
 from .splitmask import (SplitMaskGenerator, SplitMaskLoss, SplitMaskTokenizer, block_mask, splitmask_step)  # noqa: E501
 
 __all__ = [
@@ -12,4 +13,4 @@ __all__ = [
     'weighted_knn', 'topk_accuracy', 'AdversarialNegatives', 'AdCoLoss'
 ]
 __all__ += ['SplitMaskGenerator', 'SplitMaskLoss', 'SplitMaskTokenizer', 'block_mask', 'splitmask_step']  # noqa: E501
-
+__all__ += ['ParametricInstanceLoss']

@@ -1,0 +1,132 @@
+"""Parametric instance classification, the baseline of NPID (Wu et al., 2018).
+
+Plain PyTorch: usable in an mmengine model (``ParametricInstanceHead`` wraps
+it) or in a lightly / hand-written training loop.
+"""
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .memory_bank import _check_finite
+
+
+class ParametricInstanceLoss(nn.Module):
+    """Softmax over one learned class per training image.
+
+    The *parametric* classifier of `Unsupervised Feature Learning via
+    Non-Parametric Instance Discrimination
+    <https://arxiv.org/abs/1805.01978>`_ (eq. 1; "parametric softmax" in its
+    Table 1), the baseline that NPID's memory bank replaces: every training
+    image i is its own class with a weight vector :math:`w_i`,
+
+    .. math::
+        P(i|v) = \\frac{\\exp(w_i^\\top v / T)}
+                      {\\sum_j \\exp(w_j^\\top v / T)},
+        \\qquad \\mathcal{L} = -\\log P(i|v),
+
+    averaged over the batch. ``W`` (N, D) is an ordinary parameter (no bias):
+    it gets gradients for all N rows every step, is updated by the
+    optimizer (weight decay included) and is saved in checkpoints. Eq. 1
+    has no temperature; ``temperature=1`` (the default) is the paper's
+    formula, another value divides the logits, as in the non-parametric
+    eq. 2 (with unit features a learned scale of ``W`` can do the same).
+
+    ``W`` is initialised from a normal distribution with std ``init_std``
+    (0.01, as mmpretrain's ``LinearClsHead``), not ``nn.Linear``'s
+    kaiming-uniform: the initial softmax is then nearly uniform, the loss
+    starts at ~log N.
+
+    Args:
+        num_instances (int): N, the number of classes, which must equal the
+            size of the training set (sample indices are class labels).
+        feat_dim (int): D, the embedding size.
+        temperature (float): T; eq. 1 has none (T = 1). Defaults to 1.0.
+        init_std (float): Std of the normal initialisation of ``W``.
+            Defaults to 0.01.
+
+    Examples:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> loss_fn = ParametricInstanceLoss(num_instances=10, feat_dim=4)
+        >>> f = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+        >>> loss = loss_fn(f, torch.tensor([0, 5, 9]))
+        >>> round(loss.item(), 2)  # ~log(10) at initialisation
+        2.3
+        >>> loss_fn.weight.shape
+        torch.Size([10, 4])
+
+    Raises:
+        ValueError: On a non-positive ``num_instances``, ``feat_dim``,
+            ``temperature`` or ``init_std``; on features that are not
+            (B, ``feat_dim``) or not finite; on indices that are not one per
+            feature or lie outside ``[0, num_instances)``.
+    """
+
+    weight: nn.Parameter
+
+    def __init__(self, num_instances: int, feat_dim: int,
+                 temperature: float = 1.0, init_std: float = 0.01) -> None:
+        super().__init__()
+        if num_instances < 1:
+            raise ValueError(f'Illegal num_instances: {num_instances}; must '
+                             'be the (positive) training set size.')
+        if feat_dim < 1:
+            raise ValueError(f'Illegal feat_dim: {feat_dim}; must be > 0.')
+        if temperature <= 0:
+            raise ValueError(f'Illegal temperature: {temperature}; '
+                             'must be > 0.')
+        if init_std <= 0:
+            raise ValueError(f'Illegal init_std: {init_std}; must be > 0.')
+        self.num_instances = int(num_instances)
+        self.feat_dim = int(feat_dim)
+        self.temperature = float(temperature)
+        self.init_std = float(init_std)
+        self.weight = nn.Parameter(torch.empty(self.num_instances,
+                                               self.feat_dim))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Draw ``W`` from N(0, ``init_std``^2)."""
+        nn.init.normal_(self.weight, mean=0.0, std=self.init_std)
+
+    def logits(self, feats: Tensor) -> Tensor:
+        """Class scores :math:`W f / T`. Tensor of shape (B, N)."""
+        if feats.dim() != 2 or feats.shape[1] != self.feat_dim:
+            raise ValueError(f'Expected features of shape '
+                             f'(B, {self.feat_dim}) (feat_dim='
+                             f'{self.feat_dim}), got '
+                             f'{tuple(feats.shape)}.')
+        # logits: (B, N)
+        return feats @ self.weight.t() / self.temperature
+
+    def forward(self, feats: Tensor, idx: Tensor) -> Tensor:
+        """Mean cross-entropy of the instance classifier.
+
+        Args:
+            feats (Tensor): Embeddings v (L2-normalised in NPID's setting),
+                shape (B, D).
+            idx (Tensor): Each embedding's image index = its class, (B, ).
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        _check_finite('Parametric instance features', feats)
+        logits = self.logits(feats)  # (B, N)
+        if idx.shape != (feats.shape[0], ):
+            raise ValueError(f'Expected one index per feature, got idx of '
+                             f'shape {tuple(idx.shape)} for '
+                             f'{feats.shape[0]} features.')
+        idx = idx.to(logits.device).long()
+        if idx.numel() and (int(idx.min()) < 0 or
+                            int(idx.max()) >= self.num_instances):
+            raise ValueError(
+                f'Instance index out of range [0, {self.num_instances}): min '
+                f'{int(idx.min())}, max {int(idx.max())}. num_instances must '
+                'equal the training set size.')
+        return F.cross_entropy(logits, idx)
+
+    def extra_repr(self) -> str:
+        return (f'num_instances={self.num_instances}, '
+                f'feat_dim={self.feat_dim}, temperature={self.temperature}, '
+                f'init_std={self.init_std}')
