@@ -1,21 +1,24 @@
 """Self-supervised checkpoint -> backbone weights that downstream models load.
 
-Extension point for other backbones (SplitMask's ViT): append a
-``RoundTripCase`` to ``ROUND_TRIP_CASES``; ``test_round_trip`` then converts
-a checkpoint of the self-supervised model and loads it strictly into the
-downstream backbone.
+Extension point for other backbones: append a ``RoundTripCase`` to
+``ROUND_TRIP_CASES``; ``test_round_trip`` then converts a checkpoint of the
+self-supervised model and loads it strictly into the downstream backbone.
+The cases cover NPID's ResNets and SplitMask's ViT (to the backbones of
+SplitMask's fine-tuning and Mask R-CNN configs).
 """
 import os
 import subprocess
 import sys
-from typing import Callable, List, NamedTuple
+from typing import Callable, FrozenSet, List, NamedTuple
 
 import pytest
 import torch
 from torch import nn
 
 from tests.helpers import ROOT
-from tests.test_transfer.conftest import build_npid, save_selfsup_checkpoint
+from tests.test_transfer.conftest import (TINY_VIT_ARCH, build_npid,
+                                           build_splitmask,
+                                           save_selfsup_checkpoint)
 
 from mm_instdisc.apis.selfsup_to_backbone import (check_backbone_keys,
                                                    convert_selfsup_checkpoint,
@@ -28,6 +31,14 @@ FMNIST_DET_CONFIG = os.path.join(
 LINEAR_CONFIG = os.path.join(
     ROOT, 'configs/benchmarks/classification/fashion_mnist/'
     'resnet18-w16_1xb128-linear-coslr-10e_fashion-mnist.py')
+SPLITMASK_FT_CONFIG = os.path.join(
+    ROOT, 'configs/splitmask/benchmarks/'
+    'vit-w128d4-p4_splitmask-pre_1xb128-coslr-20e_fashion-mnist.py')
+SPLITMASK_FT_IN1K_CONFIG = os.path.join(
+    ROOT, 'configs/splitmask/benchmarks/'
+    'vit-small-p16_splitmask-pre_8xb128-coslr-100e_in1k.py')
+SPLITMASK_DET_CONFIG = os.path.join(
+    ROOT, 'configs/splitmask/mask-rcnn_splitmask-vit-s_fpn_coco.py')
 
 
 class RoundTripCase(NamedTuple):
@@ -40,10 +51,17 @@ class RoundTripCase(NamedTuple):
         make_target: Builds the downstream backbone (e.g. from the mmdet or
             mmpretrain registry) that must load the converted weights with
             ``strict=True``.
+        new_keys: Keys of the downstream backbone that pretraining has no
+            weights for and that keep the target's own init (e.g. ``ln2``,
+            the norm after token pooling of mmpretrain's ViT with
+            ``out_type='avg_featmap'``). Empty (the default): strict loading,
+            every key of the target comes from the checkpoint. Otherwise
+            exactly these keys must be missing, and nothing unexpected.
     """
     name: str
     make_selfsup: Callable[[], nn.Module]
     make_target: Callable[[], nn.Module]
+    new_keys: FrozenSet[str] = frozenset()
 
 
 def _mmpretrain_backbone(**cfg) -> nn.Module:
@@ -57,7 +75,31 @@ def _mmdet_backbone(**cfg) -> nn.Module:
     return MODELS.build(cfg)
 
 
+def _config_backbone(config: str, **overrides) -> nn.Module:
+    """``model.backbone`` of a config, without its init_cfg, with overrides.
+
+    Built from mmdet's registry for ``default_scope='mmdet'`` (as mmdet
+    builds it there), from mmpretrain's otherwise.
+    """
+    from mmengine.config import Config
+    import mm_instdisc.models  # noqa: F401
+    cfg = Config.fromfile(config)
+    backbone = cfg.model.backbone.copy()
+    backbone.pop('init_cfg', None)
+    backbone.update(overrides)
+    if cfg.get('default_scope') == 'mmdet':
+        return _mmdet_backbone(**backbone)
+    return _mmpretrain_backbone(**backbone)
+
+
 SMALL_RESNET = dict(depth=18, stem_channels=8, base_channels=8)
+# the configs' ViT options (out_type, layer scale, ...) with the tiny ViT of
+# build_splitmask: 1x32x32 images, 4x4 patches
+TINY_VIT = dict(arch=dict(TINY_VIT_ARCH), img_size=32, patch_size=4,
+                in_channels=1)
+# mmpretrain's VisionTransformer with out_type='avg_featmap' normalises the
+# pooled tokens with ln2, which the pretrained encoder (out_type='raw') lacks
+AVG_FEATMAP_LN2 = frozenset({'ln2.weight', 'ln2.bias'})
 
 ROUND_TRIP_CASES: List[RoundTripCase] = [
     # NPID's CPU model -> the ResNet_CIFAR of our fine-tuning configs
@@ -78,7 +120,24 @@ ROUND_TRIP_CASES: List[RoundTripCase] = [
         'npid-resnet-to-mmpretrain',
         lambda: build_npid(type='ResNet', in_channels=3, **SMALL_RESNET),
         lambda: _mmpretrain_backbone(type='ResNet', **SMALL_RESNET)),
-    # SplitMask (ViT) appends its case here.
+    # SplitMask's ViT -> the VisionTransformer (avg_featmap) of its
+    # fine-tuning configs; only the pooled-token norm ln2 is new
+    RoundTripCase(
+        'splitmask-vit-to-mmpretrain-finetune',
+        lambda: build_splitmask(),
+        lambda: _config_backbone(SPLITMASK_FT_CONFIG, **TINY_VIT),
+        new_keys=AVG_FEATMAP_LN2),
+    RoundTripCase(
+        'splitmask-vit-to-mmpretrain-finetune-in1k',
+        lambda: build_splitmask(),
+        lambda: _config_backbone(SPLITMASK_FT_IN1K_CONFIG, **TINY_VIT),
+        new_keys=AVG_FEATMAP_LN2),
+    # ... and -> the Mask R-CNN config's backbone: mmdet builds
+    # 'mmpretrain.SplitMaskViT' (featmap, learned position embedding)
+    RoundTripCase(
+        'splitmask-vit-to-mmdet-mask-rcnn',
+        lambda: build_splitmask(),
+        lambda: _config_backbone(SPLITMASK_DET_CONFIG, **TINY_VIT)),
 ]
 
 
@@ -100,14 +159,25 @@ def test_round_trip(case, out_prefix, tmp_path):
     assert len(weights) == len(expected)
 
     target = case.make_target()
+    init = {k: v.clone() for k, v in target.state_dict().items()}
+    assert case.new_keys <= set(init)
     plain = {k[len(out_prefix):]: v for k, v in weights.items()}
-    result = target.load_state_dict(plain, strict=True)
-    assert not result.missing_keys and not result.unexpected_keys
-    for key, value in target.state_dict().items():
-        assert torch.equal(value, expected[key]), key
+    assert not case.new_keys & set(plain)
+    # what the converter tool's --verify reports
+    missing, unexpected = check_backbone_keys(plain, target)
+    assert set(missing) == case.new_keys and not unexpected
+    result = target.load_state_dict(plain, strict=not case.new_keys)
+    assert sorted(result.missing_keys) == sorted(case.new_keys)
+    assert not result.unexpected_keys
+    got = target.state_dict()
+    assert set(got) == set(expected) | case.new_keys
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+    for key in case.new_keys:
+        assert torch.equal(got[key], init[key]), key
     # nothing of the algorithm came along
-    assert not any(k.split('.')[0] in ('neck', 'head', 'memory_bank')
-                   for k in plain)
+    assert not any(k.split('.')[0] in ('neck', 'head', 'memory_bank',
+                                       'target_generator') for k in plain)
 
 
 def test_pretrained_init_cfg_loads_raw_selfsup_checkpoint(tmp_path):
@@ -126,6 +196,63 @@ def test_pretrained_init_cfg_loads_raw_selfsup_checkpoint(tmp_path):
     assert set(got) == set(expected)
     for key in expected:
         assert torch.equal(got[key], expected[key]), key
+
+
+@pytest.mark.parametrize('config,overrides,new_keys', [
+    (SPLITMASK_FT_CONFIG, dict(head=dict(in_channels=32)), AVG_FEATMAP_LN2),
+    (SPLITMASK_FT_IN1K_CONFIG, dict(head=dict(in_channels=32)),
+     AVG_FEATMAP_LN2),
+    (SPLITMASK_DET_CONFIG, dict(neck=dict(in_channels=32)), frozenset()),
+], ids=['finetune-fmnist', 'finetune-in1k', 'mask-rcnn'])
+@pytest.mark.parametrize('weights', ['raw', 'backbone.', ''],
+                         ids=['raw-selfsup', 'converted-backbone.',
+                              'converted-no-prefix'])
+def test_splitmask_configs_init_cfg_load_checkpoint(config, overrides,
+                                                    new_keys, weights,
+                                                    tmp_path):
+    """SplitMask's downstream configs load a (converted) SplitMask checkpoint.
+
+    The config's own ``model.backbone.init_cfg`` (Pretrained, prefix
+    'backbone.') with only the checkpoint path set, on the whole model built
+    from the config with the tiny ViT; for weights converted without prefix
+    the init_cfg's prefix is dropped.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    import mm_instdisc.models  # noqa: F401
+    selfsup = build_splitmask()
+    ckpt = save_selfsup_checkpoint(selfsup, tmp_path / 'epoch_20.pth')
+    if weights != 'raw':
+        dst = str(tmp_path / 'vit_backbone.pth')
+        convert_selfsup_checkpoint(ckpt, dst, out_prefix=weights)
+        ckpt = dst
+    cfg = Config.fromfile(config)
+    init_cfg = cfg.model.backbone.init_cfg
+    assert init_cfg.type == 'Pretrained' and init_cfg.prefix == 'backbone.'
+    init_cfg.checkpoint = ckpt
+    if weights == '':
+        init_cfg.pop('prefix')
+    cfg.model.backbone.update(TINY_VIT)
+    cfg.merge_from_dict(dict(model=overrides))
+    if cfg.get('default_scope') == 'mmdet':
+        import mm_instdisc.det  # noqa: F401
+        from mmdet.registry import MODELS
+        init_default_scope('mmdet')
+    else:
+        from mmpretrain.registry import MODELS
+        init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    model.init_weights()
+    expected = selfsup.backbone.state_dict()
+    got = model.backbone.state_dict()
+    assert set(got) == set(expected) | new_keys
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+    for key in new_keys:  # not in the checkpoint: the model's own init
+        assert torch.equal(got[key], before[key]), key
+    assert not torch.equal(before['patch_embed.projection.weight'],
+                           got['patch_embed.projection.weight'])
 
 
 def test_fmnist_detector_loads_npid_checkpoint(npid_model, npid_ckpt):
@@ -232,3 +359,29 @@ def test_res_layer_extra_norm():
               if k.startswith('layer4.')}
     missing, unexpected = head.layer4.load_state_dict(layer4, strict=True)
     assert not missing and not unexpected
+
+
+def test_converter_tool_verify_vit_allow_missing(tmp_path):
+    """--verify against the SplitMask fine-tuning config: ln2 (the ViT's
+    norm after pooling, absent in pretraining) is reported with a hint, and
+    accepted only when --allow-missing names it."""
+    from tests.test_transfer.conftest import build_splitmask
+    src = save_selfsup_checkpoint(build_splitmask(),
+                                  tmp_path / 'splitmask.pth')
+    cfg = tmp_path / 'ft_tiny.py'
+    cfg.write_text(f'_base_ = [{SPLITMASK_FT_CONFIG!r}]\n'
+                   f'model = dict(backbone=dict({TINY_VIT!r}))\n'
+                   .replace('dict({', 'dict(**{'))
+    dst = str(tmp_path / 'vit.pth')
+    r = _run_tool(src, dst, '--verify', str(cfg))
+    assert r.returncode != 0
+    assert 'ln2.weight' in r.stderr and '--allow-missing' in r.stderr
+    r = _run_tool(src, dst, '--verify', str(cfg), '--allow-missing', 'ln2.*')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'keep their initialisation' in r.stdout and 'ln2.bias' in r.stdout
+    # a pattern that does not cover every missing key still fails
+    r = _run_tool(src, dst, '--verify', str(cfg), '--allow-missing',
+                  'ln2.weight')
+    assert r.returncode != 0 and 'ln2.bias' in r.stderr
+    r = _run_tool(src, dst, '--allow-missing', 'ln2.*')
+    assert r.returncode != 0 and 'only applies with --verify' in r.stderr
