@@ -1,35 +1,62 @@
-"""NPID's NCE accuracy as m grows, and semi-supervised fine-tuning from each
-pretrained start, on Fashion-MNIST (claims 2 and 4 of the transfer issue).
+"""The transfer issue's four claims, measured at CPU scale on Fashion-MNIST
+and the composed Fashion-MNIST COCO set; writes ``docs/benchmarks.md``.
 
     python tools/benchmarks/claims_benchmark.py [--quick] [--threads 1]
-        [--start NAME=CHECKPOINT ...] [--only nce semisup]
-        [--work-dir work_dirs/claims_benchmark] [--docs-out docs/benchmarks_claims.md]
+        [--only pretrain param nce det semisup] [--start NAME=CHECKPOINT ...]
+        [--work-dir DIR] [--docs-out FILE]
 
-(2) NCE vs m: NPID (configs/npid/npid_resnet18-w16_1xb128-steplr-10e_
-    fashion-mnist.py: NCE, EMA Z, bank initialised by a forward pass) on the
-    first ``--train-size`` training images for ``--epochs`` epochs (cosine
-    lr), once per m in ``--ms`` and once with the full non-parametric
-    softmax; weighted kNN (tau 0.07, k = 20 and 200) of the 128-d embedding,
-    test images against the pretraining images. The paper's claim: accuracy
-    rises with m and approaches the full softmax.
-(4) Semi-supervised: every ``--start`` (a pretraining checkpoint with
-    backbone.* keys, or ``none`` = random init) is fine-tuned end to end
-    with 1% and with 10% of the labels (configs/benchmarks/classification/
-    fashion_mnist/*-1pc.py and *-10pc.py: class-balanced subsets, seed 0)
-    for ``--ft-epochs`` epochs (cosine), top-1 on the test set.
+pretrain  The starts of (1), (3) and (4), each pretrained for
+          ``--pretrain-epochs`` on the first ``--train-size`` training
+          images (batch 128, 4096 negatives / queue, cosine lr, same seed,
+          same ResNet-18 at width 16) with the configs and overrides of the
+          per-method benchmarks: NPID, MoCo v2 and AdCo as in
+          adco_benchmark.py, Exemplar-v2 and supervised cross-entropy as in
+          exemplar_benchmark.py. ``--start NAME=CHECKPOINT`` adds a start;
+          random init is always one.
+(1) param NPID's non-parametric softmax (memory bank, no weights) against a
+          parametric instance softmax (an N-way classifier with one learned
+          weight vector per image, configs/npid/parametric-softmax_*), both
+          trained for ``--epochs`` on the same images with the same backbone,
+          neck, data and optimiser. Read-outs on the 128-d embedding and on
+          the backbone's pooled features: weighted kNN (tau 0.07, k = 20 and
+          200; test images against the pretraining images) and a linear
+          probe (mm_instdisc.apis.linear_probe). Baselines: raw pixels, the
+          random-init network, the supervised start.
+(2) nce   NPID with NCE and m noise samples for each m in ``--ms`` against
+          the full softmax (kNN of the embedding). Claim: accuracy rises
+          with m and approaches the full softmax.
+(3) det   Mask R-CNN (ResNet-18 w16 FPN) fine-tuned ``--det-epochs`` on the
+          composed Fashion-MNIST COCO set from every start, COCO box / mask
+          AP (detection_benchmark.run_start; the set is generated if
+          missing, items disjoint from the pretraining images).
+(4) semisup  Every start fine-tuned end to end with 1% and with 10% of the
+          labels (class-balanced subsets, seed ``--seed``), top-1 on the
+          test images.
 
-Every training runs through tools/train.py; a finished run is not rerun, an
-interrupted one resumes. ``--quick`` (about 15 minutes on 2 cores): 2000
-images, 3 epochs, m in {1, 64, 512}, fine-tuning 10 / 2 epochs. Writes
-``<work-dir>/results.json``, a markdown report with PNG plots next to it
-(``--docs-out``) and prints the tables. Each row states epochs, seed and
-wall time.
+Every training runs through tools/train.py or tools/det_train.py; a finished
+run is not rerun (its recorded wall time is reused), an interrupted one
+resumes. Results go to ``<work-dir>/results_<section>.json``, one file per
+section, so sections can run side by side in separate invocations once the
+starts are pretrained (``--only pretrain`` first). The report (tables with
+epochs, seed and wall time, a claims summary, PNG plots) is written from
+every section measured so far.
+
+Full mode (default; a few hours on 2 cores, less with two invocations side
+by side): 10,000 images, 6 epochs for (1) and (2), m in {1, 16, 256, 4096},
+starts pretrained 20 epochs, detection 3 epochs on 2,000 images, fine-tuning
+50 / 10 epochs; writes docs/benchmarks.md. ``--quick`` (about 15 minutes):
+2,000 images, 3 epochs, m in {1, 64, 512}, starts pretrained 3 epochs,
+detection 2 epochs on a 300-image set, fine-tuning 10 / 2 epochs; writes
+docs/benchmarks_claims_quick.md.
 """
 import argparse
 import copy
+import hashlib
+import importlib
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
 import time
 
@@ -40,53 +67,114 @@ import torch  # noqa: E402
 from _pretrain import (last_metrics, parse_starts,  # noqa: E402
                        setup_mmpretrain, train_run)
 
+SECTIONS = ('pretrain', 'param', 'nce', 'det', 'semisup')
 NPID_CFG = 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py'
+PARAM_CFG = ('configs/npid/parametric-softmax_resnet18-w16_1xb128-steplr-10e_'
+             'fashion-mnist.py')
 FT_CFGS = {
     '1%': 'configs/benchmarks/classification/fashion_mnist/'
     'resnet18-w16_1xb64-ft-coslr-100e_fashion-mnist-1pc.py',
     '10%': 'configs/benchmarks/classification/fashion_mnist/'
     'resnet18-w16_1xb128-ft-coslr-30e_fashion-mnist-10pc.py',
 }
+# start -> (benchmark script whose run_config builds it, its run name)
+PRETRAINED = {
+    'npid': ('adco_benchmark', 'npid'),
+    'mocov2': ('adco_benchmark', 'mocov2'),
+    'adco': ('adco_benchmark', 'adco'),
+    'exemplar-v2': ('exemplar_benchmark', 'exemplar'),
+    'supervised': ('exemplar_benchmark', 'supervised'),
+}
+UNSUPERVISED = ('npid', 'mocov2', 'adco')
+DET_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
+               'coco/segm_mAP_50')
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--quick', action='store_true')
+    p.add_argument('--only', nargs='+', choices=SECTIONS, default=SECTIONS)
     p.add_argument('--work-dir', default=None)
+    p.add_argument('--docs-out', default=None)
     p.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist'))
+    p.add_argument('--det-data-root', default=None,
+                   help='composed COCO set (generated if missing)')
     p.add_argument('--train-size', type=int, default=None)
     p.add_argument('--test-size', type=int, default=None)
-    p.add_argument('--epochs', type=int, default=None)
+    p.add_argument('--epochs', type=int, default=None,
+                   help='epochs of the NPID runs of (1) and (2)')
     p.add_argument('--ms', type=int, nargs='+', default=None)
+    p.add_argument('--pretrain-epochs', type=int, default=None)
+    p.add_argument('--det-epochs', type=int, default=None)
+    p.add_argument('--det-seeds', type=int, nargs='+', default=[0],
+                   help='detection fine-tuning seeds; the table reports the '
+                   'mean and each seed')
     p.add_argument('--ft-epochs', type=int, nargs=2, default=None,
                    metavar=('EPOCHS_1PC', 'EPOCHS_10PC'))
+    p.add_argument('--probe-epochs', type=int, default=10,
+                   help='L-BFGS rounds of the linear probes')
     p.add_argument('--start', action='append', default=[],
                    metavar='NAME=CHECKPOINT',
-                   help='pretrained start for (4); NAME=none is random init '
-                   '(always included)')
-    p.add_argument('--only', nargs='+', choices=['nce', 'semisup'],
-                   default=['nce', 'semisup'])
+                   help='an extra start for (3) and (4); NAME=none is random '
+                   'init')
+    p.add_argument('--no-pretrain-starts', action='store_true',
+                   help='(3) and (4) from random init and --start only')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--docs-out', default=None)
     args = p.parse_args()
     quick = args.quick
     defaults = dict(train_size=2000 if quick else 10000,
                     test_size=2000 if quick else 10000,
-                    epochs=3 if quick else 12,
+                    epochs=3 if quick else 6,
                     ms=[1, 64, 512] if quick else [1, 16, 256, 4096],
-                    ft_epochs=[10, 2] if quick else [100, 30])
+                    pretrain_epochs=3 if quick else 20,
+                    det_epochs=2 if quick else 3,
+                    ft_epochs=[10, 2] if quick else [50, 10],
+                    det_data_root=osp.join(
+                        ROOT, 'data/fmnist_coco_quick' if quick
+                        else 'data/fmnist_coco'))
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    args.det_images = (300, 100) if quick else (2000, 500)
     mode = 'quick' if quick else 'full'
     if args.work_dir is None:
         args.work_dir = osp.join(ROOT, f'work_dirs/claims_benchmark_{mode}')
     if args.docs_out is None:
-        args.docs_out = osp.join(ROOT, f'docs/benchmarks_claims_{mode}.md')
+        args.docs_out = osp.join(ROOT, 'docs/benchmarks_claims_quick.md'
+                                 if quick else 'docs/benchmarks.md')
     args.starts = parse_starts(p, args.start, {'random init': 'none'})
+    clash = set(args.starts) & set(PRETRAINED)
+    if clash and not args.no_pretrain_starts:
+        p.error(f'--start {sorted(clash)}: these names are the pretrained '
+                'starts; pick another name or pass --no-pretrain-starts')
     return args
+
+
+def slug(name):
+    return name.replace(' ', '_').replace('/', '_').replace('=', '')
+
+
+def fashion_overrides(cfg, args, epochs):
+    """The benchmark's data subset, cosine schedule, seed and checkpointing."""
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
+        loader.dataset.data_root = args.data_root
+    cfg.train_dataloader.dataset.indices = args.train_size
+    cfg.test_dataloader.dataset.indices = args.test_size
+    cfg.val_dataloader.dataset.indices = args.test_size
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs,
+                         val_interval=epochs)
+    lr = cfg.optim_wrapper.optimizer.lr
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True,
+             begin=0, end=epochs, eta_min=lr * 0.01)
+    ]
+    cfg.randomness = dict(seed=args.seed)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
+                                        max_keep_ckpts=1)
+    return cfg
 
 
 def npid_config(args, m):
@@ -98,51 +186,224 @@ def npid_config(args, m):
         cfg.model.head.loss_mode = 'softmax'
     else:
         cfg.model.head.num_negatives = m
-    for loader in (cfg.train_dataloader, cfg.val_dataloader,
-                   cfg.test_dataloader):
-        loader.dataset.data_root = args.data_root
-    cfg.train_dataloader.dataset.indices = args.train_size
-    cfg.test_dataloader.dataset.indices = args.test_size
-    cfg.val_dataloader.dataset.indices = args.test_size
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=args.epochs,
-                         val_interval=args.epochs)
-    lr = cfg.optim_wrapper.optimizer.lr
-    cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=args.epochs, by_epoch=True,
-             begin=0, end=args.epochs, eta_min=lr * 0.01)
-    ]
-    cfg.randomness = dict(seed=args.seed)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
-                                        max_keep_ckpts=1)
-    return cfg
+    return fashion_overrides(cfg, args, args.epochs)
 
 
-def nce_sweep(args, results, save):
+def parametric_config(args):
+    """The parametric instance softmax: one learned weight per image."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, PARAM_CFG))
+    cfg.model.num_instances = args.train_size
+    return fashion_overrides(cfg, args, args.epochs)
+
+
+def pretrain_config(name, args):
+    ns = argparse.Namespace(
+        train_size=args.train_size, test_size=args.test_size,
+        epochs=args.pretrain_epochs, batch_size=128, num_negatives=4096,
+        queue_len=4096, lr=None, seed=args.seed, data_root=args.data_root)
+    module, run = PRETRAINED[name]
+    return importlib.import_module(module).run_config(run, ns)
+
+
+def npid_run(args, m):
+    """Train (or reuse) one NPID run of (1)/(2): (config, checkpoint, s)."""
+    name = 'softmax' if m is None else f'm={m}'
+    cfg = npid_config(args, m)
+    ckpt, seconds = train_run(f'NPID {name}', cfg,
+                              osp.join(args.work_dir, 'nce', slug(name)),
+                              args.epochs, args.threads,
+                              f' on {args.train_size} images')
+    return cfg, ckpt, seconds
+
+
+def starts(args, names):
+    """{name: (checkpoint or 'none', pretraining row)} of (3) and (4): random
+    init, the pretrained starts in ``names`` (trained now if they are not
+    yet) and the ``--start`` ones."""
+    out = {'random init': ('none', None)}
+    for name in names:
+        cfg = pretrain_config(name, args)
+        ckpt, seconds = train_run(
+            f'pretrain {name}', cfg,
+            osp.join(args.work_dir, 'pretrain', slug(name)),
+            args.pretrain_epochs, args.threads,
+            f' on {args.train_size} images')
+        out[name] = (ckpt, dict(
+            config=pretrained_config_file(name), epochs=args.pretrain_epochs,
+            images=args.train_size, seconds=seconds, checkpoint=ckpt))
+    for name, ckpt in args.starts.items():
+        out.setdefault(name, (ckpt, None))
+    return out
+
+
+def pretrained_config_file(name):
+    module, run = PRETRAINED[name]
+    cfgs = importlib.import_module(module).CONFIGS
+    return cfgs[run.split('-')[0]]
+
+
+def readout(train, test, args):
+    """Weighted kNN (k = 20, 200) and linear-probe top-1 of features."""
+    from mm_instdisc.apis import knn_evaluate, linear_probe
+    acc = knn_evaluate(train[0], train[1], test[0], test[1], ks=(20, 200))
+    probe = linear_probe(train[0], train[1], test[0], test[1],
+                         num_classes=10, epochs=args.probe_epochs,
+                         seed=args.seed)
+    return dict(knn_k20=acc[20][1], knn_k200=acc[200][1],
+                linear=probe['top1'])
+
+
+def model_readouts(cfg, ckpt, loaders, args, name, features):
+    from mm_instdisc.apis import extract_features, load_model
+    model = load_model(copy.deepcopy(cfg), ckpt)
+    row = {}
+    for feature in features:
+        tr = extract_features(model, loaders[0], feature,
+                              desc=f'{name} {feature} train')
+        te = extract_features(model, loaders[1], feature,
+                              desc=f'{name} {feature} test')
+        row[feature] = readout(tr, te, args)
+    return row
+
+
+def param_section(args, results, save, start_rows):
+    """(1) non-parametric vs parametric instance softmax."""
+    from mm_instdisc.apis import build_knn_dataloaders, pixel_features
+    rows = results.setdefault('rows', {})
+    npid_cfg, npid_ckpt, npid_s = npid_run(args, None)
+    param_cfg = parametric_config(args)
+    param_ckpt, param_s = train_run(
+        'parametric softmax', param_cfg,
+        osp.join(args.work_dir, 'param', 'parametric'), args.epochs,
+        args.threads, f' on {args.train_size} images')
+    loaders = build_knn_dataloaders(npid_cfg, batch_size=512)
+    both = ('embed', 'backbone')
+    todo = [('raw pixels', None, None, None, ()),
+            ('random init', npid_cfg, 'none', None, both),
+            ('non-parametric softmax (NPID)', npid_cfg, npid_ckpt, npid_s,
+             both),
+            ('parametric softmax', param_cfg, param_ckpt, param_s, both)]
+    sup = start_rows.get('supervised')
+    if sup:
+        todo.append(('supervised', pretrain_config('supervised', args),
+                     sup['checkpoint'], sup['seconds'], ('backbone',)))
+    for name, cfg, ckpt, seconds, features in todo:
+        if name in rows and rows[name].get('checkpoint') == ckpt:
+            continue
+        if cfg is None:
+            px = pixel_features(loaders[0]), pixel_features(loaders[1])
+            row = dict(pixels=readout(*px, args))
+        else:
+            torch.manual_seed(args.seed)
+            row = model_readouts(cfg, ckpt, loaders, args, name, features)
+        epochs = {'raw pixels': 0, 'random init': 0,
+                  'supervised': args.pretrain_epochs}.get(name, args.epochs)
+        row.update(checkpoint=ckpt, epochs=epochs, seconds=seconds)
+        rows[name] = row
+        print(f'[param {name}] {row}', flush=True)
+        save()
+
+
+def nce_section(args, results, save):
+    """(2) NCE accuracy as m grows, against the full softmax."""
     from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
                                   knn_evaluate, load_model)
-    rows = results.setdefault('nce', {})
+    rows = results.setdefault('rows', {})
     for m in list(args.ms) + [None]:
         name = 'softmax' if m is None else f'm={m}'
-        cfg = npid_config(args, m)
-        wd = osp.join(args.work_dir, 'nce', name.replace('=', ''))
-        ckpt, seconds = train_run(
-            f'NPID {name}', cfg, wd, args.epochs, args.threads,
-            f' on {args.train_size} images')
+        cfg, ckpt, seconds = npid_run(args, m)
+        if name in rows and rows[name].get('seconds') == seconds:
+            continue
         model = load_model(copy.deepcopy(cfg), ckpt)
         tr, te = build_knn_dataloaders(cfg, batch_size=512)
         ref = extract_features(model, tr, 'embed', desc=f'{name} train')
         qry = extract_features(model, te, 'embed', desc=f'{name} test')
         acc = knn_evaluate(ref[0], ref[1], qry[0], qry[1], ks=(20, 200))
         rows[name] = dict(m=m, knn_k20=acc[20][1], knn_k200=acc[200][1],
-                          seconds=seconds)
+                          epochs=args.epochs, seconds=seconds)
         print(f'[nce {name}] {rows[name]}', flush=True)
         save()
 
 
-def semisup(args, results, save):
+def sha256(path):
+    if path == 'none':
+        return 'none'
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_start(setting, ckpt, epochs, seed):
+    """A detection result was made from this start (the same checkpoint
+    bytes, wherever they lie), epochs and seed."""
+    if (setting.get('epochs'), setting.get('seed')) != (epochs, seed):
+        return False
+    old = setting.get('checkpoint')
+    if old == 'none' or ckpt == 'none':
+        return old == ckpt
+    return osp.isfile(old) and sha256(old) == sha256(ckpt)
+
+
+def det_section(args, results, save, start_ckpts):
+    """(3) Mask R-CNN transfer from every start, once per ``--det-seeds``
+    seed (seed 0 in ``det/<start>``, seed s in ``det/seed<s>/<start>``)."""
+    import detection_benchmark
+    root = args.det_data_root
+    if not osp.exists(osp.join(root, 'annotations', 'instances_val.json')):
+        subprocess.run([
+            sys.executable,
+            osp.join(ROOT, 'tools/dataset_converters/make_fmnist_coco.py'),
+            '--fmnist-root', args.data_root, '--out', root, '--num-train',
+            str(args.det_images[0]), '--num-val', str(args.det_images[1])
+        ], check=True, cwd=ROOT)
+    sizes = []
+    for split in ('train', 'val'):
+        with open(osp.join(root, 'annotations',
+                           f'instances_{split}.json')) as f:
+            sizes.append(len(json.load(f)['images']))
+    results['images'] = sizes
+    rows = results.setdefault('rows', {})
+    for name, ckpt in start_ckpts.items():
+        runs = []
+        for seed in args.det_seeds:
+            ns = argparse.Namespace(
+                work_dir=osp.join(args.work_dir, 'det',
+                                  f'seed{seed}' if seed else ''),
+                epochs=args.det_epochs, seed=seed, data_root=root,
+                threads=args.threads)
+            res_path = osp.join(ns.work_dir, slug(name), 'result.json')
+            done = None
+            if osp.exists(res_path):
+                with open(res_path) as f:
+                    done = json.load(f)
+            if done is None or not same_start(done['setting'], ckpt,
+                                              args.det_epochs, seed):
+                done = dict(setting=dict(checkpoint=ckpt,
+                                         epochs=args.det_epochs, seed=seed),
+                            **detection_benchmark.run_start(slug(name), ckpt,
+                                                            ns))
+                with open(res_path, 'w') as f:
+                    json.dump(done, f, indent=2)
+            runs.append(done)
+        rows[name] = dict(
+            checkpoint=ckpt, epochs=args.det_epochs, seeds=args.det_seeds,
+            seconds=sum(r['seconds'] for r in runs),
+            **{k: sum(100 * r[k] for r in runs) / len(runs)
+               for k in DET_METRICS},
+            **{f'{k}/seeds': [100 * r[k] for r in runs]
+               for k in DET_METRICS})
+        print(f'[det {name}] {rows[name]}', flush=True)
+        save()
+
+
+def semisup_section(args, results, save, start_ckpts):
+    """(4) fine-tuning with 1% and 10% of the labels from every start."""
     from mmengine.config import Config
-    rows = results.setdefault('semisup', {})
-    for start, ckpt in args.starts.items():
+    rows = results.setdefault('rows', {})
+    for start, ckpt in start_ckpts.items():
         for frac, epochs in zip(('1%', '10%'), args.ft_epochs):
             cfg = Config.fromfile(osp.join(ROOT, FT_CFGS[frac]))
             if ckpt == 'none':
@@ -164,8 +425,7 @@ def semisup(args, results, save):
             cfg.default_hooks.checkpoint = dict(
                 type='CheckpointHook', interval=1, max_keep_ckpts=1)
             key = f'{start} / {frac}'
-            wd = osp.join(args.work_dir, 'semisup',
-                          start.replace(' ', '_').replace('/', '_'),
+            wd = osp.join(args.work_dir, 'semisup', slug(start),
                           frac.rstrip('%') + 'pc')
             _, seconds = train_run(f'fine-tune {key}', cfg, wd, epochs,
                                    args.threads, f' from {ckpt}')
@@ -179,13 +439,127 @@ def semisup(args, results, save):
             save()
 
 
-def plots(results, out_dir, args):
-    stem = osp.splitext(osp.basename(args.docs_out))[0]
+def fmt_time(seconds):
+    return '-' if seconds is None else f'{seconds / 60:.1f} min'
+
+
+def verdicts(res, args):
+    """(claim, what was measured, held?) for every claim measured."""
+    out = []
+    param = res.get('param', {}).get('rows', {})
+    npid, par = (param.get('non-parametric softmax (NPID)'),
+                 param.get('parametric softmax'))
+    if npid and par:
+        pairs = [(f'{feat} {key}', npid[feat][key], par[feat][key])
+                 for feat in ('embed', 'backbone')
+                 for key in ('knn_k200', 'linear')]
+        wins = sum(a > b for _, a, b in pairs)
+        rnd = param.get('random init')
+        out.append((
+            '(1) non-parametric softmax beats the parametric instance '
+            'softmax (paper, CIFAR-10 kNN: 80.8 vs 63.0)',
+            '; '.join(f'{k}: {a:.2f} vs {b:.2f}' for k, a, b in pairs)
+            + (f" (random init: embed knn_k200 {rnd['embed']['knn_k200']:.2f}"
+               f", linear {rnd['embed']['linear']:.2f})"
+               if rnd and 'embed' in rnd else ''),
+            {len(pairs): 'yes', 0: 'no'}.get(wins, f'partly ({wins} of '
+                                                    f'{len(pairs)})')))
+    nce = res.get('nce', {}).get('rows', {})
+    ms = sorted((r['m'], r['knn_k200']) for r in nce.values() if r['m'])
+    if ms and 'softmax' in nce:
+        soft = nce['softmax']['knn_k200']
+        rising = all(b >= a for (_, a), (_, b) in zip(ms, ms[1:]))
+        held = ('yes' if rising and soft >= max(a for _, a in ms) else
+                'partly (full softmax best, smallest m worst; not monotonic)'
+                if soft >= max(a for _, a in ms)
+                and ms[0][1] == min(a for _, a in ms) else 'no')
+        out.append((
+            '(2) NCE accuracy rises with m and approaches the full softmax',
+            ', '.join(f'm={m} {a:.2f}' for m, a in ms)
+            + f', softmax {soft:.2f} (kNN k=200)', held))
+    det = res.get('det', {}).get('rows', {})
+    box = {k: r['coco/bbox_mAP'] for k, r in det.items()}
+    if 'supervised' in box and any(k in box for k in UNSUPERVISED):
+        uns = {k: box[k] for k in UNSUPERVISED if k in box}
+        better = [k for k, v in uns.items() if v > box['supervised']]
+        out.append((
+            '(3) unsupervised pretraining beats supervised for detection',
+            ', '.join(f'{k} {v:.1f}' for k, v in uns.items())
+            + f' vs supervised {box["supervised"]:.1f} box AP',
+            'yes' if len(better) == len(uns) else
+            f'partly ({", ".join(better)})' if better else 'no'))
+    if 'exemplar-v2' in box and 'mocov2' in box:
+        out.append(('(3) Exemplar-v2 beats MoCo v2 for detection',
+                    f'{box["exemplar-v2"]:.1f} vs {box["mocov2"]:.1f} box AP',
+                    'yes' if box['exemplar-v2'] > box['mocov2'] else 'no'))
+    if 'random init' in box and len(box) > 1:
+        rnd = box['random init']
+        better = [k for k, v in box.items() if k != 'random init' and v > rnd]
+        spread = max((max(r['coco/bbox_mAP/seeds'])
+                      - min(r['coco/bbox_mAP/seeds'])
+                      for r in det.values()
+                      if len(r.get('coco/bbox_mAP/seeds', [])) > 1),
+                     default=None)
+        out.append(('(3) pretraining beats random init for detection',
+                    f'random init {rnd:.1f}; better: '
+                    + (', '.join(f'{k} {box[k]:.1f}' for k in better)
+                       or 'none')
+                    + ('' if spread is None else
+                       f' (box AP mean over seeds; the largest seed-to-seed '
+                       f'range of one start is {spread:.1f})'),
+                    'yes' if len(better) == len(box) - 1 else
+                    'partly' if better else 'no'))
+    semi = res.get('semisup', {}).get('rows', {})
+    for frac in ('1%', '10%'):
+        rnd = semi.get(f'random init / {frac}')
+        uns = {k: semi[f'{k} / {frac}']['top1'] for k in UNSUPERVISED
+               if f'{k} / {frac}' in semi}
+        if rnd and uns:
+            better = [k for k, v in uns.items() if v > rnd['top1']]
+            out.append((
+                f'(4) self-supervised starts beat random init with {frac} of '
+                'the labels',
+                ', '.join(f'{k} {v:.2f}' for k, v in uns.items())
+                + f' vs random init {rnd["top1"]:.2f}',
+                'yes' if len(better) == len(uns) else
+                f'partly ({", ".join(better)})' if better else 'no'))
+    return out
+
+
+def plots(res, out_dir, stem, args):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
+    def bars(path, groups, series, ylabel, title):
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        width = 0.8 / len(series)
+        for j, (label, vals) in enumerate(series.items()):
+            ax.bar([i + j * width for i in range(len(groups))], vals, width,
+                   label=label)
+        ax.set_xticks([i + width * (len(series) - 1) / 2
+                       for i in range(len(groups))])
+        ax.set_xticklabels(groups, fontsize=7, rotation=15)
+        ax.set(ylabel=ylabel, title=title)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
     files = []
-    nce = results.get('nce', {})
+    param = res.get('param', {}).get('rows', {})
+    if param:
+        names = list(param)
+        feat = {n: r.get('backbone') or r.get('pixels') for n, r in
+                param.items()}
+        files.append(bars(
+            osp.join(out_dir, f'{stem}_param.png'), names,
+            {'kNN k=200': [feat[n]['knn_k200'] for n in names],
+             'linear probe': [feat[n]['linear'] for n in names]},
+            'top-1 (%)', f'(1) backbone features, {args.train_size} images, '
+            f'{args.epochs} epochs'))
+    nce = res.get('nce', {}).get('rows', {})
     pts = sorted((r['m'], r['knn_k200']) for r in nce.values() if r['m'])
     if pts:
         fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -195,91 +569,205 @@ def plots(results, out_dir, args):
             ax.axhline(nce['softmax']['knn_k200'], ls='--', color='gray',
                        label='full non-parametric softmax')
         ax.set(xscale='log', xlabel='m', ylabel='kNN top-1 (%), k=200',
-               title=f'NPID, {args.train_size} images, {args.epochs} epochs')
+               title=f'(2) NPID, {args.train_size} images, {args.epochs} '
+               'epochs')
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = osp.join(out_dir, f'{stem}_nce_vs_m.png')
         fig.savefig(path, dpi=100)
         plt.close(fig)
         files.append(path)
-    semi = results.get('semisup', {})
+    det = res.get('det', {}).get('rows', {})
+    if det:
+        names = list(det)
+        files.append(bars(
+            osp.join(out_dir, f'{stem}_det.png'), names,
+            {'box AP': [det[n]['coco/bbox_mAP'] for n in names],
+             'mask AP': [det[n]['coco/segm_mAP'] for n in names]},
+            'COCO AP', f'(3) Mask R-CNN, {args.det_epochs} epochs'))
+    semi = res.get('semisup', {}).get('rows', {})
     if semi:
-        starts = list(dict.fromkeys(r['start'] for r in semi.values()))
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        width = 0.8 / 2
-        for j, frac in enumerate(('1%', '10%')):
-            vals = [semi.get(f'{s} / {frac}', {}).get('top1', 0)
-                    for s in starts]
-            ax.bar([i + j * width for i in range(len(starts))], vals, width,
-                   label=f'{frac} labels')
-        ax.set_xticks([i + width / 2 for i in range(len(starts))])
-        ax.set_xticklabels(starts, fontsize=8)
-        ax.set(ylabel='top-1 (%)', title='Semi-supervised fine-tuning')
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = osp.join(out_dir, f'{stem}_semisup.png')
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        files.append(path)
+        names = list(dict.fromkeys(r['start'] for r in semi.values()))
+        files.append(bars(
+            osp.join(out_dir, f'{stem}_semisup.png'), names,
+            {f'{frac} labels': [semi.get(f'{n} / {frac}', {}).get('top1', 0)
+                                for n in names] for frac in ('1%', '10%')},
+            'top-1 (%)', '(4) semi-supervised fine-tuning'))
     return files
 
 
-def report(results, args, pngs):
-    lines = [f'# Claims benchmark ({"quick" if args.quick else "full"} '
-             'mode, measured)', '',
-             f'`python tools/benchmarks/claims_benchmark.py'
-             f'{" --quick" if args.quick else ""}` (seed {args.seed}, '
-             f'{args.threads} thread(s) per training). Starts pretrained '
-             'with labels (supervised, Exemplar) saw the labels of their '
-             'whole pretraining set, so only label-free starts are '
-             'semi-supervised in the strict sense.', '']
-    nce = results.get('nce')
-    if nce:
-        lines += [f'## NPID: NCE with m noise samples vs the full softmax '
-                  f'({args.train_size} images, {args.epochs} epochs)', '',
-                  '| loss | kNN top-1 k=20 | kNN top-1 k=200 | wall time |',
-                  '|---|---|---|---|']
-        lines += [f"| {name} | {r['knn_k20']:.2f} | {r['knn_k200']:.2f} | "
-                  f"{r['seconds'] / 60:.1f} min |" for name, r in nce.items()]
+def report(res, args, pngs, command):
+    def rel(path):
+        return osp.relpath(path, osp.dirname(osp.abspath(args.docs_out)))
+
+    lines = [
+        '# Benchmarks: the transfer claims, measured at CPU scale', '',
+        '<!-- written by tools/benchmarks/claims_benchmark.py; rerun it '
+        'rather than editing by hand -->', '',
+        f'`{command}`, {"quick" if args.quick else "full"} mode, seed '
+        f'{args.seed}, {args.threads} thread(s) per training, on a '
+        f'{os.cpu_count()}-core CPU machine; report written '
+        f'{time.strftime("%Y-%m-%d %H:%M")}. One seed: differences of about '
+        'one point are within the noise of a single run. Wall times are what '
+        'each training took (several trainings sometimes shared the cores).',
+        '', 'Data: the first '
+        f'{args.train_size} Fashion-MNIST training images for pretraining, '
+        f'the first {args.test_size} test images for every classification '
+        'read-out; the detection set is composed of Fashion-MNIST training '
+        'items 50000-59999 (disjoint from the pretraining images). Every '
+        'network is the same ResNet-18 at width 16 (CIFAR stem, 1x28x28).',
+        '']
+    found = verdicts(res, args)
+    if found:
+        lines += ['## Which claims held', '', '| claim | measured | held? |',
+                  '|---|---|---|']
+        lines += [f'| {c} | {m} | {h} |' for c, m, h in found]
         lines.append('')
-    semi = results.get('semisup')
-    if semi:
-        lines += ['## Semi-supervised fine-tuning (class-balanced subsets, '
-                  f'seed {args.seed}; top-1 on {args.test_size} test images)',
-                  '', '| start | labels | epochs | top-1 | wall time |',
+    pre = res.get('pretrain', {}).get('rows', {})
+    if pre:
+        lines += ['## Pretrained starts', '',
+                  '| start | config | images | epochs | wall time |',
                   '|---|---|---|---|---|']
-        lines += [f"| {r['start']} (`{r['checkpoint']}`) | {r['fraction']} | "
-                  f"{r['epochs']} | {r['top1']:.2f} | "
-                  f"{r['seconds'] / 60:.1f} min |" for r in semi.values()]
+        lines += [f"| {n} | `{r['config']}` | {r['images']} | {r['epochs']} "
+                  f"| {fmt_time(r['seconds'])} |" for n, r in pre.items()]
+        lines += ['', 'Batch 128, 4096 negatives (AdCo) / queue (MoCo v2, '
+                  'Exemplar) / NCE noise samples (NPID), cosine lr; the '
+                  'configs of adco_benchmark.py and exemplar_benchmark.py.',
+                  '']
+    param = res.get('param', {}).get('rows', {})
+    if param:
+        lines += [
+            '## (1) Non-parametric vs parametric instance softmax', '',
+            f'Both trained {args.epochs} epochs on {args.train_size} images '
+            'with the same backbone, 128-d neck, data, optimiser and cosine '
+            'schedule; the non-parametric one is NPID with the full softmax '
+            'over the memory bank, the parametric one learns a '
+            f'{args.train_size}-way classifier (one weight per image). kNN '
+            f'(tau 0.07) and linear probe (L-BFGS, {args.probe_epochs} '
+            'rounds) top-1 on the test images.', '',
+            '| features | embed kNN k=20 | embed kNN k=200 | embed linear | '
+            'backbone kNN k=20 | backbone kNN k=200 | backbone linear | '
+            'epochs | wall time |', '|---|---|---|---|---|---|---|---|---|']
+        for name, r in param.items():
+            emb, bb = r.get('embed'), r.get('backbone') or r.get('pixels')
+            cells = [f"{emb[k]:.2f}" if emb else '-'
+                     for k in ('knn_k20', 'knn_k200', 'linear')]
+            cells += [f"{bb[k]:.2f}" for k in ('knn_k20', 'knn_k200',
+                                                'linear')]
+            lines.append(f"| {name} | {' | '.join(cells)} | {r['epochs']} | "
+                         f"{fmt_time(r['seconds'])} |")
+        lines += ['', 'Raw pixels: the 784 mean-centred pixels (in the '
+                  'backbone columns).', '']
+    nce = res.get('nce', {}).get('rows', {})
+    if nce:
+        lines += ['## (2) NPID: NCE with m noise samples vs the full softmax',
+                  '', f'{args.train_size} images, {args.epochs} epochs, EMA Z,'
+                  ' bank initialised by a forward pass; kNN of the 128-d '
+                  'embedding.', '',
+                  '| loss | kNN k=20 | kNN k=200 | epochs | wall time |',
+                  '|---|---|---|---|---|']
+        lines += [f"| {n} | {r['knn_k20']:.2f} | {r['knn_k200']:.2f} | "
+                  f"{r['epochs']} | {fmt_time(r['seconds'])} |"
+                  for n, r in nce.items()]
         lines.append('')
-    lines += [f'![{osp.basename(p)}]({osp.relpath(p, osp.dirname(args.docs_out))})'
-              for p in pngs]
+    det = res.get('det', {}).get('rows', {})
+    if det:
+        seeds = ', '.join(str(x) for x in args.det_seeds)
+        n_train, n_val = res['det'].get('images', args.det_images)
+        lines += ['## (3) Detection and instance segmentation transfer', '',
+                  f'Mask R-CNN (ResNet-18 w16 FPN, all layers trained, BN '
+                  f'not frozen) fine-tuned {args.det_epochs} epochs on '
+                  f'{n_train} composed images (lr x0.1 for the '
+                  f'last epoch); COCO AP on {n_val} val images, '
+                  f'mean over fine-tuning seeds {seeds} (each seed in '
+                  'brackets); wall time summed over the seeds.', '',
+                  '| start | box AP | box AP50 | mask AP | mask AP50 | '
+                  'epochs | wall time |', '|---|---|---|---|---|---|---|']
+
+        def cell(r, k):
+            each = r.get(f'{k}/seeds', [])
+            return f'{r[k]:.1f}' + (' (' + ' / '.join(
+                f'{v:.1f}' for v in each) + ')' if len(each) > 1 else '')
+
+        lines += [f"| {n} | " + ' | '.join(cell(r, k) for k in DET_METRICS)
+                  + f" | {r['epochs']} | {fmt_time(r['seconds'])} |"
+                  for n, r in det.items()]
+        lines.append('')
+    semi = res.get('semisup', {}).get('rows', {})
+    if semi:
+        lines += ['## (4) Semi-supervised fine-tuning', '',
+                  'End to end from each start with 1% / 10% of the labels '
+                  f'(class-balanced subsets of the 60k training set, seed '
+                  f'{args.seed}), cosine lr; top-1 on {args.test_size} test '
+                  'images. Exemplar-v2 and supervised saw the labels of their '
+                  'pretraining images, so only the other starts are '
+                  'semi-supervised in the strict sense.', '',
+                  '| start | labels | epochs | top-1 | wall time |',
+                  '|---|---|---|---|---|']
+        lines += [f"| {r['start']} | {r['fraction']} | {r['epochs']} | "
+                  f"{r['top1']:.2f} | {fmt_time(r['seconds'])} |"
+                  for r in semi.values()]
+        lines.append('')
+    lines += [f'![{osp.basename(p)}]({rel(p)})' for p in pngs]
+    lines += ['', '## Per-method benchmarks', '',
+              'Measured by their own scripts (commands inside): '
+              '`docs/benchmarks_npid.md`, `docs/benchmarks_adco.md`, '
+              '`docs/benchmarks_exemplar.md`, `docs/benchmarks_splitmask.md`; '
+              'a summary of their claims is in `docs/benchmarks_methods.md`.']
     return '\n'.join(lines) + '\n'
 
 
 def main():
     args = parse_args()
+    command = 'python tools/benchmarks/claims_benchmark.py ' + ' '.join(
+        sys.argv[1:])
     torch.set_num_threads(args.threads)
     setup_mmpretrain()
     os.makedirs(args.work_dir, exist_ok=True)
-    res_path = osp.join(args.work_dir, 'results.json')
-    results = {}
-    if osp.exists(res_path):
-        with open(res_path) as f:
-            results = json.load(f)
 
-    def save():
-        with open(res_path, 'w') as f:
-            json.dump(results, f, indent=2)
+    def load(section):
+        path = osp.join(args.work_dir, f'results_{section}.json')
+        if osp.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        return {}
 
+    res = {s: load(s) for s in SECTIONS}
     t = time.time()
-    if 'nce' in args.only:
-        nce_sweep(args, results, save)
-    if 'semisup' in args.only:
-        semisup(args, results, save)
+    start_ckpts, start_rows = {}, {}
+    names = [] if args.no_pretrain_starts else list(PRETRAINED)
+    if not set(args.only) & {'pretrain', 'det', 'semisup'}:
+        # (1) needs the supervised baseline only
+        names = [n for n in names
+                 if n == 'supervised' and 'param' in args.only]
+    for name, (ckpt, row) in starts(args, names).items():
+        start_ckpts[name] = ckpt
+        if row:
+            start_rows[name] = row
+    if start_rows:
+        res['pretrain'].setdefault('rows', {}).update(start_rows)
+    for section in args.only:
+        results = res[section]
+
+        def save(section=section, results=results):
+            with open(osp.join(args.work_dir, f'results_{section}.json'),
+                      'w') as f:
+                json.dump(results, f, indent=2)
+
+        if section == 'pretrain':
+            save()
+        elif section == 'param':
+            param_section(args, results, save, start_rows)
+        elif section == 'nce':
+            nce_section(args, results, save)
+        elif section == 'det':
+            det_section(args, results, save, start_ckpts)
+        elif section == 'semisup':
+            semisup_section(args, results, save, start_ckpts)
     out_dir = osp.dirname(osp.abspath(args.docs_out))
     os.makedirs(out_dir, exist_ok=True)
-    text = report(results, args, plots(results, out_dir, args))
+    stem = osp.splitext(osp.basename(args.docs_out))[0]
+    text = report(res, args, plots(res, out_dir, stem, args), command)
     with open(args.docs_out, 'w') as f:
         f.write(text)
     print(text)
