@@ -607,16 +607,31 @@ def report(res, args, pngs, command):
         f'`{command}`, {"quick" if args.quick else "full"} mode, seed '
         f'{args.seed}, {args.threads} thread(s) per training, on a '
         f'{os.cpu_count()}-core CPU machine; report written '
-        f'{time.strftime("%Y-%m-%d %H:%M")}. One seed: differences of about '
-        'one point are within the noise of a single run. Wall times are what '
+        f'{time.strftime("%Y-%m-%d %H:%M")}. Pretraining and classification '
+        f'use one seed, so differences of about one point are within the '
+        f'noise of a single run; detection fine-tuning ran with seed(s) '
+        f'{", ".join(str(x) for x in args.det_seeds)}. Wall times are what '
         'each training took (several trainings sometimes shared the cores).',
-        '', 'Data: the first '
+        '']
+    if args.quick:
+        lines += ['**Quick mode is a smoke run of every section**: at these '
+                  'sizes (a few hundred detection iterations, 2-10 epochs of '
+                  'fine-tuning) the numbers do not test the claims; '
+                  '`docs/benchmarks.md` has the full run.', '']
+    lines += [
+        'Data: the first '
         f'{args.train_size} Fashion-MNIST training images for pretraining, '
         f'the first {args.test_size} test images for every classification '
         'read-out; the detection set is composed of Fashion-MNIST training '
         'items 50000-59999 (disjoint from the pretraining images). Every '
         'network is the same ResNet-18 at width 16 (CIFAR stem, 1x28x28).',
         '']
+    total = sum(r.get('seconds') or 0 for section in SECTIONS
+                for n, r in res.get(section, {}).get('rows', {}).items()
+                if not (section == 'param' and n in ('supervised',
+                        'non-parametric softmax (NPID)')))  # counted once
+    lines += [f'Training wall time of everything below, summed: '
+              f'{total / 3600:.1f} h.', '']
     found = verdicts(res, args)
     if found:
         lines += ['## Which claims held', '', '| claim | measured | held? |',
@@ -678,9 +693,11 @@ def report(res, args, pngs, command):
                   f'Mask R-CNN (ResNet-18 w16 FPN, all layers trained, BN '
                   f'not frozen) fine-tuned {args.det_epochs} epochs on '
                   f'{n_train} composed images (lr x0.1 for the '
-                  f'last epoch); COCO AP on {n_val} val images, '
-                  f'mean over fine-tuning seeds {seeds} (each seed in '
-                  'brackets); wall time summed over the seeds.', '',
+                  f'last epoch); COCO AP on {n_val} val images'
+                  + (f', mean over fine-tuning seeds {seeds} (each seed in '
+                     'brackets); wall time summed over the seeds.'
+                     if len(args.det_seeds) > 1 else f', seed {seeds}.'),
+                  '',
                   '| start | box AP | box AP50 | mask AP | mask AP50 | '
                   'epochs | wall time |', '|---|---|---|---|---|---|---|']
 
