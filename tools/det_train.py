@@ -20,6 +20,8 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mm_instdisc.utils import shutdown_distributed
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train an mmdet model')
@@ -112,6 +114,7 @@ def main():
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

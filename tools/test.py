@@ -13,6 +13,8 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mm_instdisc.utils import shutdown_distributed
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test a checkpoint')
@@ -56,6 +58,7 @@ def main():
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     metrics = runner.test()
+    shutdown_distributed()
     if args.out:
         with open(args.out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)

@@ -67,3 +67,27 @@ def test_dist_train_sh_two_cpu_processes(tmp_path):
     assert (tmp_path / 'w' / 'epoch_1.pth').exists()
     ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
     assert len(ckpt['rng_states']) == 2
+
+
+def _shutdown_worker(rank, world_size, port, out_dir):
+    import torch.distributed as dist
+
+    from mm_instdisc.utils import shutdown_distributed
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=world_size)
+    first = shutdown_distributed()
+    torch.save(dict(first=first, alive=dist.is_initialized(),
+                    again=shutdown_distributed()),
+               os.path.join(out_dir, f'rank{rank}.pth'))
+
+
+def test_shutdown_distributed_destroys_the_group(tmp_path):
+    """The tools end with shutdown_distributed(): every rank leaves with its
+    group destroyed (a second call, or a call without a group, is a no-op)."""
+    from mm_instdisc.utils import shutdown_distributed
+    assert shutdown_distributed() is False
+    mp.spawn(_shutdown_worker, args=(2, free_port(), str(tmp_path)),
+             nprocs=2, join=True)
+    for rank in range(2):
+        got = torch.load(tmp_path / f'rank{rank}.pth')
+        assert got == dict(first=True, alive=False, again=False)
