@@ -100,16 +100,19 @@ class ParametricInstanceLoss(nn.Module):
         # logits: (B, N)
         return feats @ self.weight.t() / self.temperature
 
-    def forward(self, feats: Tensor, idx: Tensor) -> Tensor:
+    def forward(self, feats: Tensor, idx: Tensor,
+                return_logits: bool = False):
         """Mean cross-entropy of the instance classifier.
 
         Args:
             feats (Tensor): Embeddings v (L2-normalised in NPID's setting),
                 shape (B, D).
             idx (Tensor): Each embedding's image index = its class, (B, ).
+            return_logits (bool): Also return the (B, N) logits, e.g. for
+                a training-accuracy log without a second matrix product.
 
         Returns:
-            Tensor: Scalar loss.
+            Tensor | tuple[Tensor, Tensor]: Scalar loss (and the logits).
         """
         _check_finite('Parametric instance features', feats)
         logits = self.logits(feats)  # (B, N)
@@ -124,7 +127,8 @@ class ParametricInstanceLoss(nn.Module):
                 f'Instance index out of range [0, {self.num_instances}): min '
                 f'{int(idx.min())}, max {int(idx.max())}. num_instances must '
                 'equal the training set size.')
-        return F.cross_entropy(logits, idx)
+        loss = F.cross_entropy(logits, idx)
+        return (loss, logits) if return_logits else loss
 
     def extra_repr(self) -> str:
         return (f'num_instances={self.num_instances}, '

@@ -127,3 +127,13 @@ def test_docstring_examples():
                              optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_return_logits_are_the_logits_of_the_loss():
+    torch.manual_seed(0)
+    loss_fn = ParametricInstanceLoss(num_instances=7, feat_dim=3)
+    f = F.normalize(torch.randn(4, 3), dim=1)
+    idx = torch.tensor([0, 6, 2, 2])
+    loss, logits = loss_fn(f, idx, return_logits=True)
+    assert torch.equal(logits, loss_fn.logits(f))
+    assert torch.equal(loss, loss_fn(f, idx))

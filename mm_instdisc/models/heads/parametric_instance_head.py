@@ -41,6 +41,7 @@ class ParametricInstanceHead(BaseModule):
         """Class scores of ``feats`` (B, D). Tensor of shape (B, N)."""
         return self.loss_module.logits(feats)
 
-    def loss(self, feats: Tensor, idx: Tensor) -> Tensor:
-        """Cross-entropy of ``feats`` (B, D) against their indices (B, )."""
-        return self.loss_module(feats, idx)
+    def loss(self, feats: Tensor, idx: Tensor, return_logits: bool = False):
+        """Cross-entropy of ``feats`` (B, D) against their indices (B, )
+        (and the (B, N) logits with ``return_logits=True``)."""
+        return self.loss_module(feats, idx, return_logits=return_logits)
