@@ -51,7 +51,6 @@ docs/benchmarks_claims_quick.md.
 """
 import argparse
 import copy
-import hashlib
 import importlib
 import json
 import os
@@ -326,27 +325,6 @@ def nce_section(args, results, save):
         save()
 
 
-def sha256(path):
-    if path == 'none':
-        return 'none'
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
-def same_start(setting, ckpt, epochs, seed):
-    """A detection result was made from this start (the same checkpoint
-    bytes, wherever they lie), epochs and seed."""
-    if (setting.get('epochs'), setting.get('seed')) != (epochs, seed):
-        return False
-    old = setting.get('checkpoint')
-    if old == 'none' or ckpt == 'none':
-        return old == ckpt
-    return osp.isfile(old) and sha256(old) == sha256(ckpt)
-
-
 def det_section(args, results, save, start_ckpts):
     """(3) Mask R-CNN transfer from every start, once per ``--det-seeds``
     seed (seed 0 in ``det/<start>``, seed s in ``det/seed<s>/<start>``)."""
@@ -374,19 +352,7 @@ def det_section(args, results, save, start_ckpts):
                                   f'seed{seed}' if seed else ''),
                 epochs=args.det_epochs, seed=seed, data_root=root,
                 threads=args.threads)
-            res_path = osp.join(ns.work_dir, slug(name), 'result.json')
-            done = None
-            if osp.exists(res_path):
-                with open(res_path) as f:
-                    done = json.load(f)
-            if done is None or not same_start(done['setting'], ckpt,
-                                              args.det_epochs, seed):
-                done = dict(setting=dict(checkpoint=ckpt,
-                                         epochs=args.det_epochs, seed=seed),
-                            **detection_benchmark.run_start(slug(name), ckpt,
-                                                            ns))
-                with open(res_path, 'w') as f:
-                    json.dump(done, f, indent=2)
+            done = detection_benchmark.run_or_reuse(slug(name), ckpt, ns)
             runs.append(done)
         rows[name] = dict(
             checkpoint=ckpt, epochs=args.det_epochs, seeds=args.det_seeds,

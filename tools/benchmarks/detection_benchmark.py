@@ -15,12 +15,13 @@ made by ``tools/dataset_converters/make_fmnist_coco.py`` if missing (items
 from Fashion-MNIST train indices 50000-59999, disjoint from the first 10k/50k
 pretraining images). COCO box and mask AP on its 500 val images.
 
-Resumable: a start whose results exist is not rerun; an interrupted one
-resumes from its last checkpoint. Results go to
-``<work-dir>/<NAME>/result.json`` (so several invocations can run side by
-side) and the table of the given starts to ``--docs-out`` (default: print).
+Resumable: a start whose results exist (same checkpoint bytes, epochs and
+seed) is not rerun; an interrupted one resumes from its last checkpoint.
+Results go to ``<work-dir>/<NAME>/result.json`` (so several invocations can
+run side by side) and the table of the given starts to ``--docs-out`` (default: print).
 """
 import argparse
+import hashlib
 import json
 import os
 import os.path as osp
@@ -98,6 +99,48 @@ def run_start(name, ckpt, args):
                 **{k: metrics[k] for k in METRICS})
 
 
+def sha256(path):
+    if path == 'none':
+        return 'none'
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_setting(setting, ckpt, epochs, seed):
+    """A result was made from this start (the same checkpoint bytes,
+    wherever they lie now), epochs and seed."""
+    if (setting.get('epochs'), setting.get('seed')) != (epochs, seed):
+        return False
+    old = setting.get('checkpoint')
+    if old == 'none' or ckpt == 'none':
+        return old == ckpt
+    return osp.isfile(old) and sha256(old) == sha256(ckpt)
+
+
+def run_or_reuse(name, ckpt, args):
+    """``<work_dir>/<name>/result.json`` if it was made with this start,
+    ``args.epochs`` and ``args.seed``; otherwise fine-tune and write it (one
+    file per start, so several invocations can run side by side)."""
+    res_path = osp.join(args.work_dir, name, 'result.json')
+    done = None
+    if osp.exists(res_path):
+        with open(res_path) as f:
+            done = json.load(f)
+    if done and same_setting(done['setting'], ckpt, args.epochs, args.seed):
+        print(f'[{name}] done: {done}', flush=True)
+        return done
+    done = dict(setting=dict(checkpoint=ckpt, epochs=args.epochs,
+                             seed=args.seed),
+                **run_start(name, ckpt, args))
+    with open(res_path, 'w') as f:
+        json.dump(done, f, indent=2)
+    print(f'[{name}] {done}', flush=True)
+    return done
+
+
 def table(results, args):
     lines = [
         f'Mask R-CNN (ResNet-18 w16 FPN) fine-tuned {args.epochs} epochs on the '
@@ -124,21 +167,7 @@ def main():
             '--out', args.data_root], check=True, cwd=ROOT)
     results = dict(starts={})
     for name, ckpt in args.starts.items():
-        # one result file per start: several invocations can run side by side
-        res_path = osp.join(args.work_dir, name, 'result.json')
-        setting = dict(checkpoint=ckpt, epochs=args.epochs, seed=args.seed)
-        done = None
-        if osp.exists(res_path):
-            with open(res_path) as f:
-                done = json.load(f)
-        if done and done.get('setting') == setting:
-            print(f'[{name}] done: {done}', flush=True)
-        else:
-            done = dict(setting=setting, **run_start(name, ckpt, args))
-            with open(res_path, 'w') as f:
-                json.dump(done, f, indent=2)
-            print(f'[{name}] {done}', flush=True)
-        results['starts'][name] = done
+        results['starts'][name] = run_or_reuse(name, ckpt, args)
     text = table(results, args)
     print(text)
     if args.docs_out:
