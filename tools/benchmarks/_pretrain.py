@@ -45,6 +45,18 @@ def train_run(name, cfg, work_dir, epochs, threads, note=''):
     return final, spent
 
 
+def knn_and_probe(train, test, probe_epochs=10, seed=0):
+    """Weighted kNN (cosine, tau 0.07, k = 20 and 200) and linear-probe
+    top-1 (%) of (features, labels) pairs: the read-out of the benchmarks."""
+    from mm_instdisc.apis import knn_evaluate, linear_probe
+    acc = knn_evaluate(train[0], train[1], test[0], test[1], ks=(20, 200),
+                       temperature=0.07)
+    probe = linear_probe(train[0], train[1], test[0], test[1],
+                         num_classes=10, epochs=probe_epochs, seed=seed)
+    return dict(knn_k20=acc[20][1], knn_k200=acc[200][1],
+                linear=probe['top1'], linear_train=probe['train_top1'])
+
+
 def setup_mmpretrain():
     """Register mm_instdisc's components, apply its compat fixes and make
     mmpretrain the default scope (for in-process model building)."""

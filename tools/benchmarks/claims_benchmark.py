@@ -63,8 +63,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from _pretrain import (last_metrics, parse_starts,  # noqa: E402
-                       setup_mmpretrain, train_run)
+from _pretrain import (knn_and_probe, last_metrics,  # noqa: E402
+                       parse_starts, setup_mmpretrain, train_run)
 
 SECTIONS = ('pretrain', 'param', 'nce', 'det', 'semisup')
 NPID_CFG = 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py'
@@ -242,17 +242,6 @@ def pretrained_config_file(name):
     return cfgs[run.split('-')[0]]
 
 
-def readout(train, test, args):
-    """Weighted kNN (k = 20, 200) and linear-probe top-1 of features."""
-    from mm_instdisc.apis import knn_evaluate, linear_probe
-    acc = knn_evaluate(train[0], train[1], test[0], test[1], ks=(20, 200))
-    probe = linear_probe(train[0], train[1], test[0], test[1],
-                         num_classes=10, epochs=args.probe_epochs,
-                         seed=args.seed)
-    return dict(knn_k20=acc[20][1], knn_k200=acc[200][1],
-                linear=probe['top1'])
-
-
 def model_readouts(cfg, ckpt, loaders, args, name, features):
     from mm_instdisc.apis import extract_features, load_model
     model = load_model(copy.deepcopy(cfg), ckpt)
@@ -262,7 +251,8 @@ def model_readouts(cfg, ckpt, loaders, args, name, features):
                               desc=f'{name} {feature} train')
         te = extract_features(model, loaders[1], feature,
                               desc=f'{name} {feature} test')
-        row[feature] = readout(tr, te, args)
+        row[feature] = knn_and_probe(tr, te, args.probe_epochs,
+                                     args.seed)
     return row
 
 
@@ -292,7 +282,8 @@ def param_section(args, results, save, start_rows):
             continue
         if cfg is None:
             px = pixel_features(loaders[0]), pixel_features(loaders[1])
-            row = dict(pixels=readout(*px, args))
+            row = dict(pixels=knn_and_probe(*px, args.probe_epochs,
+                                             args.seed))
         else:
             torch.manual_seed(args.seed)
             row = model_readouts(cfg, ckpt, loaders, args, name, features)

@@ -43,7 +43,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from _pretrain import setup_mmpretrain, train_run  # noqa: E402  (tools/benchmarks)
+from _pretrain import (knn_and_probe, setup_mmpretrain,  # noqa: E402
+                       train_run)
 
 CONFIGS = dict(
     exemplar='configs/exemplar/'
@@ -114,15 +115,9 @@ def run_config(name, args):
 
 def evaluate(name, train_feats, test_feats, args):
     """kNN (k=20, 200) and linear-probe top-1 of one set of features."""
-    from mm_instdisc.apis import knn_evaluate, linear_probe
     t = time.time()
-    res = knn_evaluate(train_feats[0], train_feats[1], test_feats[0],
-                       test_feats[1], ks=(20, 200), temperature=0.07)
-    probe = linear_probe(train_feats[0], train_feats[1], test_feats[0],
-                         test_feats[1], num_classes=10,
-                         epochs=args.probe_epochs, seed=args.seed)
-    row = dict(name=name, knn_k20=res[20][1], knn_k200=res[200][1],
-               linear=probe['top1'], linear_train=probe['train_top1'],
+    row = dict(name=name, **knn_and_probe(train_feats, test_feats,
+                                          args.probe_epochs, args.seed),
                eval_seconds=time.time() - t)
     print(f'[{name}] {row}', flush=True)
     return row

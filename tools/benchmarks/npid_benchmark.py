@@ -17,7 +17,6 @@ alternately with it (median of repeated timings).
 """
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
