@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .memory_bank import _check_finite
+from ._checks import (PeriodicCheck, check_batch, check_finite,
+                      check_temperature, float32_math)
 
 
 class AdversarialNegatives(nn.Module):
@@ -68,7 +69,9 @@ class AdversarialNegatives(nn.Module):
 
     Raises:
         ValueError: On a non-positive size, an unknown ``init`` or keys of
-            the wrong shape or with non-finite values.
+            the wrong shape or with non-finite values (checked on every call:
+            it only runs for the first K / B iterations, and a bad key would
+            stay in ``weight`` for good).
     """
 
     num_filled: Tensor
@@ -129,8 +132,8 @@ class AdversarialNegatives(nn.Module):
         if keys.dim() != 2 or keys.shape[1] != self.feat_dim:
             raise ValueError(f'Expected keys of shape (B, {self.feat_dim}), '
                              f'got {tuple(keys.shape)}.')
-        _check_finite('Keys passed to AdversarialNegatives.init_from_keys',
-                      keys)
+        check_finite('Keys passed to AdversarialNegatives.init_from_keys',
+                     keys)
         ptr = int(self.num_filled)
         n = min(keys.shape[0], self.num_negatives - ptr)
         if n <= 0:
@@ -182,12 +185,20 @@ class AdCoLoss(nn.Module):
     too (``batch_negatives=True``); its initialisation phase uses only the
     positive key (``AdCo`` passes ``batch_negatives=False`` there).
 
+    Logits, the divisions by t and mem_t and the cross-entropies are computed
+    in float32 even under fp16 / bf16 autocast (``exp(1 / 0.02)`` overflows
+    fp16, and bf16 logits lose two decimal digits); the gradients reach
+    half-precision features and negatives through the casts.
+
     Args:
         temperature (float): t of the encoder loss. Defaults to 0.12.
         mem_temperature (float): mem_t of the negatives' loss. Defaults to
             0.02.
         batch_negatives (bool): Use the other keys of the batch as negatives.
             Defaults to True.
+        check_interval (int): Calls between the checks that read values back
+            from the device (NaN / Inf in queries, keys and negatives); the
+            first call is always checked, 0 never. Defaults to 100.
 
     Examples:
         >>> loss_fn = AdCoLoss(temperature=0.12, mem_temperature=0.02)
@@ -201,27 +212,26 @@ class AdCoLoss(nn.Module):
         torch.Size([8, 16])
 
     Raises:
-        ValueError: On a non-positive temperature, inconsistent shapes or
-            non-finite queries.
+        ValueError: On a NaN, infinite or non-positive temperature,
+            inconsistent shapes, an empty batch or non-finite queries, keys
+            or negatives.
     """
 
     def __init__(self, temperature: float = 0.12,
                  mem_temperature: float = 0.02,
-                 batch_negatives: bool = True) -> None:
+                 batch_negatives: bool = True,
+                 check_interval: int = 100) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f'Illegal temperature: {temperature}; must be '
-                             '> 0.')
-        if mem_temperature <= 0:
-            raise ValueError(f'Illegal mem_temperature (mem_t): '
-                             f'{mem_temperature}; must be > 0.')
-        self.temperature = float(temperature)
-        self.mem_temperature = float(mem_temperature)
+        self.temperature = check_temperature('temperature', temperature)
+        self.mem_temperature = check_temperature('mem_temperature (mem_t)',
+                                                 mem_temperature)
         self.batch_negatives = bool(batch_negatives)
+        self._check = PeriodicCheck(check_interval)
 
     @staticmethod
-    def _check(q: Tensor, k: Tensor, negatives: Tensor,
-               pos_offset: int) -> None:
+    def _check_shapes(q: Tensor, k: Tensor, negatives: Tensor,
+                      pos_offset: int) -> None:
+        """The checks that need no device sync (run on every call)."""
         if q.dim() != 2 or k.dim() != 2 or negatives.dim() != 2:
             raise ValueError(f'Expected q (B, D), k (M, D) and negatives '
                              f'(D, K), got {tuple(q.shape)}, '
@@ -236,13 +246,21 @@ class AdCoLoss(nn.Module):
             raise ValueError(f'Positive keys at rows [{pos_offset}, '
                              f'{pos_offset + q.shape[0]}) but only '
                              f'{k.shape[0]} keys.')
-        _check_finite('AdCo queries', q)
+        check_batch('AdCo queries q', q)
+
+    def _check_values(self, *named: Tuple[str, Tensor]) -> None:
+        """NaN / Inf checks of ``(name, tensor)`` pairs, when due."""
+        if self._check.due():
+            for name, x in named:
+                check_finite(name, x)
 
     def logits(self, q: Tensor, k: Tensor, negatives: Tensor,
                pos_offset: int = 0,
                batch_negatives: Optional[bool] = None
                ) -> Tuple[Tensor, Tensor]:
         """Un-tempered logits and the positive's column per row.
+
+        Computed in float32 (float64 stays float64), also under autocast.
 
         Returns:
             tuple[Tensor, Tensor]: Logits of shape (B, M + K) (or (B, 1 + K)
@@ -251,17 +269,20 @@ class AdCoLoss(nn.Module):
         if batch_negatives is None:
             batch_negatives = self.batch_negatives
         b = q.shape[0]
-        if batch_negatives:
-            # positive and batch logits: (B, M)
-            l_pos = q @ k.t()
-            labels = torch.arange(pos_offset, pos_offset + b, device=q.device)
-        else:
-            # positive logits: (B, 1)
-            l_pos = (q * k[pos_offset:pos_offset + b]).sum(1, keepdim=True)
-            labels = torch.zeros(b, dtype=torch.long, device=q.device)
-        # negative logits: (B, K)
-        l_neg = q @ negatives
-        return torch.cat([l_pos, l_neg], dim=1), labels
+        with float32_math(q, k, negatives) as (q, k, negatives):
+            if batch_negatives:
+                # positive and batch logits: (B, M)
+                l_pos = q @ k.t()
+                labels = torch.arange(pos_offset, pos_offset + b,
+                                      device=q.device)
+            else:
+                # positive logits: (B, 1)
+                k_pos = k[pos_offset:pos_offset + b]
+                l_pos = (q * k_pos).sum(1, keepdim=True)
+                labels = torch.zeros(b, dtype=torch.long, device=q.device)
+            # negative logits: (B, K)
+            l_neg = q @ negatives
+            return torch.cat([l_pos, l_neg], dim=1), labels
 
     def forward(self, q: Tensor, k: Tensor, negatives: Tensor,
                 pos_offset: int = 0,
@@ -284,14 +305,24 @@ class AdCoLoss(nn.Module):
             only) and ``negatives_loss`` (at mem_t, gradient to
             ``negatives`` only), both scalars.
         """
-        self._check(q, k, negatives, pos_offset)
+        self._check_shapes(q, k, negatives, pos_offset)
+        self._check_values(('AdCo queries q', q), ('AdCo keys k', k),
+                           ('AdCo negatives', negatives))
+        return self._losses(q, k, negatives, pos_offset, batch_negatives)
+
+    def _losses(self, q: Tensor, k: Tensor, negatives: Tensor,
+                pos_offset: int, batch_negatives: Optional[bool]
+                ) -> Tuple[Tensor, Tensor]:
+        """:meth:`forward` after its checks."""
         k = k.detach()
-        logits, labels = self.logits(q, k, negatives.detach(), pos_offset,
-                                     batch_negatives)
-        encoder_loss = F.cross_entropy(logits / self.temperature, labels)
-        logits, labels = self.logits(q.detach(), k, negatives, pos_offset,
-                                     batch_negatives)
-        negatives_loss = F.cross_entropy(logits / self.mem_temperature, labels)
+        with float32_math(q, k, negatives) as (q, k, negatives):
+            logits, labels = self.logits(q, k, negatives.detach(), pos_offset,
+                                         batch_negatives)
+            encoder_loss = F.cross_entropy(logits / self.temperature, labels)
+            logits, labels = self.logits(q.detach(), k, negatives, pos_offset,
+                                         batch_negatives)
+            negatives_loss = F.cross_entropy(logits / self.mem_temperature,
+                                             labels)
         return encoder_loss, negatives_loss
 
     @torch.no_grad()
@@ -305,7 +336,8 @@ class AdCoLoss(nn.Module):
         encoder has drifted far from the keys they were initialised with).
         """
         logits, _ = self.logits(q, k, negatives, pos_offset, batch_negatives)
-        p = torch.softmax(logits.float() / self.mem_temperature, dim=1)
+        with float32_math(logits) as (logits, ):
+            p = torch.softmax(logits / self.mem_temperature, dim=1)
         return p[:, logits.shape[1] - negatives.shape[1]:].sum(1).mean()
 
     def symmetric(self, q1: Tensor, q2: Tensor, k1: Tensor, k2: Tensor,
@@ -328,8 +360,15 @@ class AdCoLoss(nn.Module):
         Returns:
             tuple[Tensor, Tensor]: ``encoder_loss`` and ``negatives_loss``.
         """
-        enc1, neg1 = self(q1, k2, negatives, pos_offset)
-        enc2, neg2 = self(q2, k1, negatives, pos_offset)
+        # one call of the periodic check for both directions, so that every
+        # input is checked whatever the interval's parity
+        self._check_shapes(q1, k2, negatives, pos_offset)
+        self._check_shapes(q2, k1, negatives, pos_offset)
+        self._check_values(('AdCo queries q1', q1), ('AdCo queries q2', q2),
+                           ('AdCo keys k1', k1), ('AdCo keys k2', k2),
+                           ('AdCo negatives', negatives))
+        enc1, neg1 = self._losses(q1, k2, negatives, pos_offset, None)
+        enc2, neg2 = self._losses(q2, k1, negatives, pos_offset, None)
         return 0.5 * (enc1 + enc2), 0.5 * (neg1 + neg2)
 
     def extra_repr(self) -> str:

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .memory_bank import _check_finite
+from ._checks import (PeriodicCheck, check_batch, check_finite,
+                      check_temperature, float32_math)
 
 #: Label of a queue slot that holds no real key yet (or a key enqueued
 #: without a label). Real labels are >= 0, so it never matches one.
@@ -68,6 +69,9 @@ class ExemplarQueue(nn.Module):
     Args:
         queue_len (int): K, the number of queued keys. Defaults to 65536.
         feat_dim (int): D, the key dimension. Defaults to 128.
+        check_interval (int): Calls of :meth:`enqueue` between the checks
+            that read values back from the device (NaN / Inf in the keys);
+            the first call is always checked, 0 never. Defaults to 100.
 
     Examples:
         >>> queue = ExemplarQueue(queue_len=5, feat_dim=3)
@@ -90,7 +94,8 @@ class ExemplarQueue(nn.Module):
     labels: Tensor
     ptr: Tensor
 
-    def __init__(self, queue_len: int = 65536, feat_dim: int = 128) -> None:
+    def __init__(self, queue_len: int = 65536, feat_dim: int = 128,
+                 check_interval: int = 100) -> None:
         super().__init__()
         if queue_len <= 0 or feat_dim <= 0:
             raise ValueError(f'Illegal queue size: queue_len={queue_len}, '
@@ -106,6 +111,7 @@ class ExemplarQueue(nn.Module):
             persistent=True)
         self.register_buffer('ptr', torch.zeros((), dtype=torch.long),
                              persistent=True)
+        self._check = PeriodicCheck(check_interval)
         self.reset_random()
 
     @torch.no_grad()
@@ -131,12 +137,13 @@ class ExemplarQueue(nn.Module):
         if keys.dim() != 2 or keys.shape[1] != self.feat_dim:
             raise ValueError(f'Expected keys of shape (B, {self.feat_dim}), '
                              f'got {tuple(keys.shape)}.')
-        _check_finite('Keys passed to ExemplarQueue.enqueue', keys)
         b = keys.shape[0]
         if labels is None:
             labels = keys.new_full((b, ), UNFILLED_LABEL, dtype=torch.long)
         else:
             _check_labels('labels passed to ExemplarQueue.enqueue', labels, b)
+        if self._check.due():
+            check_finite('Keys passed to ExemplarQueue.enqueue', keys)
         n = min(b, self.queue_len)
         ptr = int(self.ptr)
         # slots of the last n keys; the first b - n would be overwritten
@@ -172,9 +179,16 @@ class ExemplarLoss(nn.Module):
     ``labels=None``) this is MoCo's InfoNCE. A query whose every negative
     is same-class has loss 0 (its positive alone in the denominator).
 
+    Logits, the division by t and the cross-entropy are computed in float32
+    even under fp16 / bf16 autocast; the gradient reaches half-precision
+    queries through the cast.
+
     Args:
         temperature (float): t. Defaults to 0.2 (Exemplar-v2 / MoCo v2;
             0.07 for v1).
+        check_interval (int): Calls between the checks that read values back
+            from the device (NaN / Inf in queries, keys and queued keys); the
+            first call is always checked, 0 never. Defaults to 100.
 
     Examples:
         >>> loss_fn = ExemplarLoss(temperature=0.2)
@@ -188,22 +202,21 @@ class ExemplarLoss(nn.Module):
         True
 
     Raises:
-        ValueError: On a non-positive temperature, inconsistent shapes,
-            labels without queue labels, negative labels or non-finite
-            queries.
+        ValueError: On a NaN, infinite or non-positive temperature,
+            inconsistent shapes, an empty batch, labels without queue
+            labels, negative labels or non-finite queries, keys or queued
+            keys.
     """
 
-    def __init__(self, temperature: float = 0.2) -> None:
+    def __init__(self, temperature: float = 0.2,
+                 check_interval: int = 100) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f'Illegal temperature: {temperature}; must be '
-                             '> 0.')
-        self.temperature = float(temperature)
+        self.temperature = check_temperature('temperature', temperature)
+        self._check = PeriodicCheck(check_interval)
 
-    @staticmethod
-    def _check(q: Tensor, k: Tensor, queue_keys: Tensor,
-               labels: Optional[Tensor],
-               queue_labels: Optional[Tensor]) -> None:
+    def _check_inputs(self, q: Tensor, k: Tensor, queue_keys: Tensor,
+                      labels: Optional[Tensor],
+                      queue_labels: Optional[Tensor]) -> None:
         if q.dim() != 2 or k.shape != q.shape or queue_keys.dim() != 2:
             raise ValueError(f'Expected q (B, D), k (B, D) and queue_keys '
                              f'(K, D), got {tuple(q.shape)}, '
@@ -224,7 +237,11 @@ class ExemplarLoss(nn.Module):
                 raise ValueError(f'Expected queue_labels of shape '
                                  f'({queue_keys.shape[0]}, ), got '
                                  f'{tuple(queue_labels.shape)}.')
-        _check_finite('Exemplar queries', q)
+        check_batch('Exemplar queries q', q)
+        if self._check.due():
+            check_finite('Exemplar queries q', q)
+            check_finite('Exemplar keys k', k)
+            check_finite('Exemplar queue_keys', queue_keys)
 
     @staticmethod
     def same_class_mask(labels: Tensor, queue_labels: Tensor) -> Tensor:
@@ -235,15 +252,18 @@ class ExemplarLoss(nn.Module):
                labels: Optional[Tensor] = None,
                queue_labels: Optional[Tensor] = None) -> Tensor:
         """Un-tempered logits, the positive in column 0, same-class
-        negatives at -inf. Tensor of shape (B, 1 + K)."""
-        # positive logits: (B, 1)
-        l_pos = (q * k.detach()).sum(1, keepdim=True)
-        # negative logits: (B, K)
-        l_neg = q @ queue_keys.detach().to(q.dtype).t()
-        if labels is not None:
-            l_neg = l_neg.masked_fill(
-                self.same_class_mask(labels, queue_labels), float('-inf'))
-        return torch.cat([l_pos, l_neg], dim=1)
+        negatives at -inf. Tensor of shape (B, 1 + K), float32 (float64
+        stays float64), also under autocast."""
+        with float32_math(q, k) as (q, k):
+            # positive logits: (B, 1)
+            l_pos = (q * k.detach()).sum(1, keepdim=True)
+            # negative logits: (B, K)
+            l_neg = q @ queue_keys.detach().to(q.dtype).t()
+            if labels is not None:
+                l_neg = l_neg.masked_fill(
+                    self.same_class_mask(labels, queue_labels),
+                    float('-inf'))
+            return torch.cat([l_pos, l_neg], dim=1)
 
     def forward(self, q: Tensor, k: Tensor, queue_keys: Tensor,
                 labels: Optional[Tensor] = None,
@@ -265,11 +285,12 @@ class ExemplarLoss(nn.Module):
         Returns:
             Tensor: The loss, a scalar.
         """
-        self._check(q, k, queue_keys, labels, queue_labels)
+        self._check_inputs(q, k, queue_keys, labels, queue_labels)
         logits = self.logits(q, k, queue_keys, labels, queue_labels)
         # logits: (B, 1 + K); the positive is column 0
         target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-        return F.cross_entropy(logits / self.temperature, target)
+        with float32_math(logits) as (logits, ):
+            return F.cross_entropy(logits / self.temperature, target)
 
     def extra_repr(self) -> str:
         return f'temperature={self.temperature}'

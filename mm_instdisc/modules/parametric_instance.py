@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .memory_bank import _check_finite
+from ._checks import (PeriodicCheck, check_batch, check_finite,
+                      check_temperature, float32_math)
 
 
 class ParametricInstanceLoss(nn.Module):
@@ -36,6 +37,11 @@ class ParametricInstanceLoss(nn.Module):
     kaiming-uniform: the initial softmax is then nearly uniform, the loss
     starts at ~log N.
 
+    The logits, the division by T and the cross-entropy are computed in
+    float32 even under fp16 / bf16 autocast (``W`` is cast too, a no-op for
+    autocast's float32 weights); gradients reach half-precision features
+    through the cast.
+
     Args:
         num_instances (int): N, the number of classes, which must equal the
             size of the training set (sample indices are class labels).
@@ -43,6 +49,9 @@ class ParametricInstanceLoss(nn.Module):
         temperature (float): T; eq. 1 has none (T = 1). Defaults to 1.0.
         init_std (float): Std of the normal initialisation of ``W``.
             Defaults to 0.01.
+        check_interval (int): Calls between the checks that read values back
+            from the device (NaN / Inf in the features); the first call is
+            always checked, 0 never. Defaults to 100.
 
     Examples:
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
@@ -57,24 +66,24 @@ class ParametricInstanceLoss(nn.Module):
 
     Raises:
         ValueError: On a non-positive ``num_instances``, ``feat_dim``,
-            ``temperature`` or ``init_std``; on features that are not
-            (B, ``feat_dim``) or not finite; on indices that are not one per
-            feature or lie outside ``[0, num_instances)``.
+            ``temperature`` or ``init_std``, a NaN or infinite
+            ``temperature``; on features that are not (B, ``feat_dim``),
+            an empty batch or features that are not finite; on indices that
+            are not one per feature or lie outside ``[0, num_instances)``.
     """
 
     weight: nn.Parameter
 
     def __init__(self, num_instances: int, feat_dim: int,
-                 temperature: float = 1.0, init_std: float = 0.01) -> None:
+                 temperature: float = 1.0, init_std: float = 0.01,
+                 check_interval: int = 100) -> None:
         super().__init__()
         if num_instances < 1:
             raise ValueError(f'Illegal num_instances: {num_instances}; must '
                              'be the (positive) training set size.')
         if feat_dim < 1:
             raise ValueError(f'Illegal feat_dim: {feat_dim}; must be > 0.')
-        if temperature <= 0:
-            raise ValueError(f'Illegal temperature: {temperature}; '
-                             'must be > 0.')
+        temperature = check_temperature('temperature', temperature)
         if init_std <= 0:
             raise ValueError(f'Illegal init_std: {init_std}; must be > 0.')
         self.num_instances = int(num_instances)
@@ -83,6 +92,7 @@ class ParametricInstanceLoss(nn.Module):
         self.init_std = float(init_std)
         self.weight = nn.Parameter(torch.empty(self.num_instances,
                                                self.feat_dim))
+        self._check = PeriodicCheck(check_interval)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -91,14 +101,18 @@ class ParametricInstanceLoss(nn.Module):
         nn.init.normal_(self.weight, mean=0.0, std=self.init_std)
 
     def logits(self, feats: Tensor) -> Tensor:
-        """Class scores :math:`W f / T`. Tensor of shape (B, N)."""
+        """Class scores :math:`W f / T`. Tensor of shape (B, N).
+
+        Float32 (float64 stays float64), also under autocast.
+        """
         if feats.dim() != 2 or feats.shape[1] != self.feat_dim:
             raise ValueError(f'Expected features of shape '
                              f'(B, {self.feat_dim}) (feat_dim='
                              f'{self.feat_dim}), got '
                              f'{tuple(feats.shape)}.')
-        # logits: (B, N)
-        return feats @ self.weight.t() / self.temperature
+        with float32_math(feats, self.weight) as (feats, weight):
+            # logits: (B, N)
+            return feats @ weight.t() / self.temperature
 
     def forward(self, feats: Tensor, idx: Tensor,
                 return_logits: bool = False):
@@ -114,20 +128,24 @@ class ParametricInstanceLoss(nn.Module):
         Returns:
             Tensor | tuple[Tensor, Tensor]: Scalar loss (and the logits).
         """
-        _check_finite('Parametric instance features', feats)
         logits = self.logits(feats)  # (B, N)
+        check_batch('Parametric instance features feats', feats)
         if idx.shape != (feats.shape[0], ):
             raise ValueError(f'Expected one index per feature, got idx of '
                              f'shape {tuple(idx.shape)} for '
                              f'{feats.shape[0]} features.')
         idx = idx.to(logits.device).long()
+        # every call: on a GPU a bad index is a device-side assert (fatal)
         if idx.numel() and (int(idx.min()) < 0 or
                             int(idx.max()) >= self.num_instances):
             raise ValueError(
                 f'Instance index out of range [0, {self.num_instances}): min '
                 f'{int(idx.min())}, max {int(idx.max())}. num_instances must '
                 'equal the training set size.')
-        loss = F.cross_entropy(logits, idx)
+        if self._check.due():
+            check_finite('Parametric instance features feats', feats)
+        with float32_math(logits) as (logits, ):
+            loss = F.cross_entropy(logits, idx)
         return (loss, logits) if return_logits else loss
 
     def extra_repr(self) -> str:

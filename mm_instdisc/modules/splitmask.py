@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import (PeriodicCheck, check_batch, check_finite,
+                      check_temperature, float32_math)
+
 GatherFn = Callable[[Tensor], Tuple[Tensor, int]]
 
 MASK_MODES = ('block', 'uniform')
@@ -397,10 +400,28 @@ def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
     return torch.gather(x, 1, index.expand(-1, -1, *x.shape[2:]))
 
 
+def _float32_linear(layer: nn.Module, x: Tensor) -> Tensor:
+    """``layer(x)`` in float32 (float64 stays float64), also under autocast.
+
+    The parameters of an ``nn.Linear`` are cast too (a no-op for the float32
+    master weights of autocast), so a module converted to fp16 / bf16 as a
+    whole also works; gradients reach them through the casts.
+    """
+    if isinstance(layer, nn.Linear):
+        with float32_math(x, layer.weight, layer.bias) as (x, weight, bias):
+            return F.linear(x, weight, bias)
+    with float32_math(x) as (x, ):
+        return layer(x)
+
+
 def mim_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean cross-entropy of token logits (B, K, V) against ids (B, K)."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                           targets.reshape(-1))
+    """Mean cross-entropy of token logits (B, K, V) against ids (B, K).
+
+    The log-sum-exp is computed in float32, also under autocast.
+    """
+    with float32_math(logits) as (logits, ):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                               targets.reshape(-1))
 
 
 def info_nce(q: Tensor, k: Tensor, temperature: float,
@@ -408,12 +429,20 @@ def info_nce(q: Tensor, k: Tensor, temperature: float,
     """InfoNCE of L2-normalised q (B, D) against k (M, D).
 
     The positive of ``q[i]`` is ``k[pos_offset + i]``; every other row of k
-    (the other images of the global batch) is a negative.
+    (the other images of the global batch) is a negative. Logits, the
+    division by the temperature and the cross-entropy are computed in
+    float32 (float64 stays float64), also under fp16 / bf16 autocast.
+
+    Raises:
+        ValueError: On an empty batch (q or k without rows).
     """
-    # logits: (B, M)
-    logits = q @ k.t() / temperature
-    labels = torch.arange(q.shape[0], device=q.device) + pos_offset
-    return F.cross_entropy(logits, labels)
+    check_batch('InfoNCE queries q', q)
+    check_batch('InfoNCE keys k', k)
+    with float32_math(q, k) as (q, k):
+        # logits: (B, M)
+        logits = q @ k.t() / temperature
+        labels = torch.arange(q.shape[0], device=q.device) + pos_offset
+        return F.cross_entropy(logits, labels)
 
 
 class SplitMaskLoss(nn.Module):
@@ -435,6 +464,11 @@ class SplitMaskLoss(nn.Module):
     Either branch may be None (BEiT-style single masked branch): then only
     that branch's MIM term is computed and ``nce`` is 0.
 
+    The token logits (``predictor``), the descriptors (``projector`` and
+    normalisation), the InfoNCE logits and both cross-entropies are computed
+    in float32 even under fp16 / bf16 autocast (the decoder itself may run
+    in half precision); gradients reach it through the casts.
+
     Args:
         embed_dims (int): C, the decoder width.
         vocab_size (int): V. Defaults to 8192.
@@ -443,6 +477,9 @@ class SplitMaskLoss(nn.Module):
         temperature (float): InfoNCE temperature. Defaults to 0.2.
         mim_weight (float): Weight of the MIM term. Defaults to 1.0.
         contrastive_weight (float): Weight of InfoNCE. Defaults to 1.0.
+        check_interval (int): Calls between the checks that read values back
+            from the device (NaN / Inf in ``dec_a`` and ``dec_b``); the first
+            call is always checked, 0 never. Defaults to 100.
 
     Examples:
         >>> loss_fn = SplitMaskLoss(embed_dims=8, vocab_size=16)
@@ -451,16 +488,20 @@ class SplitMaskLoss(nn.Module):
         ...               ids[:, :3], ids[:, 3:], torch.randint(16, (2, 6)))
         >>> sorted(out)
         ['loss', 'mim', 'mim_acc', 'nce']
+
+    Raises:
+        ValueError: On a NaN, infinite or non-positive temperature, negative
+            loss weights, no branch, an empty batch or non-finite decoder
+            outputs.
     """
 
     def __init__(self, embed_dims: int, vocab_size: int = 8192,
                  proj_dim: Optional[int] = None, temperature: float = 0.2,
                  mim_weight: float = 1.0,
-                 contrastive_weight: float = 1.0) -> None:
+                 contrastive_weight: float = 1.0,
+                 check_interval: int = 100) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f'Illegal temperature: {temperature}; expected '
-                             '> 0.')
+        temperature = check_temperature('temperature', temperature)
         if mim_weight < 0 or contrastive_weight < 0:
             raise ValueError(
                 f'Illegal loss weights: mim_weight={mim_weight}, '
@@ -472,10 +513,16 @@ class SplitMaskLoss(nn.Module):
         self.predictor = nn.Linear(embed_dims, vocab_size)
         self.projector: nn.Module = (nn.Linear(embed_dims, proj_dim)
                                      if proj_dim else nn.Identity())
+        self._check = PeriodicCheck(check_interval)
 
     def descriptor(self, dec: Tensor) -> Tensor:
-        """Average-pooled, projected, normalised descriptor (B, D)."""
-        return F.normalize(self.projector(dec.mean(dim=1)), dim=1)
+        """Average-pooled, projected, normalised descriptor (B, D).
+
+        Float32 (float64 stays float64), also under autocast.
+        """
+        z = _float32_linear(self.projector, dec.mean(dim=1))
+        with float32_math(z) as (z, ):
+            return F.normalize(z, dim=1)
 
     def forward(self, dec_a: Optional[Tensor], dec_b: Optional[Tensor],
                 ids_a: Tensor, ids_b: Tensor, tokens: Tensor,
@@ -499,12 +546,21 @@ class SplitMaskLoss(nn.Module):
         """
         if dec_a is None and dec_b is None:
             raise ValueError('SplitMaskLoss needs at least one branch.')
+        branches = [(name, dec) for name, dec in (('dec_a', dec_a),
+                                                  ('dec_b', dec_b))
+                    if dec is not None]
+        for name, dec in branches:
+            check_batch(f'SplitMask decoder output {name}', dec, dim=3)
+        if self._check.due():
+            for name, dec in branches:
+                check_finite(f'SplitMask decoder output {name}', dec)
         mims: List[Tensor] = []
         correct, total = 0.0, 0
         for dec, ids in ((dec_a, ids_b), (dec_b, ids_a)):
             if dec is None:
                 continue
-            logits = self.predictor(gather_tokens(dec, ids))  # (B, K, V)
+            # token logits in float32: (B, K, V)
+            logits = _float32_linear(self.predictor, gather_tokens(dec, ids))
             target = torch.gather(tokens, 1, ids)  # (B, K)
             mims.append(mim_cross_entropy(logits, target))
             correct += (logits.argmax(-1) == target).sum().item()
