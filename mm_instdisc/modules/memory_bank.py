@@ -5,13 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import PeriodicCheck, check_finite
 
-def _check_finite(name: str, x: Tensor) -> None:
-    if not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).sum().item()
-        raise ValueError(f'{name} contains {bad} non-finite values (NaN/Inf); '
-                         'the encoder has diverged (lower the learning rate or '
-                         'check the input pipeline).')
+
+_check_finite = check_finite  # old name, kept for importers
 
 
 class MemoryBank(nn.Module):
@@ -32,6 +29,9 @@ class MemoryBank(nn.Module):
         length (int): Number of rows N, i.e. the training set size.
         feat_dim (int): Feature dimension D. Defaults to 128.
         momentum (float): Weight on the old entry, in [0, 1). Defaults to 0.5.
+        check_interval (int): ``update`` calls between the checks that read
+            values back from the device (index range, NaN in the features);
+            the first call is always checked. Defaults to 100.
 
     Examples:
         >>> bank = MemoryBank(length=10, feat_dim=4)
@@ -50,7 +50,7 @@ class MemoryBank(nn.Module):
     bank: Tensor
 
     def __init__(self, length: int, feat_dim: int = 128,
-                 momentum: float = 0.5) -> None:
+                 momentum: float = 0.5, check_interval: int = 100) -> None:
         super().__init__()
         if length <= 0 or feat_dim <= 0:
             raise ValueError(f'Illegal memory bank size: length={length}, '
@@ -61,6 +61,7 @@ class MemoryBank(nn.Module):
         self.length = int(length)
         self.feat_dim = int(feat_dim)
         self.momentum = float(momentum)
+        self._check = PeriodicCheck(check_interval)
         self.register_buffer('bank', torch.empty(self.length, self.feat_dim),
                              persistent=True)
         self.reset_random()
@@ -108,25 +109,26 @@ class MemoryBank(nn.Module):
 
         ``feats`` are L2-normalised here, so raw embeddings may be passed.
         """
-        self._check_indices(idx)
-        _check_finite('Features passed to MemoryBank.update', feats)
         if feats.shape != (idx.numel(), self.feat_dim):
             raise ValueError(f'Expected features of shape ({idx.numel()}, '
                              f'{self.feat_dim}), got {tuple(feats.shape)}.')
+        if self._check.due():
+            self._check_indices(idx)
+            check_finite('Features passed to MemoryBank.update', feats)
         idx = idx.to(self.bank.device)
-        feats = F.normalize(feats.detach().to(self.bank), dim=1)
+        feats = F.normalize(feats.detach().float(), dim=1)
         keep = self._first_occurrence(idx)
         idx, feats = idx[keep], feats[keep]
-        old = self.bank.index_select(0, idx)
+        old = self.bank.index_select(0, idx).float()
         new = F.normalize(self.momentum * old + (1 - self.momentum) * feats,
                           dim=1)
-        self.bank.index_copy_(0, idx, new)
+        self.bank.index_copy_(0, idx, new.to(self.bank.dtype))
 
     @torch.no_grad()
     def fill(self, idx: Tensor, feats: Tensor) -> None:
         """Overwrite rows ``idx`` with normalised ``feats`` (initialisation)."""
         self._check_indices(idx)
-        _check_finite('Features passed to MemoryBank.fill', feats)
+        check_finite('Features passed to MemoryBank.fill', feats)
         idx = idx.to(self.bank.device)
         feats = F.normalize(feats.detach().to(self.bank), dim=1)
         keep = self._first_occurrence(idx)

@@ -11,7 +11,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .memory_bank import _check_finite
+from ._checks import (PeriodicCheck, check_batch, check_finite,
+                      check_temperature, float32_math)
 
 
 def sample_negatives(pos_idx: Tensor, num_negatives: int, length: int,
@@ -51,48 +52,146 @@ def sample_negatives(pos_idx: Tensor, num_negatives: int, length: int,
         shift = excl - torch.arange(excl.numel(), device=device)
         return r + torch.searchsorted(shift, r, right=True)
     if length < 2:
-        raise ValueError('NCE needs a bank of at least 2 rows.')
+        raise ValueError(f'Negatives need a bank of at least 2 rows, got '
+                         f'{length}.')
     r = torch.randint(0, length - 1, (pos_idx.numel(), num_negatives),
                       generator=generator, device='cpu').to(device)
     return r + (r >= pos_idx[:, None]).long()
 
 
+class _BankSoftmaxCE(torch.autograd.Function):
+    """Per-sample ``logsumexp_j(f.v_j/tau) - f.v_i/tau`` over a bank in chunks.
+
+    Forward streams over ``chunk`` bank rows at a time with a running max and
+    sum of exponentials, so the (B, N) logits never exist at once (extra
+    memory O(B x chunk)). Backward recomputes each chunk's logits and adds
+    ``softmax @ V_chunk``; the gradient w.r.t. f is
+    ``(sum_j p_j v_j - v_i) / tau``, identical to autograd through the
+    unchunked cross-entropy. The bank gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, feats: Tensor, bank: Tensor, idx: Tensor, inv_tau: float,
+                chunk: int) -> Tensor:
+        b = feats.shape[0]
+        run_max = feats.new_full((b, ), -math.inf)
+        run_sum = feats.new_zeros(b)
+        for start in range(0, bank.shape[0], chunk):
+            logits = feats @ bank[start:start + chunk].to(feats).t() * inv_tau
+            new_max = torch.maximum(run_max, logits.max(1).values)
+            run_sum = (run_sum * torch.exp(run_max - new_max) +
+                       torch.exp(logits - new_max[:, None]).sum(1))
+            run_max = new_max
+        lse = run_max + run_sum.log()
+        pos = (feats * bank.index_select(0, idx).to(feats)).sum(1) * inv_tau
+        ctx.save_for_backward(feats, bank, idx, lse)
+        ctx.inv_tau, ctx.chunk = inv_tau, chunk
+        return lse - pos
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        feats, bank, idx, lse = ctx.saved_tensors
+        inv_tau, chunk = ctx.inv_tau, ctx.chunk
+        expect = torch.zeros_like(feats)  # sum_j p_j v_j
+        for start in range(0, bank.shape[0], chunk):
+            rows = bank[start:start + chunk].to(feats)
+            p = torch.exp(feats @ rows.t() * inv_tau - lse[:, None])
+            expect.addmm_(p, rows)
+        grad = (expect - bank.index_select(0, idx).to(feats)) * (
+            inv_tau * grad_out[:, None])
+        return grad, None, None, None, None
+
+
+def softmax_over_bank(feats: Tensor, idx: Tensor, bank: Tensor,
+                      temperature: float, chunk_size: int = 65536) -> Tensor:
+    """Per-sample full non-parametric softmax loss ``-log P(i | f)``, (B, ).
+
+    Exact over all N rows; the bank is read in chunks of ``chunk_size`` rows
+    (see :class:`_BankSoftmaxCE`) when N exceeds it, else one product.
+    """
+    if bank.shape[0] <= chunk_size:
+        logits = feats @ bank.to(feats).t() / temperature
+        return F.cross_entropy(logits, idx, reduction='none')
+    return _BankSoftmaxCE.apply(feats, bank, idx, 1.0 / temperature,
+                                int(chunk_size))
+
+
 class NPIDLoss(nn.Module):
     """Loss of non-parametric instance discrimination against a memory bank.
 
-    Two modes:
+    Three modes:
 
-    * ``'softmax'``: the full non-parametric softmax
+    * ``'softmax'``: the paper's objective, the full non-parametric softmax
       :math:`-\\log \\frac{\\exp(v_i^\\top f/\\tau)}{\\sum_j \\exp(v_j^\\top f/\\tau)}`
-      over all N bank rows.
+      over all N bank rows, exact at any N: the bank is streamed in chunks of
+      ``chunk_size`` rows with a running log-sum-exp, so peak extra memory is
+      O(B x chunk) (ImageNet: N = 1.28M rows cost 32 x 1.28M x 128 x 2 FLOPs
+      per GPU batch of 32 forward, a few per cent of a ResNet-50 step).
     * ``'nce'``: noise-contrastive estimation with m noise rows per positive
       drawn from the uniform :math:`P_n = 1/N` (never the positive itself),
       :math:`h(i, v) = P(i|v) / (P(i|v) + m/N)`, :math:`P(i|v) =
       \\exp(v^\\top f/\\tau)/Z` and loss
       :math:`-\\log h(i, v_i) - \\sum_{j} \\log(1 - h(j, v_j))`.
-      Z is a Monte-Carlo estimate :math:`N \\cdot \\mathrm{mean}_j
-      \\exp(v_j^\\top f/\\tau)` over the noise pairs, either estimated once on
-      the first batch and frozen (``z_mode='once'``, the paper and official
-      code) or an exponential moving average (``z_mode='ema'``). Z is a
-      buffer, so it is checkpointed. In distributed runs the batch estimate
-      is averaged over ranks, so every rank uses the same Z.
+      Z is the paper's Monte-Carlo estimate (eq. 8)
+      :math:`N \\cdot \\mathrm{mean}_j \\exp(v_j^\\top f/\\tau)` over the noise
+      pairs, kept in log space (``log_z`` buffer, checkpointed; averaged
+      over ranks), and
 
-    Both modes add the paper's proximal term
+      - ``z_mode='batch'``: re-estimated on every batch, one Z for the batch;
+      - ``z_mode='sample'``: eq. 8 as written, one estimate
+        :math:`Z_i = \frac{N}{m} \sum_k \exp(v_{j_k}^\top f_i/\tau)` per
+        sample from its own noise rows (the buffer keeps their mean, for
+        logging);
+      - ``z_mode='ema'``: an exponential moving average (``z_momentum``), as
+        Kaiming He suggested for CMC;
+      - ``z_mode='once'``: estimated on the first batch(es) and frozen, the
+        official code's shortcut; ``z_warmup`` > 0 re-estimates it on every
+        batch for that many calls before freezing it.
+
+      See ``docs/npid.md`` for why a frozen Z collapses on small data.
+    * ``'sampled_softmax'``: cross-entropy over [positive, m negatives] / tau
+      (what mmselfsup's NPID, VISSL's NPID++ and PIRL train), with the
+      negatives drawn as for NCE, so never the positive itself.
+
+    All modes compute logits, Z and log-sum-exps in float32 even under
+    fp16/bf16 autocast (``exp(1/0.07) * N`` overflows fp16). For NCE and the
+    sampled softmax with one noise set per sample, the (B, m) noise logits
+    come from one (B, N) product followed by a gather when ``B * N <=
+    dense_logits_limit`` (a GEMM instead of a (B, m, D) row gather), else
+    from gathered rows. ``shared_negatives=True`` draws one noise set per
+    batch (a (B, D) x (D, m) product).
+
+    Every mode adds the paper's proximal term
     :math:`\\lambda \\|f_i - v_i\\|^2` (``prox_weight``; missing from the
     official code), where :math:`v_i` is the bank row from the previous
     visit.
 
+    After each call, ``last_stats`` holds detached diagnostics (no device
+    sync): ``log_z``, ``pos_h`` (mean h of the positives) and ``neg_h`` (mean
+    h of the noise pairs) for NCE, ``pos_prob`` for the softmax modes.
+
     Args:
-        mode (str): ``'nce'`` or ``'softmax'``. Defaults to ``'nce'``.
-        num_negatives (int): m, noise samples per positive (NCE). Defaults
-            to 4096.
+        mode (str): ``'softmax'``, ``'nce'`` or ``'sampled_softmax'``.
+            Defaults to ``'nce'``.
+        num_negatives (int): m, noise samples per positive (NCE and sampled
+            softmax). Defaults to 4096.
         temperature (float): tau. Defaults to 0.07.
-        z_mode (str): ``'once'`` or ``'ema'``. Defaults to ``'once'``.
+        z_mode (str): ``'sample'``, ``'batch'``, ``'ema'`` or ``'once'``.
+            Defaults to ``'sample'`` (``'once'`` is the official code's, and
+            collapses on small data; see ``docs/npid.md``).
         z_momentum (float): EMA weight on the old Z. Defaults to 0.99.
+        z_warmup (int): With ``z_mode='once'``, calls during which Z is
+            re-estimated on each batch before it is frozen. Defaults to 0.
         prox_weight (float): lambda of the proximal term. Defaults to 0.
         shared_negatives (bool): One noise set per batch instead of one per
-            positive (much faster, a (B, D) x (D, m) product instead of a
-            (B, m, D) gather). Defaults to False.
+            positive. Defaults to False.
+        chunk_size (int): Bank rows per chunk of the full softmax. Defaults
+            to 65536.
+        dense_logits_limit (int): Largest B * N for which per-sample noise
+            logits are gathered from a (B, N) product. Defaults to 2**25.
+        check_interval (int): Calls between the checks that read values back
+            from the device (NaN in features or bank, index range); the first
+            call is always checked. Defaults to 100.
 
     Examples:
         >>> loss_fn = NPIDLoss(mode='nce', num_negatives=8, temperature=0.1)
@@ -103,87 +202,205 @@ class NPIDLoss(nn.Module):
         True
 
     Raises:
-        ValueError: On an unknown mode, a non-positive temperature or m, or
-            non-finite features.
+        ValueError: On an unknown mode, a non-positive or NaN temperature, m
+            < 1 or m >= N, an empty batch, NaN in the features or the bank,
+            or indices outside the bank.
     """
 
-    z: Tensor
+    MODES = ('nce', 'softmax', 'sampled_softmax')
+    Z_MODES = ('once', 'ema', 'batch', 'sample')
+    log_z: Tensor
+    z_calls: Tensor
 
     def __init__(self, mode: str = 'nce', num_negatives: int = 4096,
-                 temperature: float = 0.07, z_mode: str = 'once',
-                 z_momentum: float = 0.99, prox_weight: float = 0.0,
-                 shared_negatives: bool = False) -> None:
+                 temperature: float = 0.07, z_mode: str = 'sample',
+                 z_momentum: float = 0.99, z_warmup: int = 0,
+                 prox_weight: float = 0.0, shared_negatives: bool = False,
+                 chunk_size: int = 65536, dense_logits_limit: int = 2**25,
+                 check_interval: int = 100) -> None:
         super().__init__()
-        if mode not in ('nce', 'softmax'):
-            raise ValueError(f"Illegal mode: {mode!r}; expected 'nce' or "
-                             "'softmax'.")
-        if temperature <= 0:
-            raise ValueError(f'Illegal temperature: {temperature}; must be > 0.')
-        if mode == 'nce' and num_negatives < 1:
-            raise ValueError(f'Illegal num_negatives: {num_negatives}; NCE '
-                             'needs at least 1 noise sample.')
-        if z_mode not in ('once', 'ema'):
-            raise ValueError(f"Illegal z_mode: {z_mode!r}; expected 'once' or "
-                             "'ema'.")
+        if mode not in self.MODES:
+            raise ValueError(f'Illegal mode: {mode!r}; expected one of '
+                             f'{self.MODES}.')
+        self.temperature = check_temperature('temperature', temperature)
+        if mode != 'softmax' and num_negatives < 1:
+            raise ValueError(f'Illegal num_negatives: {num_negatives}; mode '
+                             f'{mode!r} needs at least 1 noise sample.')
+        if z_mode not in self.Z_MODES:
+            raise ValueError(f'Illegal z_mode: {z_mode!r}; expected one of '
+                             f'{self.Z_MODES}.')
         if not 0.0 <= z_momentum < 1.0:
             raise ValueError(f'Illegal z_momentum: {z_momentum}; expected [0, 1).')
-        if prox_weight < 0:
+        if z_warmup < 0:
+            raise ValueError(f'Illegal z_warmup: {z_warmup}; must be >= 0.')
+        if not prox_weight >= 0:
             raise ValueError(f'Illegal prox_weight: {prox_weight}; must be >= 0.')
+        if chunk_size < 1:
+            raise ValueError(f'Illegal chunk_size: {chunk_size}; must be >= 1.')
         self.mode = mode
         self.num_negatives = int(num_negatives)
-        self.temperature = float(temperature)
         self.z_mode = z_mode
         self.z_momentum = float(z_momentum)
+        self.z_warmup = int(z_warmup)
         self.prox_weight = float(prox_weight)
         self.shared_negatives = bool(shared_negatives)
+        self.chunk_size = int(chunk_size)
+        self.dense_logits_limit = int(dense_logits_limit)
+        self._check = PeriodicCheck(check_interval)
         self.generator: Optional[torch.Generator] = None
-        # Z < 0 means "not estimated yet".
-        self.register_buffer('z', torch.tensor(-1.0), persistent=True)
+        self.last_stats: dict = {}
+        # log Z; NaN means "not estimated yet". float32 whatever the module's
+        # dtype would be under .half(): Z of a 65k bank overflows fp16.
+        self.register_buffer('log_z', torch.tensor(math.nan), persistent=True)
+        self.register_buffer('z_calls', torch.tensor(0, dtype=torch.long),
+                             persistent=True)
 
-    def softmax_logits(self, feats: Tensor, bank: Tensor) -> Tensor:
-        """Logits over the whole bank. Tensor of shape (B, N)."""
-        return feats @ bank.detach().t() / self.temperature
+    @property
+    def z(self) -> Tensor:
+        """The normalising constant Z (NaN before the first NCE batch)."""
+        return self.log_z.double().exp()
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before Z moved to log space hold ``z`` (< 0:
+        # not estimated yet) and no ``z_calls``
+        old = state_dict.pop(prefix + 'z', None)
+        if old is not None and prefix + 'log_z' not in state_dict:
+            state_dict[prefix + 'log_z'] = (
+                old.double().log().float() if old > 0 else
+                torch.tensor(math.nan))
+            state_dict.setdefault(prefix + 'z_calls', torch.tensor(
+                int(old > 0), dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        # keep log Z in at least float32 through .half() / .bfloat16()
+        out = super()._apply(fn, *args, **kwargs)
+        if self.log_z.dtype in (torch.float16, torch.bfloat16):
+            self.log_z = self.log_z.float()
+        return out
+
+    # ----------------------------------------------------------- Z
     @torch.no_grad()
-    def _update_z(self, neg_logits: Tensor, length: int) -> Tensor:
-        """Monte-Carlo Z from this batch's noise pairs; returns Z to use."""
-        # N * mean(exp(l)), computed in log space: exp(1/0.01) would overflow.
+    def _estimate_log_z(self, neg_logits: Tensor, length: int) -> Tensor:
+        """log Z from this batch's noise pairs, averaged over ranks."""
+        # N * mean(exp(l)) in log space: exp(1/0.01) would overflow
         log_z = (math.log(length) + torch.logsumexp(neg_logits.flatten(), 0) -
                  math.log(neg_logits.numel()))
         if dist.is_available() and dist.is_initialized():
-            # Average the estimate over ranks so every rank has the same Z.
-            z_batch = log_z.exp().double()
-            dist.all_reduce(z_batch)
-            log_z = (z_batch / dist.get_world_size()).log().float()
-        if self.z.item() < 0:
-            self.z.fill_(log_z.exp().item())
-        elif self.z_mode == 'ema' and self.training:
-            self.z.mul_(self.z_momentum).add_(
-                (1 - self.z_momentum) * log_z.exp().item())
-        return self.z
+            world = dist.get_world_size()
+            parts = [torch.empty_like(log_z) for _ in range(world)]
+            dist.all_gather(parts, log_z.contiguous())
+            log_z = torch.logsumexp(torch.stack(parts), 0) - math.log(world)
+        return log_z
+
+    @torch.no_grad()
+    def _update_z(self, neg_logits: Tensor, length: int) -> Tensor:
+        """Update the stored log Z as ``z_mode`` says; returns log Z to use:
+        a scalar, or (B, 1) with ``z_mode='sample'``."""
+        if self.z_mode == 'sample':
+            per_row = (math.log(length) + torch.logsumexp(neg_logits, 1) -
+                       math.log(neg_logits.shape[1]))
+            self.log_z.copy_(per_row.mean())
+            if self.training:
+                self.z_calls.add_(1)
+            return per_row[:, None]
+        batch = self._estimate_log_z(neg_logits, length)
+        old = self.log_z
+        unset = torch.isnan(old)
+        if self.z_mode == 'batch':
+            new = batch
+        elif self.z_mode == 'ema':
+            ema = torch.logaddexp(old + math.log(self.z_momentum),
+                                  batch + math.log1p(-self.z_momentum)) \
+                if self.z_momentum > 0 else batch
+            new = torch.where(unset, batch, ema if self.training else old)
+        else:  # once, after an optional warm-up of per-batch estimates
+            warm = self.z_calls < self.z_warmup
+            new = torch.where(unset | (warm & self.training), batch, old)
+        self.log_z.copy_(new)
+        if self.training:
+            self.z_calls.add_(1)
+        return self.log_z.clone()
+
+    # ----------------------------------------------------------- logits
+    def _pos_neg_logits(self, feats: Tensor, idx: Tensor, bank: Tensor):
+        """(B, ) positive and (B, m) noise logits, noise never the positive."""
+        n, m = bank.shape[0], self.num_negatives
+        neg_idx = sample_negatives(idx, m, n, self.shared_negatives,
+                                   self.generator)
+        inv_tau = 1.0 / self.temperature
+        if self.shared_negatives:
+            l_pos = (feats * bank.index_select(0, idx).to(feats)).sum(1)
+            l_neg = feats @ bank.index_select(0, neg_idx).to(feats).t()
+        elif feats.shape[0] * n <= self.dense_logits_limit:
+            # one GEMM, then gather (B, m + 1) logits: cheaper than moving
+            # (B, m, D) rows when the bank is small enough
+            full = feats @ bank.to(feats).t()
+            l_pos = full.gather(1, idx[:, None]).squeeze(1)
+            l_neg = full.gather(1, neg_idx)
+        else:
+            l_pos = (feats * bank.index_select(0, idx).to(feats)).sum(1)
+            neg = bank.index_select(0, neg_idx.flatten()).view(
+                idx.numel(), m, -1).to(feats)
+            l_neg = torch.einsum('bd,bmd->bm', feats, neg)
+        return l_pos * inv_tau, l_neg * inv_tau
 
     def nce(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
         """NCE loss per sample. Tensor of shape (B, )."""
-        n = bank.shape[0]
-        m = self.num_negatives
-        bank = bank.detach()
-        neg_idx = sample_negatives(idx, m, n, self.shared_negatives,
-                                   self.generator)
-        # positive logits: (B, )
-        l_pos = (feats * bank.index_select(0, idx)).sum(1) / self.temperature
-        if self.shared_negatives:
-            # negative logits: (B, m), one (D, m) block for the batch
-            l_neg = feats @ bank.index_select(0, neg_idx).t() / self.temperature
-        else:
-            # negative logits: (B, m), gathers (B, m, D)
-            neg = bank.index_select(0, neg_idx.flatten()).view(
-                idx.numel(), m, -1)
-            l_neg = torch.einsum('bd,bmd->bm', feats, neg) / self.temperature
-        z = self._update_z(l_neg.detach(), n)
+        n, m = bank.shape[0], self.num_negatives
+        l_pos, l_neg = self._pos_neg_logits(feats, idx, bank)
+        log_z = self._update_z(l_neg.detach(), n)
         # log P(i|v) - log(m * Pn) is the logit of h
-        shift = torch.log(z) + math.log(m / n)
-        return -(F.logsigmoid(l_pos - shift) +
-                 F.logsigmoid(shift - l_neg).sum(1))
+        shift = log_z + math.log(m / n)  # scalar or (B, 1)
+        pos_term = F.logsigmoid(l_pos - shift.squeeze(-1))
+        neg_term = F.logsigmoid(shift - l_neg)
+        with torch.no_grad():
+            self.last_stats = dict(
+                log_z=log_z.mean(), pos_h=pos_term.exp().mean(),
+                neg_h=-torch.expm1(neg_term).mean())
+        return -(pos_term + neg_term.sum(1))
+
+    def sampled_softmax(self, feats: Tensor, idx: Tensor,
+                        bank: Tensor) -> Tensor:
+        """Cross-entropy over [positive, m negatives] / tau, (B, )."""
+        l_pos, l_neg = self._pos_neg_logits(feats, idx, bank)
+        logits = torch.cat([l_pos[:, None], l_neg], dim=1)
+        loss = torch.logsumexp(logits, dim=1) - l_pos
+        with torch.no_grad():
+            self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
+        return loss
+
+    def softmax(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
+        """Full non-parametric softmax loss per sample, (B, )."""
+        loss = softmax_over_bank(feats, idx, bank, self.temperature,
+                                 self.chunk_size)
+        with torch.no_grad():
+            self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
+        return loss
+
+    def _check_inputs(self, feats: Tensor, idx: Tensor, bank: Tensor) -> None:
+        check_batch('NPID features', feats)
+        if bank.dim() != 2 or feats.shape[1] != bank.shape[1]:
+            raise ValueError(f'Expected feats (B, D) and bank (N, D), got '
+                             f'{tuple(feats.shape)} and {tuple(bank.shape)}.')
+        if idx.shape != (feats.shape[0], ):
+            raise ValueError(f'Expected one index per feature, got idx of shape '
+                             f'{tuple(idx.shape)} for {feats.shape[0]} features.')
+        n = bank.shape[0]
+        if self.mode != 'softmax' and self.num_negatives >= n:
+            raise ValueError(
+                f'num_negatives={self.num_negatives} >= bank length {n}: m '
+                'noise rows must be drawn from the other N - 1 rows. Use '
+                "mode='softmax' (exact over the whole bank) or a smaller m.")
+        if not self._check.due():
+            return
+        check_finite('NPID features', feats)
+        check_finite('NPID memory bank', bank)
+        if int(idx.min()) < 0 or int(idx.max()) >= n:
+            raise ValueError(
+                f'Bank index out of range [0, {n}): min {int(idx.min())}, max '
+                f'{int(idx.max())}. Does the bank length match the training '
+                'set size?')
 
     def forward(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
         """Mean loss over the batch.
@@ -191,37 +408,30 @@ class NPIDLoss(nn.Module):
         Args:
             feats (Tensor): L2-normalised embeddings f, shape (B, D).
             idx (Tensor): Each embedding's image index in the bank, (B, ).
-            bank (Tensor): Memory bank V, shape (N, D), not differentiated.
+            bank (Tensor): Memory bank V, shape (N, D), not differentiated;
+                any floating dtype (read in float32).
 
         Returns:
-            Tensor: Scalar loss.
+            Tensor: Scalar loss (float32, or float64 for float64 inputs).
         """
-        _check_finite('NPID features', feats)
-        if feats.dim() != 2 or bank.dim() != 2 or feats.shape[1] != bank.shape[1]:
-            raise ValueError(f'Expected feats (B, D) and bank (N, D), got '
-                             f'{tuple(feats.shape)} and {tuple(bank.shape)}.')
-        if idx.shape != (feats.shape[0], ):
-            raise ValueError(f'Expected one index per feature, got idx of shape '
-                             f'{tuple(idx.shape)} for {feats.shape[0]} features.')
         idx = idx.to(bank.device).long()
-        if idx.numel() and (int(idx.min()) < 0 or
-                            int(idx.max()) >= bank.shape[0]):
-            raise ValueError(
-                f'Bank index out of range [0, {bank.shape[0]}): min '
-                f'{int(idx.min())}, max {int(idx.max())}. Does the bank length '
-                'match the training set size?')
-        if self.mode == 'softmax':
-            loss = F.cross_entropy(self.softmax_logits(feats, bank), idx,
-                                   reduction='none')
-        else:
-            loss = self.nce(feats, idx, bank)
-        if self.prox_weight > 0:
-            prev = bank.detach().index_select(0, idx)
-            loss = loss + self.prox_weight * (feats - prev).pow(2).sum(1)
-        return loss.mean()
+        self._check_inputs(feats, idx, bank)
+        bank = bank.detach()
+        with float32_math(feats) as (f32, ):
+            if self.mode == 'softmax':
+                loss = self.softmax(f32, idx, bank)
+            elif self.mode == 'nce':
+                loss = self.nce(f32, idx, bank)
+            else:
+                loss = self.sampled_softmax(f32, idx, bank)
+            if self.prox_weight > 0:
+                prev = bank.index_select(0, idx).to(f32)
+                loss = loss + self.prox_weight * (f32 - prev).pow(2).sum(1)
+            return loss.mean()
 
     def extra_repr(self) -> str:
         return (f'mode={self.mode}, num_negatives={self.num_negatives}, '
                 f'temperature={self.temperature}, z_mode={self.z_mode}, '
-                f'prox_weight={self.prox_weight}, '
-                f'shared_negatives={self.shared_negatives}')
+                f'z_warmup={self.z_warmup}, prox_weight={self.prox_weight}, '
+                f'shared_negatives={self.shared_negatives}, '
+                f'chunk_size={self.chunk_size}')

@@ -32,14 +32,18 @@ def batch(idx, with_idx=True):
                 data_samples=samples)
 
 
-@pytest.mark.parametrize('loss_mode', ['nce', 'softmax'])
+STATS = {'nce': {'log_z', 'pos_h', 'neg_h'}, 'softmax': {'pos_prob'},
+         'sampled_softmax': {'pos_prob'}}
+
+
+@pytest.mark.parametrize('loss_mode', ['nce', 'softmax', 'sampled_softmax'])
 def test_loss_then_bank_update(loss_mode):
     torch.manual_seed(0)
     model = build_tiny(loss_mode=loss_mode)
     data = model.data_preprocessor(batch([1, 4, 9, 30]), True)
     before = model.memory_bank.bank.clone()
     losses = model(**data, mode='loss')
-    assert set(losses) == {'loss', 'pos_sim'}
+    assert set(losses) == {'loss', 'pos_sim'} | STATS[loss_mode]
     assert torch.isfinite(losses['loss'])
     losses['loss'].backward()  # the bank must not have changed in between
     assert torch.equal(model.memory_bank.bank, before)
@@ -64,7 +68,7 @@ def test_bank_in_state_dict():
     model = build_tiny()
     sd = model.state_dict()
     assert sd['memory_bank.bank'].shape == (32, 128)
-    assert 'head.loss_module.z' in sd
+    assert 'head.loss_module.log_z' in sd and 'head.loss_module.z_calls' in sd
 
 
 def test_missing_sample_idx_is_a_clear_error():
@@ -84,7 +88,7 @@ def test_non_finite_features_are_a_clear_error():
 
 
 def test_index_beyond_bank_is_a_clear_error():
-    model = build_tiny(bank_size=8)
-    data = model.data_preprocessor(batch([3, 12]), True)
+    model = build_tiny(bank_size=16)
+    data = model.data_preprocessor(batch([3, 20]), True)
     with pytest.raises(ValueError, match='bank length match'):
         model(**data, mode='loss')

@@ -51,10 +51,20 @@ def test_bad_construction(kwargs, match):
 
 
 def test_bad_updates():
-    bank = MemoryBank(10, 4)
+    bank = MemoryBank(10, 4, check_interval=1)  # check every update
     with pytest.raises(ValueError, match='out of range'):
         bank.update(torch.tensor([10]), torch.randn(1, 4))
     with pytest.raises(ValueError, match='non-finite'):
         bank.update(torch.tensor([1]), torch.tensor([[float('nan'), 0, 0, 0]]))
     with pytest.raises(ValueError, match='shape'):
         bank.update(torch.tensor([1]), torch.randn(1, 5))
+
+
+def test_update_checks_are_periodic():
+    """Checks that read back from the device run on update 1, 1 + k, ..."""
+    bank = MemoryBank(10, 4, check_interval=2)
+    bank.update(torch.tensor([1]), torch.randn(1, 4))  # checked, fine
+    nan = torch.tensor([[float('nan'), 0, 0, 0]])
+    bank.update(torch.tensor([2]), nan)  # not checked: no device sync
+    with pytest.raises(ValueError, match='MemoryBank.update contains 1 non-finite'):
+        bank.update(torch.tensor([3]), nan)

@@ -9,33 +9,27 @@ from mm_instdisc.modules import NPIDLoss
 
 @MODELS.register_module()
 class NPIDHead(BaseModule):
-    """Non-parametric softmax / NCE head of NPID.
+    """Non-parametric softmax / NCE / sampled-softmax head of NPID.
 
     A thin registered wrapper of :class:`mm_instdisc.modules.NPIDLoss`; see
-    there for the maths. `Unsupervised Feature Learning via Non-Parametric
-    Instance Discrimination <https://arxiv.org/abs/1805.01978>`_.
+    there for the maths and every argument. `Unsupervised Feature Learning via
+    Non-Parametric Instance Discrimination <https://arxiv.org/abs/1805.01978>`_.
 
     Args:
-        loss_mode (str): ``'nce'`` or ``'softmax'``. Defaults to ``'nce'``.
-        num_negatives (int): m, noise samples per positive. Defaults to 4096.
-        temperature (float): tau. Defaults to 0.07.
-        z_mode (str): ``'once'`` (paper) or ``'ema'``. Defaults to ``'once'``.
-        z_momentum (float): EMA weight on the old Z. Defaults to 0.99.
-        prox_weight (float): lambda of the proximal term. Defaults to 0.
-        shared_negatives (bool): One noise set per batch. Defaults to False.
+        loss_mode (str): ``'softmax'``, ``'nce'`` or ``'sampled_softmax'``.
+            Defaults to ``'nce'``.
         init_cfg (dict or list[dict], optional): Initialization config.
+        **loss_kwargs: ``NPIDLoss`` arguments (``num_negatives``,
+            ``temperature``, ``z_mode``, ``z_momentum``, ``z_warmup``,
+            ``prox_weight``, ``shared_negatives``, ``chunk_size``,
+            ``dense_logits_limit``, ``check_interval``).
     """
 
-    def __init__(self, loss_mode: str = 'nce', num_negatives: int = 4096,
-                 temperature: float = 0.07, z_mode: str = 'once',
-                 z_momentum: float = 0.99, prox_weight: float = 0.0,
-                 shared_negatives: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+    def __init__(self, loss_mode: str = 'nce',
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 **loss_kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.loss_module = NPIDLoss(
-            mode=loss_mode, num_negatives=num_negatives,
-            temperature=temperature, z_mode=z_mode, z_momentum=z_momentum,
-            prox_weight=prox_weight, shared_negatives=shared_negatives)
+        self.loss_module = NPIDLoss(mode=loss_mode, **loss_kwargs)
 
     def loss(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
         """Loss of L2-normalised ``feats`` (B, D) at bank rows ``idx`` (B, )."""

@@ -99,7 +99,9 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
 
         Returns:
             dict[str, Tensor]: ``loss`` plus ``pos_sim`` (mean cosine between
-            a feature and its bank row, a progress indicator) for the log.
+            a feature and its bank row, a progress indicator) and the loss's
+            ``last_stats`` (``log_z``, ``pos_h``, ``neg_h`` for NCE,
+            ``pos_prob`` for the softmax modes) for the log.
         """
         self.flush_bank_update()
         feats = self.embed(inputs)  # (B, D)
@@ -112,4 +114,6 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
             all_idx = torch.cat(all_gather(idx))
             all_feats = torch.cat(all_gather(feats.detach().contiguous()))
         self._pending = (all_idx, all_feats)
-        return dict(loss=loss, pos_sim=pos_sim)
+        # the loss's own diagnostics: log Z, pos/neg h (NCE), pos_prob
+        stats = getattr(self.head.loss_module, 'last_stats', {})
+        return dict(loss=loss, pos_sim=pos_sim, **stats)
