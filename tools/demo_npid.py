@@ -73,9 +73,11 @@ def parse_args():
                    'table always uses all 10000)')
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--lr', type=float, default=0.03)
-    p.add_argument('--loss-mode', default=None, choices=['nce', 'softmax'],
+    p.add_argument('--loss-mode', default=None,
+                   choices=['nce', 'softmax', 'sampled_softmax'],
                    help="override the config's NPIDHead loss_mode")
-    p.add_argument('--z-mode', default=None, choices=['once', 'ema'])
+    p.add_argument('--z-mode', default=None,
+                   choices=['sample', 'batch', 'ema', 'once'])
     p.add_argument('--temperature', type=float, default=None)
     p.add_argument('--bank-init', default=None, choices=['random', 'forward'])
     p.add_argument('--threads', type=int, default=2)

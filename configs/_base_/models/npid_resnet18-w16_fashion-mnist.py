@@ -28,4 +28,4 @@ model = dict(
         loss_mode='nce',
         num_negatives=4096,
         temperature=0.1,
-        z_mode='once'))
+        z_mode='sample'))  # eq. 8 per sample; 'once' collapses (docs/npid.md)

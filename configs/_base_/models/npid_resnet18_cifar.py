@@ -20,4 +20,6 @@ model = dict(
         loss_mode='nce',
         num_negatives=4096,
         temperature=0.1,
-        z_mode='once'))
+        # Z per sample from its own noise rows (eq. 8 as written): the paper's
+        # one-shot Z collapses NCE on small data (docs/npid.md)
+        z_mode='sample'))
