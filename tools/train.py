@@ -5,6 +5,8 @@
 """
 import argparse
 
+import torch
+
 import _common  # noqa: F401  (sys.path, compat patches)
 from _common import (add_common_args, default_work_dir, finish_args,
                      set_default_dataloader_cfg)
@@ -23,7 +25,8 @@ def parse_args():
         help='resume from CKPT, or from the latest checkpoint of the work '
         'dir when no path is given')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision')
+                        help='automatic mixed precision: fp16 with loss '
+                        'scaling on a GPU, bf16 autocast on a CPU')
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -41,12 +44,17 @@ def merge_args(cfg, args):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     default_work_dir(cfg, args)
     if args.amp:
-        # AdCo's wrapper has an AMP twin that keeps the negatives ascending
-        cfg.optim_wrapper.type = (
-            'AdversarialAmpOptimWrapper'
-            if cfg.optim_wrapper.get('type') == 'AdversarialOptimWrapper'
-            else 'AmpOptimWrapper')
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        # AdCo's wrapper has AMP twins that keep the negatives ascending;
+        # mmengine's AmpOptimWrapper refuses CPUs, ours runs bf16 there
+        adversarial = cfg.optim_wrapper.get('type') == 'AdversarialOptimWrapper'
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = ('AdversarialAmpOptimWrapper' if adversarial
+                                      else 'AmpOptimWrapper')
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:
+            cfg.optim_wrapper.type = ('AdversarialAutocastOptimWrapper'
+                                      if adversarial else 'AutocastOptimWrapper')
+            cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

@@ -485,3 +485,35 @@ def test_test_tool_evaluates_a_bankless_checkpoint(data_root, tmp_path):
     import json
     metrics = json.load(open(tmp_path / 'm.json'))
     assert 0 <= metrics['knn/top1_k5'] <= 100
+
+
+def test_amp_on_cpu_trains_adco_in_bf16_with_ascending_negatives(
+        data_root, tmp_path, monkeypatch):
+    """tools/train.py --amp on a machine without a GPU picks the bf16
+    autocast twin of the adversarial wrapper; the negatives still ascend."""
+    import argparse
+    import importlib.util
+    monkeypatch.syspath_prepend(os.path.join(ROOT, 'tools'))
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', os.path.join(ROOT, 'tools/train.py'))
+    train_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_tool)
+    cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=2)
+    args = argparse.Namespace(no_validate=True, amp=True, resume=None,
+                              auto_scale_lr=False, no_pin_memory=True,
+                              no_persistent_workers=True, cfg_options=None,
+                              work_dir=str(tmp_path / 'w'), config='x.py',
+                              launcher='none')
+    cfg = train_tool.merge_args(cfg, args)
+    if torch.cuda.is_available():
+        pytest.skip('on a GPU machine --amp picks the fp16 wrapper')
+    assert cfg.optim_wrapper.type == 'AdversarialAutocastOptimWrapper'
+    rec = StateRecorder()
+    runner = make_runner(cfg, rec.hook)
+    runner.train()
+    rows = rec.rows
+    assert [r['frozen'] for r in rows] == [True] * 3 + [False] * 5
+    for prev, cur in zip(rows[2:], rows[3:]):
+        assert not torch.equal(prev['weight'], cur['weight'])
+        assert torch.isfinite(cur['weight']).all()
+    assert runner.optim_wrapper.cast_dtype == torch.bfloat16

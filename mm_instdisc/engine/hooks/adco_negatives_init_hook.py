@@ -21,8 +21,9 @@ def find_adversarial_wrapper(optim_wrapper) -> AdversarialMixin:
     raise TypeError(
         f'AdCo needs an optimizer wrapper that ascends its negatives, got '
         f'{type(optim_wrapper).__name__}. Set optim_wrapper.type='
-        "'AdversarialOptimWrapper' (or 'AdversarialAmpOptimWrapper' for mixed "
-        "precision, not 'AmpOptimWrapper' / --amp) with paramwise_cfg=dict("
+        "'AdversarialOptimWrapper' (or 'AdversarialAmpOptimWrapper' / "
+        "'AdversarialAutocastOptimWrapper' for mixed precision on a GPU / CPU, "
+        "not 'AmpOptimWrapper' or 'AutocastOptimWrapper') with paramwise_cfg=dict("
         "custom_keys={'negatives': dict(adversarial=True, lr=3.0, "
         'momentum=0.9, weight_decay=1e-4)}).')
 

@@ -7,6 +7,8 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 from torch import nn
 
+from .cpu_amp_optim_wrapper import AutocastOptimWrapper
+
 #: The param-group flag that marks parameters to be updated by ascent.
 ADVERSARIAL_KEY = 'adversarial'
 #: Hyper-parameters of adversarial groups kept constant (param schedulers
@@ -217,6 +219,22 @@ class AdversarialAmpOptimWrapper(AdversarialMixin, AmpOptimWrapper):
     Args:
         optimizer (Optimizer): As for :class:`AdversarialOptimWrapper`.
         **kwargs: ``loss_scale``, ``dtype`` ... of ``AmpOptimWrapper``.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, **kwargs) -> None:
+        super().__init__(optimizer=optimizer, **kwargs)
+        self._setup_adversarial()
+
+
+@OPTIM_WRAPPERS.register_module()
+class AdversarialAutocastOptimWrapper(AdversarialMixin, AutocastOptimWrapper):
+    """:class:`AdversarialOptimWrapper` under ``torch.autocast`` in bfloat16,
+    also on CPU (:class:`AutocastOptimWrapper`; no loss scaling for bf16).
+
+    Args:
+        optimizer (Optimizer): As for :class:`AdversarialOptimWrapper`.
+        **kwargs: ``dtype``, ``device_type``, ``channels_last`` ... of
+            :class:`AutocastOptimWrapper`.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, **kwargs) -> None:
