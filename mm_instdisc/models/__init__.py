@@ -5,3 +5,4 @@ apply_compat_patches()
 from .heads import *  # noqa: F401,F403,E402
 from .necks import *  # noqa: F401,F403,E402
 from .selfsup import *  # noqa: F401,F403,E402
+from .data_preprocessors import *  # noqa: F401,F403,E402

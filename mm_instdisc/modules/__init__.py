@@ -1,5 +1,6 @@
 """Plain-PyTorch maths of mm_instdisc (imports only torch)."""
 from .adco import AdCoLoss, AdversarialNegatives
+from .batch_augment import BatchAugment
 from .exemplar import UNFILLED_LABEL, ExemplarLoss, ExemplarQueue
 from .knn import knn_topk, knn_vote, topk_accuracy, weighted_knn
 from .memory_bank import MemoryBank
@@ -14,3 +15,4 @@ __all__ = [
 ]
 __all__ += ['SplitMaskGenerator', 'SplitMaskLoss', 'SplitMaskTokenizer', 'block_mask', 'splitmask_step']  # noqa: E501
 __all__ += ['ParametricInstanceLoss']
+__all__ += ['BatchAugment']

@@ -1,0 +1,3 @@
+from .batch_augment import BatchAugmentPreprocessor
+
+__all__ = ['BatchAugmentPreprocessor']
