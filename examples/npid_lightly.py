@@ -56,6 +56,8 @@ def main():
     p.add_argument('--epochs', type=int, default=1)
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--max-steps', type=int, default=None)
+    p.add_argument('--num-negatives', type=int, default=1024,
+                   help='m noise rows per step (must be < --limit)')
     args = p.parse_args()
     torch.manual_seed(0)
 
@@ -76,7 +78,8 @@ def main():
     resnet.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
     resnet.maxpool = torch.nn.Identity()
     bank = MemoryBank(len(dataset), feat_dim=128, momentum=0.5)
-    criterion = NPIDLoss(mode='nce', num_negatives=1024, temperature=0.1,
+    criterion = NPIDLoss(mode='nce', num_negatives=args.num_negatives,
+                         temperature=0.1,
                          shared_negatives=True)
     opt = torch.optim.SGD(resnet.parameters(), lr=0.03, momentum=0.9,
                           weight_decay=5e-4)

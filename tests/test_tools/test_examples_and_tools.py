@@ -25,7 +25,8 @@ def run(args, **kw):
 
 def test_lightly_example(data_root):
     out = run(['examples/npid_lightly.py', '--data-root', str(data_root),
-               '--limit', '64', '--batch-size', '16', '--max-steps', '3'])
+               '--limit', '64', '--batch-size', '16', '--max-steps', '3',
+               '--num-negatives', '32'])
     assert 'kNN top-1 vs bank' in out
 
 
