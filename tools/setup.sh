@@ -67,7 +67,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 4. the package
-if ! "$VPY" -c 'import mm_instdisc, os, sys; sys.exit(0 if os.path.dirname(mm_instdisc.__file__).startswith(sys.argv[1]) else 1)' "$ROOT" 2>/dev/null; then
+# Checked from / : run from the checkout, Python would find mm_instdisc on the
+# current directory and the package would never be installed into the venv.
+if ! (cd / && "$VPY" -c 'import mm_instdisc, os, sys; sys.exit(0 if os.path.dirname(mm_instdisc.__file__).startswith(sys.argv[1]) else 1)' "$ROOT") 2>/dev/null; then
   say "installing mm_instdisc (editable)"
   "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 fi
@@ -76,11 +78,16 @@ fi
 "$VPY" "$ROOT/tools/dataset_converters/prepare_fashion_mnist.py" --out "$ROOT/data/fashion_mnist" \
   --cache "$CACHE"
 
-say "checking the installation"
-"$VPY" - <<'PY'
+say "checking the installation (from /, so that the checkout is not on sys.path)"
+(cd / && "$VPY" - "$ROOT" <<'PY'
+import os, sys
 import torch, mmengine, mmcv, mmpretrain, mmdet, lightly
 from mmcv.ops import nms, RoIAlign  # compiled ops must import
+import mm_instdisc
+assert os.path.dirname(mm_instdisc.__file__).startswith(sys.argv[1]), mm_instdisc.__file__
 print(f'torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__} (ops ok), '
-      f'mmpretrain {mmpretrain.__version__}, mmdet {mmdet.__version__}, lightly {lightly.__version__}')
+      f'mmpretrain {mmpretrain.__version__}, mmdet {mmdet.__version__}, lightly {lightly.__version__}, '
+      f'mm_instdisc from {os.path.dirname(mm_instdisc.__file__)}')
 PY
+)
 say "ready: activate with 'source .venv/bin/activate'"

@@ -1,5 +1,6 @@
 import gzip
 import os.path as osp
+import zlib
 from typing import List
 
 import numpy as np
@@ -15,8 +16,17 @@ SETUP_HINT = ('Run `bash tools/setup.sh` (or `python tools/dataset_converters/'
 def read_idx(path: str) -> np.ndarray:
     """Read an IDX file (optionally gzip-compressed) into a numpy array."""
     opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as f:
-        data = f.read()
+    try:
+        with opener(path, 'rb') as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as e:
+        # truncated downloads / bad bytes: gzip's own message names no file
+        raise ValueError(
+            f'{path}: cannot read it as a{" gzip-compressed" if path.endswith(".gz") else "n"} '
+            f'IDX file ({type(e).__name__}: {e}); the file is truncated or '
+            'corrupted. Delete it and prepare the data again (bash '
+            'tools/setup.sh or tools/dataset_converters/'
+            'prepare_fashion_mnist.py).') from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f'{path} is not an IDX file (bad magic number).')
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4',
