@@ -55,6 +55,10 @@ def merge_args(cfg, args):
             cfg.optim_wrapper.type = ('AdversarialAutocastOptimWrapper'
                                       if adversarial else 'AutocastOptimWrapper')
             cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    # atomic checkpoint writes, and --resume past a damaged latest checkpoint
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == 'CheckpointSafetyHook' for h in hooks):
+        cfg.custom_hooks = list(hooks) + [dict(type='CheckpointSafetyHook')]
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

@@ -12,7 +12,15 @@ custom_imports = dict(
 default_hooks = dict(logger=dict(type='LoggerHook', interval=50))
 
 # RandomStateHook stores every rank's random generators in checkpoints so
-# that a resumed run continues exactly where it stopped.
-custom_hooks = [dict(type='RandomStateHook')]
+# that a resumed run continues exactly where it stopped; CheckpointSafetyHook
+# writes checkpoints atomically and lets an auto-resume fall back past a
+# damaged latest checkpoint (tools/train.py adds it to any config);
+# BNStatsSyncHook averages BatchNorm running statistics over the ranks before
+# checkpoints and validations (multi-GPU runs; a no-op in one process).
+custom_hooks = [
+    dict(type='RandomStateHook'),
+    dict(type='BNStatsSyncHook'),
+    dict(type='CheckpointSafetyHook'),
+]
 
 randomness = dict(seed=0, deterministic=False)

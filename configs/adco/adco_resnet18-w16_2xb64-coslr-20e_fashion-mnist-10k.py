@@ -16,3 +16,15 @@ train_cfg = dict(max_epochs=20)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5,
                                      max_keep_ckpts=2))
 auto_scale_lr = dict(base_batch_size=128)
+
+# BatchNorm across the 2 processes: plain BN, per-process batch statistics in
+# the forward pass, as in the official AdCo code (DDP, no SyncBN);
+# BNStatsSyncHook averages the running statistics over the ranks before every
+# checkpoint and validation, so that neither depends on which rank's
+# statistics survive.
+custom_hooks = [
+    dict(type='RandomStateHook'),
+    dict(type='BNStatsSyncHook'),
+    dict(type='AdCoNegativesInitHook', log_interval=50),
+    dict(type='KNNReferenceHook'),
+]

@@ -10,8 +10,14 @@ _base_ = [
 
 model = dict(data_preprocessor={{_base_.data_preprocessor}})
 
+# BatchNorm across GPUs: plain BN, per-GPU batch statistics in the forward
+# pass, as in the official recipe (the official AdCo code (DDP, no SyncBN) uses per-GPU batch statistics);
+# BNStatsSyncHook averages the running statistics over the ranks before
+# every checkpoint and validation, so that neither depends on which rank's
+# statistics survive. For SyncBN set model.backbone.norm_cfg=dict(type='SyncBN').
 custom_hooks = [
     dict(type='RandomStateHook'),
+    dict(type='BNStatsSyncHook'),
     dict(type='AdCoNegativesInitHook', log_interval=100),
 ]
 default_hooks = dict(

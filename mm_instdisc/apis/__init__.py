@@ -5,5 +5,6 @@ __all__ = [
     'extract_features', 'knn_evaluate', 'build_knn_dataloaders',
     'pixel_features', 'load_model'
 ]
-from .selfsup_to_backbone import convert_selfsup_checkpoint, selfsup_to_backbone  # noqa: F401,E501
+from .selfsup_to_backbone import (backbone_family, convert_selfsup_checkpoint,  # noqa: F401
+                                  list_prefixes, selfsup_to_backbone)
 from .linear_probe import linear_probe  # noqa: F401

@@ -67,6 +67,54 @@ def get_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
     return tensors
 
 
+def backbone_family(weights: Dict[str, Tensor]) -> str:
+    """``'vit'``, ``'resnet'`` or ``'unknown'``: the architecture family of
+    backbone weights without prefix, from their key names.
+
+    ViT (mmpretrain ``VisionTransformer``, SplitMask's ``SplitMaskViT``):
+    ``patch_embed.*`` and ``layers.N.attn.*``; ResNet (``ResNet``,
+    ``ResNet_CIFAR``, ``ResNetV1d``): ``layerN.M.conv1.weight``.
+    """
+    keys = list(weights)
+    if any(k.startswith('patch_embed.') for k in keys) and any(
+            '.attn.' in k for k in keys):
+        return 'vit'
+    if any(k.startswith('layer1.') and k.endswith('conv1.weight')
+           for k in keys):
+        return 'resnet'
+    return 'unknown'
+
+
+def list_prefixes(state_dict: Dict[str, Tensor],
+                  depth: int = 3) -> List[Tuple[str, int, int]]:
+    """Module prefixes of a state dict up to ``depth`` components, with
+    their tensor and value counts: ``[('backbone.', 62, 11_172_032), ...]``.
+
+    Prefixes whose sub-modules hold more than 16 distinct children (e.g.
+    the layers of a ViT) are not split further.
+    """
+    counts: Dict[str, List[int]] = {}
+    for key, value in state_dict.items():
+        parts = key.split('.')[:-1]
+        for d in range(1, min(depth, len(parts)) + 1):
+            pre = '.'.join(parts[:d]) + '.'
+            c = counts.setdefault(pre, [0, 0])
+            c[0] += 1
+            c[1] += value.numel()
+    children: Dict[str, int] = {}
+    for pre in counts:
+        parent = pre[:-1].rpartition('.')[0]
+        if parent:
+            children[parent + '.'] = children.get(parent + '.', 0) + 1
+    out = []
+    for pre, (n, numel) in sorted(counts.items()):
+        parent = pre[:-1].rpartition('.')[0]
+        if parent and children.get(parent + '.', 0) > 16:
+            continue
+        out.append((pre, n, numel))
+    return out
+
+
 def selfsup_to_backbone(state_dict: Dict[str, Tensor],
                         src_prefix: str = 'backbone.',
                         out_prefix: str = '') -> 'OrderedDict[str, Tensor]':
@@ -147,7 +195,9 @@ def convert_selfsup_checkpoint(src: str, dst: str,
     weights = selfsup_to_backbone(get_state_dict(ckpt), src_prefix,
                                   out_prefix)
     meta = dict(source=osp.abspath(src), src_prefix=src_prefix,
-                out_prefix=out_prefix, converted_by='mm_instdisc')
+                out_prefix=out_prefix, converted_by='mm_instdisc',
+                arch=backbone_family(
+                    {k[len(out_prefix):]: v for k, v in weights.items()}))
     if isinstance(ckpt.get('meta'), dict):
         for field in ('epoch', 'iter', 'mmengine_version', 'seed'):
             if field in ckpt['meta']:

@@ -3,6 +3,7 @@
     python tools/model_converters/selfsup_to_backbone.py SRC DST \
         [--out-prefix none|backbone.] [--src-prefix backbone.] [--verify CONFIG]
         [--allow-missing PATTERN ...]
+    python tools/model_converters/selfsup_to_backbone.py SRC --list-prefixes
 
 SRC is a pretraining checkpoint (NPID, AdCo, ... : backbone.*, neck.*, head.*,
 memory bank, negatives, momentum encoder). DST gets only the backbone weights,
@@ -16,7 +17,13 @@ as {'state_dict': ..., 'meta': ...}:
 
 --verify CONFIG builds CONFIG's model.backbone (mmdet registry when the config
 has default_scope='mmdet', mmpretrain's otherwise) and fails unless the
-weights match it exactly (no missing or unexpected keys, same shapes).
+weights match it exactly (no missing or unexpected keys, same shapes); a
+ViT checkpoint for a ResNet config (or the reverse) is refused with both
+architectures and the checkpoint's prefixes named. Without --verify the
+architecture found (vit / resnet) is printed and stored in DST's meta.
+--list-prefixes prints the module prefixes of SRC with their tensor counts
+(e.g. 'backbone.', 'neck.', AdCo's key encoder 'encoder_k.module.0.') and
+exits.
 --allow-missing PATTERN (fnmatch, e.g. 'ln2.*') lets --verify accept target
 keys that pretraining never had and that keep their fresh initialisation:
 mmpretrain's ViT with out_type='avg_featmap' (the SplitMask fine-tuning
@@ -32,20 +39,25 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mm_instdisc.apis.selfsup_to_backbone import (  # noqa: E402
-    check_backbone_keys, convert_selfsup_checkpoint)
+    backbone_family, check_backbone_keys, convert_selfsup_checkpoint,
+    get_state_dict, list_prefixes)
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('src', help='self-supervised checkpoint (.pth)')
-    p.add_argument('dst', help='output file for the backbone weights')
+    p.add_argument('dst', nargs='?',
+                   help='output file for the backbone weights')
     p.add_argument('--out-prefix', default='none',
                    choices=['none', 'backbone.'],
                    help="prefix of the output keys (default: none)")
     p.add_argument('--src-prefix', default='backbone.',
                    help="module whose weights to keep (default: 'backbone.'; "
-                   "e.g. 'encoder_k.module.backbone.' for AdCo's key encoder)")
+                   "e.g. 'encoder_k.module.0.' for the key encoder of AdCo / "
+                   'Exemplar; see --list-prefixes)')
+    p.add_argument('--list-prefixes', action='store_true',
+                   help='print the module prefixes of SRC and exit')
     p.add_argument('--verify', metavar='CONFIG',
                    help="check the weights against CONFIG's model.backbone")
     p.add_argument('--allow-missing', nargs='+', default=[],
@@ -75,6 +87,15 @@ def verify(weights, config: str, out_prefix: str,
     backbone_cfg.pop('init_cfg', None)
     backbone = MODELS.build(backbone_cfg)
     plain = {k[len(out_prefix):]: v for k, v in weights.items()}
+    have = backbone_family(plain)
+    want = backbone_family(backbone.state_dict())
+    if 'unknown' not in (have, want) and have != want:
+        raise SystemExit(
+            f'--verify {config}: architecture mismatch: the checkpoint holds '
+            f'a {have} backbone ({len(plain)} tensors, e.g. '
+            f'{list(plain)[:3]}), the config builds a {want} '
+            f'({backbone_cfg.type}). Converted weights would not load; use '
+            'the checkpoint with a config of its own architecture.')
     missing, unexpected = check_backbone_keys(plain, backbone)
     allowed = [k for k in missing if k not in plain and any(
         fnmatch.fnmatchcase(k, p) for p in allow_missing)]
@@ -94,8 +115,25 @@ def verify(weights, config: str, out_prefix: str,
                          f'initialisation: {allowed}' if allowed else ''))
 
 
+def print_prefixes(src: str) -> None:
+    import torch
+    if not osp.isfile(src):
+        raise SystemExit(f'error: checkpoint not found: {src!r}')
+    state = get_state_dict(torch.load(src, map_location='cpu',
+                                      weights_only=False))
+    print(f'{src}: {len(state)} tensors')
+    for pre, n, numel in list_prefixes(state):
+        print(f'  {pre:<40s} {n:5d} tensors  {numel / 1e6:9.3f} M values')
+
+
 def main():
     args = parse_args()
+    if args.list_prefixes:
+        print_prefixes(args.src)
+        return
+    if args.dst is None:
+        raise SystemExit('error: DST (the output file) is required unless '
+                         '--list-prefixes is given')
     if args.allow_missing and not args.verify:
         raise SystemExit('error: --allow-missing only applies with --verify '
                          'CONFIG')
@@ -106,9 +144,14 @@ def main():
     except (ValueError, FileNotFoundError, TypeError) as e:
         raise SystemExit(f'error: {e}')
     n = sum(v.numel() for v in weights.values())
+    arch = backbone_family({k[len(out_prefix):]: v
+                            for k, v in weights.items()})
     print(f'wrote {len(weights)} tensors ({n / 1e6:.2f} M values) of '
           f'{args.src_prefix}* to {args.dst} '
-          f"(key prefix {out_prefix or 'none'!r})")
+          f"(key prefix {out_prefix or 'none'!r}; architecture: {arch})")
+    if not args.verify:
+        print('not verified against a target config: pass --verify CONFIG '
+              'to refuse weights that do not fit its backbone')
     if args.verify:
         verify(weights, args.verify, out_prefix, args.allow_missing)
 

@@ -8,6 +8,15 @@ from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
 
+def checkpoint_after_this_iter(runner) -> bool:
+    """Whether the runner's iteration-based ``CheckpointHook`` writes a
+    checkpoint after the current iteration (hooks that must put state in
+    it, e.g. random streams or averaged BN statistics, run before)."""
+    ckpt = [h for h in runner.hooks if type(h).__name__ == 'CheckpointHook']
+    return bool(ckpt) and not ckpt[0].by_epoch and ckpt[0].every_n_train_iters(
+        runner, ckpt[0].interval)
+
+
 def get_rng_state() -> dict:
     state = dict(python=random.getstate(), numpy=np.random.get_state(),
                  torch=torch.get_rng_state())
@@ -24,6 +33,37 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state['cuda'])
 
 
+class _RestoreAfterSkip:
+    """Stands in for an ``IterBasedTrainLoop``'s data iterator on resume.
+
+    mmengine's loop resumes at iteration ``n`` by calling ``next()`` ``n``
+    times on the data iterator, so that the sampler and the workers are
+    where they were. Those batches go through the data pipeline, which
+    draws from the random generators this hook has just restored, so the
+    first trained batch would see different random numbers than in the
+    uninterrupted run. This proxy lets the ``n`` skipped batches pass, then
+    restores the checkpoint's random state again just before the first
+    batch that is trained on, and hands the loop its own iterator back.
+    """
+
+    def __init__(self, loop, skip: int, state: dict) -> None:
+        self.loop = loop
+        self.inner = loop.dataloader_iterator
+        self.skip = skip
+        self.state = state
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.skip > 0:
+            self.skip -= 1
+            return next(self.inner)
+        set_rng_state(self.state)
+        self.loop.dataloader_iterator = self.inner
+        return next(self.inner)
+
+
 @HOOKS.register_module()
 class RandomStateHook(Hook):
     """Save every rank's random generators in checkpoints; restore on resume.
@@ -32,8 +72,15 @@ class RandomStateHook(Hook):
     samples after a resume would differ from an uninterrupted run. With this
     hook a run resumed from an epoch checkpoint continues exactly as the
     uninterrupted run would have. States are gathered from all ranks at the
-    end of each epoch (checkpoints are written by rank 0 only) and restored
-    per rank when the world size matches.
+    end of each epoch, and after the iterations at which an iteration-based
+    ``CheckpointHook`` saves (checkpoints are written by rank 0 only), and
+    restored per rank when the world size matches.
+
+    Resuming an ``IterBasedTrainLoop`` at iteration ``n`` is exact too:
+    mmengine replays the ``n`` data batches to put the sampler where it was,
+    which runs the data pipeline's random transforms; the state is restored
+    once more after that replay, before the first trained batch (the replay
+    still costs ``n`` batches of data loading, as in mmengine).
     """
 
     priority = 'HIGH'  # before CheckpointHook
@@ -50,10 +97,7 @@ class RandomStateHook(Hook):
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[Sequence[dict]] = None,
                          outputs: Optional[dict] = None) -> None:
-        ckpt = [h for h in runner.hooks
-                if type(h).__name__ == 'CheckpointHook']
-        if ckpt and not ckpt[0].by_epoch and ckpt[0].every_n_train_iters(
-                runner, ckpt[0].interval):
+        if checkpoint_after_this_iter(runner):
             self._collect()
 
     # Validation must not shift the training run's random streams (creating a
@@ -89,3 +133,8 @@ class RandomStateHook(Hook):
         if state is not None:
             set_rng_state(state)
             self._pending = None
+            loop = runner.train_loop
+            skip = int(getattr(loop, '_iter', 0) or 0)
+            if skip > 0 and hasattr(loop, 'dataloader_iterator'):
+                loop.dataloader_iterator = _RestoreAfterSkip(loop, skip,
+                                                             state)

@@ -1,0 +1,111 @@
+"""Faults of 2-process (gloo) training: BatchNorm statistics that differ
+per rank, and a run killed after an iteration checkpoint and resumed."""
+import os
+
+import torch
+import torch.multiprocessing as mp
+
+from tests.helpers import free_port
+
+
+def _bn_worker(rank, world, port, out):
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    from mm_instdisc.engine.hooks import average_bn_stats
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3),
+                                torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 2, 3),
+                                torch.nn.BatchNorm2d(2))
+    model.train()
+    torch.manual_seed(10 + rank)  # different data per rank
+    model(torch.randn(8, 1, 9, 9) * (1 + rank) + rank)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # the hook syncs only where an iteration checkpoint is written (every
+    # 2nd iteration here): not after iteration 1, after iteration 2
+    from types import SimpleNamespace
+
+    from mmengine.hooks import CheckpointHook
+    from mm_instdisc.engine.hooks import BNStatsSyncHook
+    runner = SimpleNamespace(model=model, iter=0, hooks=[
+        CheckpointHook(interval=2, by_epoch=False)])
+    BNStatsSyncHook().after_train_iter(runner, 0)
+    synced_early = not all(torch.equal(v, before[k])
+                           for k, v in model.state_dict().items())
+    runner.iter = 1
+    BNStatsSyncHook().after_train_iter(runner, 1)
+    n = average_bn_stats(model)  # idempotent once synced
+    torch.save(dict(before=before, after=model.state_dict(), n=n,
+                    synced_early=synced_early),
+               os.path.join(out, f'rank{rank}.pt'))
+    dist.destroy_process_group()
+
+
+def test_bn_running_stats_become_the_mean_over_ranks(tmp_path):
+    mp.spawn(_bn_worker, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f'rank{r}.pt') for r in (0, 1))
+    assert r0['n'] == r1['n'] == 2
+    assert not r0['synced_early'] and not r1['synced_early']
+    for k in r0['after']:
+        if k.endswith(('running_mean', 'running_var')):
+            assert not torch.allclose(r0['before'][k], r1['before'][k])
+            mean = 0.5 * (r0['before'][k] + r1['before'][k])
+            assert torch.allclose(r0['after'][k], mean, atol=1e-6)
+            assert torch.equal(r0['after'][k], r1['after'][k])
+        else:  # weights, num_batches_tracked: untouched
+            assert torch.equal(r0['after'][k], r0['before'][k])
+
+
+def test_single_process_is_untouched():
+    from mm_instdisc.engine.hooks import average_bn_stats
+    bn = torch.nn.BatchNorm2d(3)
+    bn(torch.randn(4, 3, 2, 2))
+    state = {k: v.clone() for k, v in bn.state_dict().items()}
+    assert average_bn_stats(bn) == 0
+    for k, v in bn.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+def test_two_process_iteration_resume_is_exact(tmp_path):
+    """`tools/dist_train.sh CONFIG 2`, iteration-based: stopped after the
+    checkpoint of iteration 3 and resumed, the final checkpoint (weights,
+    bank, Z, BN statistics, optimizer, both ranks' random states) equals
+    the uninterrupted run's."""
+    from tests.helpers import ROOT, run_dist_train, write_fashion_mnist
+    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
+    base = os.path.join(ROOT, 'configs/npid/npid_resnet18-w16_1xb128-steplr-'
+                        '10e_fashion-mnist.py')
+    cfg = tmp_path / 'iter_npid.py'
+    cfg.write_text(f"""_base_ = [{base!r}]
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=6,
+                 val_interval=1000)
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=6,
+                        by_epoch=False, begin=0, end=6)]
+default_hooks = dict(checkpoint=dict(_delete_=True, type='CheckpointHook',
+                                     interval=1, by_epoch=False))
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+""")
+    opts = [f'train_dataloader.dataset.data_root={data}',
+            f'test_dataloader.dataset.data_root={data}',
+            'model.bank_size=64', 'model.backbone.stem_channels=8',
+            'model.backbone.base_channels=8', 'model.neck.in_channels=64',
+            'model.feat_dim=16', 'model.neck.out_channels=16',
+            'model.head.num_negatives=8', 'train_dataloader.batch_size=8',
+            'default_hooks.logger.interval=1']
+    run_dist_train(cfg, tmp_path / 'full', opts)
+    run_dist_train(cfg, tmp_path / 'killed', opts + ['train_cfg.max_iters=3'])
+    os.remove(tmp_path / 'killed' / 'iter_1.pth')  # resume needs only the last
+    run_dist_train(cfg, tmp_path / 'killed', opts + ['resume=True'])
+    a = torch.load(tmp_path / 'full' / 'iter_6.pth', weights_only=False)
+    b = torch.load(tmp_path / 'killed' / 'iter_6.pth', weights_only=False)
+    for k in a['state_dict']:
+        assert torch.equal(a['state_dict'][k], b['state_dict'][k]), k
+    for i, s in a['optimizer']['state'].items():
+        for key in s:
+            assert torch.equal(s[key], b['optimizer']['state'][i][key])
+    assert len(a['rng_states']) == len(b['rng_states']) == 2
+    for ra, rb in zip(a['rng_states'], b['rng_states']):
+        assert torch.equal(ra['torch'], rb['torch'])
