@@ -16,37 +16,21 @@ import sys
 import torch
 import torch.nn.functional as F
 import torchvision
-from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lightly.data import LightlyDataset  # noqa: E402
 from lightly.transforms import SimCLRViewTransform  # noqa: E402
 
+from mm_instdisc.data import FashionMNIST  # noqa: E402
 from mm_instdisc.modules import (MemoryBank, NPIDLoss, topk_accuracy,  # noqa: E402
                                  weighted_knn)
 
 
-class IDXImages(torch.utils.data.Dataset):
-    """Fashion-MNIST IDX files as (image, label), torchvision style."""
-
-    def __init__(self, root, split='train', limit=None):
-        from mm_instdisc.datasets.fashion_mnist import read_idx  # numpy only
-        prefix = 'train' if split == 'train' else 't10k'
-        self.imgs = read_idx(os.path.join(root, f'{prefix}-images-idx3-ubyte.gz'))
-        self.labels = read_idx(os.path.join(root, f'{prefix}-labels-idx1-ubyte.gz'))
-        if limit:
-            self.imgs, self.labels = self.imgs[:limit], self.labels[:limit]
-        self.transform = None  # set by LightlyDataset.from_torch_dataset
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        img = Image.fromarray(self.imgs[i]).convert('RGB')
-        if self.transform is not None:
-            img = self.transform(img)
-        return img, int(self.labels[i])
+def IDXImages(root, split='train', limit=None):
+    """Fashion-MNIST as (RGB PIL image, label), torchvision style (numpy and
+    torch only: mm_instdisc.data needs no OpenMMLab)."""
+    return FashionMNIST(root, split, limit=limit, rgb=True)
 
 
 def main():

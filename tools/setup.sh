@@ -5,7 +5,7 @@
 #
 # What it does (each step is skipped when already done):
 #   1. creates ./.venv (git-ignored) with Python 3.11;
-#   2. installs torch 2.14.1 / torchvision 0.29.1 and the pure-Python stack (requirements.txt);
+#   2. installs torch 2.14.1 / torchvision 0.29.1 and the pure-Python stack (requirements/tested.txt, the exact tested set);
 #   3. builds mmcv 2.1.0 *with compiled ops* from the PyPI sdist ONCE and caches the wheel in
 #      $MM_INSTDISC_CACHE (default ~/.cache/mm_instdisc), so later runs take seconds;
 #   4. installs mm_instdisc itself in editable mode;
@@ -34,7 +34,7 @@ PIP=("$VPY" -m pip --disable-pip-version-check)
 
 # ---------------------------------------------------------------- 2. torch + stack
 stamp="$VENV/.mm_instdisc_deps"
-req_hash="$(cat "$ROOT/requirements.txt" "$ROOT/tools/setup.sh" | sha256sum | cut -c1-16)"
+req_hash="$(cat "$ROOT/requirements/tested.txt" "$ROOT/tools/setup.sh" | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
   say "installing torch 2.14.1 + torchvision 0.29.1 and build tools"
   "${PIP[@]}" install -q 'pip>=24' 'setuptools>=77,<81' wheel ninja psutil
@@ -60,7 +60,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
   fi
   say "installing the OpenMMLab stack (mmcv from $wheel)"
   "${PIP[@]}" install -q "$wheel"
-  "${PIP[@]}" install -q -r "$ROOT/requirements.txt"
+  "${PIP[@]}" install -q -r "$ROOT/requirements/tested.txt"
   echo "$req_hash" > "$stamp"
 else
   say "dependencies already installed ($VENV)"

@@ -76,3 +76,7 @@ optim_wrapper = dict(
             '.gamma': dict(decay_mult=0.0),
         }))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# an empty or missing pretrained checkpoint is an error naming the config key
+# (mm_instdisc.det.PretrainedCheckHook), before any weight is initialised
+custom_hooks = [dict(type='PretrainedCheckHook')]

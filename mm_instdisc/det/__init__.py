@@ -12,6 +12,7 @@ apply_compat_patches()
 # mmpretrain.models is imported; import it first so ours can replace it
 import mmpretrain.models  # noqa: F401,E402
 
+from .checks import FMNISTCocoDataset, PretrainedCheckHook  # noqa: E402
 from .res_layer_extra_norm import ResLayerExtraNorm  # noqa: E402
 
-__all__ = ['ResLayerExtraNorm']
+__all__ = ['ResLayerExtraNorm', 'FMNISTCocoDataset', 'PretrainedCheckHook']

@@ -15,7 +15,7 @@ from mm_instdisc.datasets.composed_coco import (ComposeSettings,
                                                 item_silhouette,
                                                 make_composed_coco,
                                                 mask_to_bbox, split_item_range)
-from mm_instdisc.datasets.fashion_mnist import read_idx
+from mm_instdisc.data import read_idx
 
 TINY = dict(canvas_size=64, scale_range=(0.8, 1.6), min_items=2, max_items=4)
 

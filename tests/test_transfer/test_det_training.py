@@ -11,7 +11,7 @@ from tests.helpers import ROOT
 from mm_instdisc.datasets.composed_coco import (ComposeSettings,
                                                 make_composed_coco,
                                                 split_item_range)
-from mm_instdisc.datasets.fashion_mnist import read_idx
+from mm_instdisc.data import read_idx
 
 CONFIG = os.path.join(
     ROOT, 'configs/benchmarks/mmdetection/fmnist_coco/'

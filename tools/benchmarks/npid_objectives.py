@@ -98,7 +98,7 @@ def parse_args():
 # ----------------------------------------------------------------- data
 def load_split(root, split, limit):
     sys.path.insert(0, ROOT)
-    from mm_instdisc.datasets.fashion_mnist import read_idx
+    from mm_instdisc.data import read_idx
     prefix = 'train' if split == 'train' else 't10k'
 
     def find(stem):

@@ -27,7 +27,7 @@ if ROOT not in sys.path:
 
 from mm_instdisc.datasets.composed_coco import (  # noqa: E402
     DEFAULT_ITEM_RANGE, ComposeSettings, make_composed_coco, split_item_range)
-from mm_instdisc.datasets.fashion_mnist import read_idx  # noqa: E402
+from mm_instdisc.data import read_idx  # noqa: E402
 
 
 def find_idx(root: str, stem: str) -> str:

@@ -1,6 +1,6 @@
 # CIFAR-10 (python pickle batches in data/cifar10/cifar-10-batches-py).
 dataset_type = 'CIFAR10'
-data_root = 'data/cifar10/'
+data_root = '{{$MM_INSTDISC_DATA:data}}/cifar10/'
 
 # NPID CIFAR recipe (lemniscate cifar.py): crop 0.2-1, grayscale 0.2, then
 # colour jitter 0.4 (hue included) always; no flip (commented out there).

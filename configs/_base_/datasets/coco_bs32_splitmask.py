@@ -2,7 +2,7 @@
 # image folder) for SplitMask pretraining, BEiT-style augmentation at 224 px.
 # Expects data/coco/train2017/*.jpg.
 dataset_type = 'CustomDataset'
-data_root = 'data/coco/'
+data_root = '{{$MM_INSTDISC_DATA:data}}/coco/'
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,6 +1,6 @@
 # Fashion-MNIST (IDX files, see tools/setup.sh) for instance discrimination.
 dataset_type = 'FashionMNISTIDX'
-data_root = 'data/fashion_mnist'
+data_root = '{{$MM_INSTDISC_DATA:data}}/fashion_mnist'
 
 train_pipeline = [
     dict(type='RandomResizedCrop', scale=28, crop_ratio_range=(0.5, 1.)),

@@ -2,7 +2,7 @@
 # the 4x4 patches), random resized crops and flips. The test split (for
 # tools/knn_eval.py) is resized only.
 dataset_type = 'FashionMNISTIDX'
-data_root = 'data/fashion_mnist'
+data_root = '{{$MM_INSTDISC_DATA:data}}/fashion_mnist'
 
 train_pipeline = [
     dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.)),

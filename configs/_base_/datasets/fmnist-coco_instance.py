@@ -2,8 +2,10 @@
 # 128x128 canvases), written by tools/dataset_converters/make_fmnist_coco.py
 # into data/fmnist_coco/{train,val}/ + annotations/instances_{train,val}.json.
 # For mmdet configs (default_scope='mmdet').
-dataset_type = 'CocoDataset'
-data_root = 'data/fmnist_coco/'
+# mmdet's CocoDataset with a clear error when the set has not been written
+# (mm_instdisc.det, in the configs' custom_imports)
+dataset_type = 'FMNISTCocoDataset'
+data_root = '{{$MM_INSTDISC_DATA:data}}/fmnist_coco/'
 metainfo = dict(
     classes=('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
              'Shirt', 'Sneaker', 'Bag', 'Ankle boot'))

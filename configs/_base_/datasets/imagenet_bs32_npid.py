@@ -1,6 +1,6 @@
 # ImageNet-1k (data/imagenet/{train,val} + meta/{train,val}.txt, mmpretrain layout).
 dataset_type = 'ImageNet'
-data_root = 'data/imagenet/'
+data_root = '{{$MM_INSTDISC_DATA:data}}/imagenet/'
 data_preprocessor = dict(
     type='SelfSupDataPreprocessor',
     mean=[123.675, 116.28, 103.53],

@@ -50,3 +50,7 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 # 1x: 12 epochs, lr x0.1 after epochs 8 and 11 (mmdet's schedule_1x)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
+
+# an empty or missing pretrained checkpoint is an error naming the config key
+# (mm_instdisc.det.PretrainedCheckHook), before any weight is initialised
+custom_hooks = [dict(type='PretrainedCheckHook')]

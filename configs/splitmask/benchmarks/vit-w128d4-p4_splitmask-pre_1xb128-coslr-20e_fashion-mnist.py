@@ -6,7 +6,7 @@
 _base_ = ['../../_base_/default_runtime.py']
 
 dataset_type = 'FashionMNISTIDX'
-data_root = 'data/fashion_mnist'
+data_root = '{{$MM_INSTDISC_DATA:data}}/fashion_mnist'
 
 model = dict(
     type='ImageClassifier',

@@ -92,3 +92,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', interval=2, max_keep_ckpts=1))
 auto_scale_lr = dict(enable=False, base_batch_size=4)
+
+# an empty or missing pretrained checkpoint is an error naming the config key
+# (mm_instdisc.det.PretrainedCheckHook), before any weight is initialised
+custom_hooks = [dict(type='PretrainedCheckHook')]

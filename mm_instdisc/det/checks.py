@@ -1,0 +1,127 @@
+"""Clear errors before mmdet (or mmpretrain) training starts.
+
+* :class:`FMNISTCocoDataset`: mmdet's ``CocoDataset`` for the composed
+  Fashion-MNIST set; a missing annotation file names the tool that writes it.
+* :class:`PretrainedCheckHook`: before any weight is initialised or loaded,
+  every ``init_cfg=dict(type='Pretrained', checkpoint=...)`` of the model and
+  the runner's ``load_from`` must name an existing file; an empty or missing
+  one is an error naming the config key to set (mmengine would say only
+  ``FileNotFoundError:  can not be found.``). A checkpoint whose weights
+  under the init_cfg's prefix are of another architecture than the module
+  (a ViT checkpoint for a ResNet backbone, or the reverse), or hold nothing
+  under that prefix, is refused with the prefixes it does hold (mmengine
+  would only warn about missing keys and train from random init).
+"""
+import os.path as osp
+
+from mmdet.datasets import CocoDataset
+
+from mm_instdisc.apis.selfsup_to_backbone import (backbone_family,
+                                                  get_state_dict,
+                                                  list_prefixes)
+from mmdet.registry import DATASETS
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+MAKE_SET = ('mm-instdisc-make-fmnist-coco --out {root} (or python '
+            'tools/dataset_converters/make_fmnist_coco.py --out {root})')
+
+
+@DATASETS.register_module()
+class FMNISTCocoDataset(CocoDataset):
+    """``CocoDataset`` of the composed Fashion-MNIST instance set; a missing
+    annotation file is a ``FileNotFoundError`` that names it and the command
+    that writes the set."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ann = kwargs.get('ann_file', '')
+        root = kwargs.get('data_root') or ''
+        path = ann if osp.isabs(ann) or not root else osp.join(root, ann)
+        if ann and '://' not in path and not osp.isfile(path):
+            raise FileNotFoundError(
+                f'The composed Fashion-MNIST set is missing: {path} does not '
+                f'exist (data_root={root!r}). Write it with ' +
+                MAKE_SET.format(root=root or 'DATA_ROOT') + ', or point '
+                'data_root (environment variable MM_INSTDISC_DATA, or '
+                '--cfg-options) at an existing one.')
+        super().__init__(*args, **kwargs)
+
+
+def pretrained_checkpoints(module, prefix: str = 'model'):
+    """(config key, checkpoint, init_cfg prefix, module) of every
+    ``Pretrained`` init_cfg of a built model, e.g.
+    ``('model.backbone.init_cfg.checkpoint', '', 'backbone.', backbone)``."""
+    found = []
+    for name, m in module.named_modules():
+        cfgs = getattr(m, 'init_cfg', None)
+        cfgs = cfgs if isinstance(cfgs, list) else [cfgs]
+        for c in cfgs:
+            if isinstance(c, dict) and c.get('type') == 'Pretrained':
+                key = '.'.join(p for p in (prefix, name, 'init_cfg',
+                                           'checkpoint') if p)
+                found.append((key, str(c.get('checkpoint', '')),
+                               c.get('prefix'), m))
+    return found
+
+
+def check_architecture(key: str, ckpt: str, prefix, module) -> None:
+    """Refuse a checkpoint whose weights (under ``prefix``) do not belong
+    to ``module``'s architecture family (see the module docstring)."""
+    import torch
+    state = get_state_dict(torch.load(ckpt, map_location='cpu',
+                                      weights_only=False))
+    if prefix:
+        pre = prefix if prefix.endswith('.') else prefix + '.'
+        weights = {k[len(pre):]: v for k, v in state.items()
+                   if k.startswith(pre)}
+    else:
+        weights = state
+    found = ', '.join(p for p, _, _ in list_prefixes(state, depth=2)[:12])
+    if not weights:
+        raise ValueError(
+            f'{key}={ckpt!r} holds no weights under prefix {prefix!r}; its '
+            f'prefixes: {found}. Convert it with mm-instdisc-convert (tools/'
+            'model_converters/selfsup_to_backbone.py --list-prefixes shows '
+            'them) or set init_cfg.prefix.')
+    have = backbone_family(weights)
+    want = backbone_family(module.state_dict())
+    if 'unknown' not in (have, want) and have != want:
+        raise ValueError(
+            f'{key}={ckpt!r}: architecture mismatch, the checkpoint holds a '
+            f'{have} backbone (prefixes: {found}), the config builds a {want} '
+            f'({type(module).__name__}). mmengine would only warn and train '
+            'from random init; use a checkpoint of the same architecture.')
+
+
+@HOOKS.register_module()
+class PretrainedCheckHook(Hook):
+    """Checks pretrained-weight paths before the runner initialises or loads
+    weights (``before_run``); see the module docstring."""
+
+    priority = 'VERY_HIGH'
+
+    def before_run(self, runner) -> None:
+        model = runner.model.module if hasattr(runner.model, 'module') \
+            else runner.model
+        for key, ckpt, prefix, module in pretrained_checkpoints(model):
+            if not ckpt:
+                raise ValueError(
+                    f'{key} is empty: this config expects pretrained weights. '
+                    f'Pass --cfg-options {key}=PATH (a checkpoint of '
+                    'tools/model_converters/selfsup_to_backbone.py or a raw '
+                    'pretraining checkpoint), or set the init_cfg to None '
+                    'for a random-init baseline.')
+            if '://' not in ckpt and not osp.isfile(ckpt):
+                raise FileNotFoundError(
+                    f'{key}={ckpt!r} does not exist (working directory '
+                    f'{osp.abspath(".")}).')
+            if '://' not in ckpt:
+                check_architecture(key, ckpt, prefix, module)
+        load_from = getattr(runner, '_load_from', None)
+        if load_from is not None and not getattr(runner, '_resume', False):
+            if load_from == '' or ('://' not in load_from
+                                   and not osp.isfile(load_from)):
+                raise FileNotFoundError(
+                    f'load_from={load_from!r} does not exist; set load_from '
+                    '(--cfg-options load_from=PATH) to a checkpoint file or '
+                    'to None.')

@@ -1,0 +1,165 @@
+"""What a pip user gets: the OpenMMLab-free door, the wheel's configs, tools
+and console scripts, and training from outside the checkout."""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.helpers import ROOT, write_fashion_mnist
+
+BLOCK = '''
+import sys, importlib.abc
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in ('mmengine', 'mmcv', 'mmpretrain', 'mmdet'):
+            raise ImportError('blocked for this test: ' + name)
+sys.meta_path.insert(0, _Block())
+'''
+NPID_10K = 'npid/npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k'
+
+
+def run(args, cwd, env=None, timeout=600):
+    # no PYTHONPATH of ours: what an installed package sees
+    full = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    full.update(OMP_NUM_THREADS='1', **(env or {}))
+    env = full
+    r = subprocess.run(args, capture_output=True, text=True, cwd=cwd,
+                       env=env, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return write_fashion_mnist(tmp_path_factory.mktemp('fm') / 'fashion_mnist',
+                               n_train=64, n_test=32)
+
+
+def test_core_imports_without_openmmlab(tmp_path):
+    out = run([sys.executable, '-c', BLOCK + '''
+import mm_instdisc, mm_instdisc.modules, mm_instdisc.data
+print(mm_instdisc.get_config('npid/npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k'))
+print(len(mm_instdisc.list_configs('*')))
+assert not any(m.split('.')[0] in ('mmengine', 'mmpretrain') for m in sys.modules)
+'''], cwd=tmp_path)
+    assert 'npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k.py' in out
+
+
+@pytest.mark.parametrize('example, args', [
+    ('npid_lightly.py', ['--limit', '64', '--batch-size', '16',
+                         '--max-steps', '2', '--num-negatives', '32']),
+    ('adco_lightly.py', ['--limit', '64', '--batch-size', '8',
+                         '--num-negatives', '16', '--max-steps', '3']),
+    ('exemplar_lightly.py', ['--limit', '64', '--batch-size', '8',
+                             '--queue-len', '16', '--max-steps', '2']),
+    ('splitmask_plain.py', ['--limit', '64', '--batch-size', '8',
+                            '--steps', '2']),
+])
+def test_lightly_examples_run_without_openmmlab(data_root, tmp_path, example,
+                                                args):
+    path = os.path.join(ROOT, 'examples', example)
+    run([sys.executable, '-c', BLOCK + f'''
+import runpy
+sys.argv = [{path!r}, '--data-root', {str(data_root)!r}] + {args!r}
+sys.path.insert(0, {os.path.dirname(path)!r})
+runpy.run_path({path!r}, run_name='__main__')
+'''], cwd=tmp_path)
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    """A wheel built from a copy of the checkout's files (building in place
+    would rewrite mm_instdisc/.mim of the editable install)."""
+    src = tmp_path_factory.mktemp('src') / 'mm_instdisc'
+    top = {'.venv', '.git', 'data', 'work_dirs', 'build', 'dist'}
+
+    def ignore(folder, names):  # top-level data/ only: mm_instdisc/data ships
+        return [n for n in names
+                if (os.path.samefile(folder, ROOT) and n in top)
+                or n in ('__pycache__', '.mim')
+                or n.endswith(('.egg-info', '.pth', '.pyc'))]
+
+    shutil.copytree(ROOT, src, ignore=ignore)
+    out = tmp_path_factory.mktemp('dist')
+    run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+         '--no-build-isolation', str(src), '-w', str(out)], cwd=out)
+    wheels = glob.glob(str(out / 'mm_instdisc-*.whl'))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def test_wheel_carries_configs_tools_and_scripts(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        entry = [n for n in names if n.endswith('entry_points.txt')]
+        scripts = z.read(entry[0]).decode()
+        meta = z.read([n for n in names if n.endswith('METADATA')][0]).decode()
+    assert f'mm_instdisc/.mim/configs/{NPID_10K}.py' in names
+    assert 'mm_instdisc/.mim/configs/_base_/default_runtime.py' in names
+    assert 'mm_instdisc/.mim/tools/train.py' in names
+    assert 'mm_instdisc/data/fashion_mnist.py' in names
+    assert 'mm_instdisc/.mim/tools/model_converters/selfsup_to_backbone.py' \
+        in names
+    for s in ('mm-instdisc-train', 'mm-instdisc-test', 'mm-instdisc-knn-eval',
+              'mm-instdisc-convert', 'mm-instdisc-make-fmnist-coco'):
+        assert s in scripts
+    # ranges, not the pins of the tested set; the core needs torch only
+    assert 'Requires-Dist: torch>=2.1' in meta
+    assert 'torch==' not in meta and 'mmcv==' not in meta
+    assert "Provides-Extra: det" in meta and "Provides-Extra: lightly" in meta
+
+
+def test_installed_wheel_trains_from_anywhere(wheel, data_root, tmp_path):
+    """pip install the wheel into a fresh target, then from another
+    directory: the console script and mmpretrain's own tools/train.py train
+    a 10k config for a few iterations (data from MM_INSTDISC_DATA)."""
+    target = tmp_path / 'site'
+    run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
+         '--target', str(target), wheel], cwd=tmp_path)
+    env = dict(PYTHONPATH=str(target),
+               MM_INSTDISC_DATA=str(os.path.dirname(data_root)))
+    work = tmp_path / 'elsewhere'
+    work.mkdir()
+    opts = ['--cfg-options', 'train_dataloader.dataset.indices=32',
+            'train_dataloader.batch_size=16', 'train_cfg.max_epochs=1',
+            'model.bank_size=32', 'model.head.num_negatives=8',
+            'val_dataloader.dataset.indices=16']
+    out = run([sys.executable, '-c', 'import mm_instdisc, sys; '
+               'print(mm_instdisc.__file__); print(mm_instdisc.get_config('
+               f'{NPID_10K!r}))'], cwd=work, env=env)
+    assert str(target) in out and '.mim/configs' in out
+    script = target / 'bin' / 'mm-instdisc-train'
+    run([sys.executable, str(script), NPID_10K, '--work-dir', 'w_ours']
+        + opts, cwd=work, env=env)
+    assert (work / 'w_ours' / 'epoch_1.pth').exists()
+    import mmpretrain
+    mmp_train = os.path.join(os.path.dirname(mmpretrain.__file__), '.mim',
+                             'tools', 'train.py')
+    if not os.path.isfile(mmp_train):
+        pytest.skip(f'mmpretrain ships no {mmp_train}')
+    cfg = os.path.join(target, 'mm_instdisc', '.mim', 'configs',
+                       NPID_10K + '.py')
+    run([sys.executable, mmp_train, cfg, '--work-dir', 'w_mmp'] + opts,
+        cwd=work, env=env)
+    assert (work / 'w_mmp' / 'epoch_1.pth').exists()
+
+
+def test_metafile_lists_every_shipped_config():
+    import yaml
+
+    import mm_instdisc
+    with open(os.path.join(ROOT, 'metafile.yml')) as f:
+        models = yaml.safe_load(f)['Models']
+    listed = sorted(m['Config'][len('configs/'):] for m in models)
+    assert listed == mm_instdisc.list_configs('*'), (
+        'metafile.yml is stale: run python tools/write_metafile.py')
+    for m in models:
+        assert m['Algorithm'] != '?' and m['Data'], m
+        assert os.path.isfile(os.path.join(ROOT, m['Docs'])), m
+    recipes = [m for m in models if '15min' in m['Name']]
+    assert recipes and all('Results' in m for m in recipes
+                           if m['Name'].startswith('npid')), recipes

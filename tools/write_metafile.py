@@ -1,0 +1,103 @@
+"""Write metafile.yml: every shipped config with its algorithm, data, the
+doc that holds its measurements, and the measured results of the 15-minute
+Fashion-MNIST recipes (mean over seeds, from the recipes benchmark).
+
+    python tools/write_metafile.py [--results work_dirs/recipes/results.json]
+
+Without the results file the recipes' numbers already in metafile.yml are
+kept. ``mm_instdisc.list_configs`` lists the same configs.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ALGORITHMS = {
+    'npid': ('NPID', 'Wu et al., CVPR 2018', 'docs/npid.md'),
+    'adco': ('AdCo', 'Hu et al., CVPR 2021', 'docs/adco.md'),
+    'exemplar': ('Exemplar', 'Zhao et al., ICLR 2021', 'docs/exemplar.md'),
+    'mocov2': ('MoCo v2 (mmpretrain MoCo)', 'Chen et al., 2020',
+               'docs/benchmarks_recipes.md'),
+    'splitmask': ('SplitMask', 'El-Nouby et al., 2021', 'docs/splitmask.md'),
+    'supervised': ('Supervised baseline', '-', 'docs/benchmarks.md'),
+    'benchmarks': ('Transfer', '-', 'docs/transfer.md'),
+}
+RECIPE_KEYS = {  # config -> key prefix in the recipes benchmark's results
+    'npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py': 'npid',
+    'mocov2/mocov2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
+    'mocov2',
+    'adco/adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py': 'adco',
+    'exemplar/exemplar-v2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
+    'exemplar',
+}
+
+
+def data_of(name):
+    for key, data in (('fashion-mnist-10k', 'Fashion-MNIST (10k train)'),
+                      ('fashion-mnist', 'Fashion-MNIST'),
+                      ('fmnist-coco', 'composed Fashion-MNIST COCO set'),
+                      ('in1k', 'ImageNet-1k'), ('cifar10', 'CIFAR-10'),
+                      ('coco', 'COCO'), ('custom', 'custom images')):
+        if key in name:
+            return data
+    return 'see config'
+
+
+def recipe_results(results, key):
+    runs = [v for k, v in results.items() if k.startswith(key + '/')]
+    if not runs:
+        return None
+    mean = lambda f: round(statistics.mean(r[f] for r in runs), 2)  # noqa
+    return {'Task': 'Self-supervised pretraining, read-out on Fashion-MNIST test',
+            'Seeds': len(runs),
+            'Metrics': {'kNN top-1 k=20': mean('knn_k20'),
+                        'kNN top-1 k=200': mean('knn_k200'),
+                        'Linear probe top-1': mean('linear'),
+                        'Pretraining minutes (2 CPU cores)':
+                        round(statistics.mean(r['wall_s'] for r in runs) / 60,
+                              1)}}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--results',
+                   default=osp.join(ROOT, 'work_dirs/recipes/results.json'))
+    p.add_argument('--out', default=osp.join(ROOT, 'metafile.yml'))
+    args = p.parse_args()
+    import yaml
+    results = json.load(open(args.results)) if osp.exists(args.results) else {}
+    old = {}
+    if osp.exists(args.out):
+        for m in (yaml.safe_load(open(args.out)) or {}).get('Models', []):
+            old[m['Config']] = m.get('Results')
+    models = []
+    cfg_root = osp.join(ROOT, 'configs')
+    for dirpath, dirnames, files in os.walk(cfg_root):
+        dirnames[:] = sorted(d for d in dirnames if d != '_base_')
+        for f in sorted(files):
+            if not f.endswith('.py'):
+                continue
+            rel = osp.relpath(osp.join(dirpath, f), cfg_root)
+            algo = ALGORITHMS.get(rel.split(os.sep)[0], ('?', '-', '-'))
+            entry = {'Name': f[:-3], 'Config': f'configs/{rel}',
+                     'Algorithm': algo[0], 'Paper': algo[1],
+                     'Data': data_of(f), 'Docs': algo[2]}
+            res = None
+            if rel in RECIPE_KEYS:
+                res = recipe_results(results, RECIPE_KEYS[rel]) or old.get(
+                    entry['Config'])
+                entry['Docs'] = 'docs/benchmarks_recipes.md'
+            if res:
+                entry['Results'] = res
+            models.append(entry)
+    with open(args.out, 'w') as fh:
+        fh.write('# Written by tools/write_metafile.py: every shipped config, '
+                 'with measured results where a benchmark holds them.\n')
+        yaml.safe_dump({'Models': models}, fh, sort_keys=False, width=100)
+    print(f'wrote {len(models)} configs to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
