@@ -16,3 +16,9 @@ __all__ = [
 __all__ += ['SplitMaskGenerator', 'SplitMaskLoss', 'SplitMaskTokenizer', 'block_mask', 'splitmask_step']  # noqa: E501
 __all__ += ['ParametricInstanceLoss']
 __all__ += ['BatchAugment']
+from .sharded_memory_bank import (ShardedMemoryBank, shard_bounds,  # noqa: E402
+                                  sharded_knn_topk,
+                                  sharded_sampled_softmax_loss,
+                                  sharded_softmax_loss)
+__all__ += ['ShardedMemoryBank', 'shard_bounds', 'sharded_knn_topk',
+            'sharded_sampled_softmax_loss', 'sharded_softmax_loss']

@@ -11,6 +11,54 @@ from ._checks import PeriodicCheck, check_finite
 _check_finite = check_finite  # old name, kept for importers
 
 
+def check_bank_args(length: int, feat_dim: int, momentum: float) -> None:
+    """Positive sizes and a momentum (weight on the old row) in [0, 1)."""
+    if length <= 0 or feat_dim <= 0:
+        raise ValueError(f'Illegal memory bank size: length={length}, '
+                         f'feat_dim={feat_dim}; both must be positive.')
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f'Illegal momentum: {momentum}; expected a value '
+                         'in [0, 1) (the weight kept on the old entry).')
+
+
+def check_indices(idx: Tensor, length: int) -> None:
+    """Memory-bank indices must be a 1-D integer tensor within [0, length)."""
+    if idx.dim() != 1 or idx.dtype not in (torch.int32, torch.int64):
+        raise ValueError('Memory bank indices must be a 1-D integer tensor, '
+                         f'got dtype={idx.dtype} shape={tuple(idx.shape)}.')
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= length):
+        raise ValueError(
+            f'Memory bank index out of range [0, {length}): min '
+            f'{int(idx.min())}, max {int(idx.max())}. Does the bank length '
+            'match the training set size?')
+
+
+def first_occurrence(idx: Tensor) -> Tensor:
+    """Positions of the first occurrence of each distinct index.
+
+    Distributed samplers pad the last batch with repeated images, so an
+    all-gathered batch may name a row twice; writing it once keeps the
+    update deterministic and identical on every rank.
+    """
+    uniq, inverse = torch.unique(idx, return_inverse=True)
+    pos = torch.arange(idx.numel(), device=idx.device)
+    first = torch.full((uniq.numel(), ), idx.numel(), device=idx.device,
+                       dtype=pos.dtype)
+    first.scatter_reduce_(0, inverse, pos, reduce='amin')
+    return first
+
+
+@torch.no_grad()
+def momentum_update_rows(bank: Tensor, rows: Tensor, feats: Tensor,
+                         momentum: float) -> None:
+    """``bank[rows] <- normalise(m * bank[rows] + (1 - m) * feats)`` in
+    float32, stored in the bank's dtype (``feats`` unit rows, distinct
+    ``rows``)."""
+    old = bank.index_select(0, rows).float()
+    new = F.normalize(momentum * old + (1 - momentum) * feats.float(), dim=1)
+    bank.index_copy_(0, rows, new.to(bank.dtype))
+
+
 class MemoryBank(nn.Module):
     """One L2-normalised feature row per training image, as in NPID.
 
@@ -52,12 +100,7 @@ class MemoryBank(nn.Module):
     def __init__(self, length: int, feat_dim: int = 128,
                  momentum: float = 0.5, check_interval: int = 100) -> None:
         super().__init__()
-        if length <= 0 or feat_dim <= 0:
-            raise ValueError(f'Illegal memory bank size: length={length}, '
-                             f'feat_dim={feat_dim}; both must be positive.')
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f'Illegal momentum: {momentum}; expected a value '
-                             'in [0, 1) (the weight kept on the old entry).')
+        check_bank_args(length, feat_dim, momentum)
         self.length = int(length)
         self.feat_dim = int(feat_dim)
         self.momentum = float(momentum)
@@ -74,29 +117,9 @@ class MemoryBank(nn.Module):
         self.bank.copy_(F.normalize(rows, dim=1).to(self.bank.device))
 
     def _check_indices(self, idx: Tensor) -> None:
-        if idx.dim() != 1 or idx.dtype not in (torch.int32, torch.int64):
-            raise ValueError('Memory bank indices must be a 1-D integer tensor, '
-                             f'got dtype={idx.dtype} shape={tuple(idx.shape)}.')
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.length):
-            raise ValueError(
-                f'Memory bank index out of range [0, {self.length}): min '
-                f'{int(idx.min())}, max {int(idx.max())}. Does the bank length '
-                'match the training set size?')
+        check_indices(idx, self.length)
 
-    @staticmethod
-    def _first_occurrence(idx: Tensor) -> Tensor:
-        """Positions of the first occurrence of each distinct index.
-
-        Distributed samplers pad the last batch with repeated images, so an
-        all-gathered batch may name a row twice; writing it once keeps the
-        update deterministic and identical on every rank.
-        """
-        uniq, inverse = torch.unique(idx, return_inverse=True)
-        pos = torch.arange(idx.numel(), device=idx.device)
-        first = torch.full((uniq.numel(), ), idx.numel(), device=idx.device,
-                           dtype=pos.dtype)
-        first.scatter_reduce_(0, inverse, pos, reduce='amin')
-        return first
+    _first_occurrence = staticmethod(first_occurrence)
 
     def get(self, idx: Tensor) -> Tensor:
         """Rows ``idx`` of the bank. Tensor of shape (B, D), no gradient."""
@@ -118,11 +141,8 @@ class MemoryBank(nn.Module):
         idx = idx.to(self.bank.device)
         feats = F.normalize(feats.detach().float(), dim=1)
         keep = self._first_occurrence(idx)
-        idx, feats = idx[keep], feats[keep]
-        old = self.bank.index_select(0, idx).float()
-        new = F.normalize(self.momentum * old + (1 - self.momentum) * feats,
-                          dim=1)
-        self.bank.index_copy_(0, idx, new.to(self.bank.dtype))
+        momentum_update_rows(self.bank, idx[keep], feats[keep],
+                             self.momentum)
 
     @torch.no_grad()
     def fill(self, idx: Tensor, feats: Tensor) -> None:

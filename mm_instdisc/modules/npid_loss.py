@@ -59,6 +59,39 @@ def sample_negatives(pos_idx: Tensor, num_negatives: int, length: int,
     return r + (r >= pos_idx[:, None]).long()
 
 
+def stream_logsumexp(feats: Tensor, rows: Tensor, inv_tau: float,
+                     chunk: int):
+    """Running (max, sum of exp) of ``feats @ rows.T * inv_tau`` per query,
+    ``chunk`` rows at a time: ``lse = max + log(sum)``.
+
+    Returns (max, sum), both (B, ); with no rows, (-inf, 0). Kept apart so
+    that shards of a bank can be combined (``ShardedMemoryBank``).
+    """
+    b = feats.shape[0]
+    run_max = feats.new_full((b, ), -math.inf)
+    run_sum = feats.new_zeros(b)
+    for start in range(0, rows.shape[0], chunk):
+        logits = feats @ rows[start:start + chunk].to(feats).t() * inv_tau
+        new_max = torch.maximum(run_max, logits.max(1).values)
+        run_sum = (run_sum * torch.exp(run_max - new_max) +
+                   torch.exp(logits - new_max[:, None]).sum(1))
+        run_max = new_max
+    return run_max, run_sum
+
+
+def stream_softmax_expectation(feats: Tensor, rows: Tensor, lse: Tensor,
+                               inv_tau: float, chunk: int) -> Tensor:
+    """``sum_j p_j v_j`` over ``rows`` with ``p_j = exp(f.v_j * inv_tau -
+    lse)``, ``chunk`` rows at a time: (B, D), the softmax's expected row
+    (the gradient of ``lse`` w.r.t. f is this times ``inv_tau``)."""
+    expect = torch.zeros_like(feats)
+    for start in range(0, rows.shape[0], chunk):
+        part = rows[start:start + chunk].to(feats)
+        p = torch.exp(feats @ part.t() * inv_tau - lse[:, None])
+        expect.addmm_(p, part)
+    return expect
+
+
 class _BankSoftmaxCE(torch.autograd.Function):
     """Per-sample ``logsumexp_j(f.v_j/tau) - f.v_i/tau`` over a bank in chunks.
 
@@ -73,15 +106,7 @@ class _BankSoftmaxCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feats: Tensor, bank: Tensor, idx: Tensor, inv_tau: float,
                 chunk: int) -> Tensor:
-        b = feats.shape[0]
-        run_max = feats.new_full((b, ), -math.inf)
-        run_sum = feats.new_zeros(b)
-        for start in range(0, bank.shape[0], chunk):
-            logits = feats @ bank[start:start + chunk].to(feats).t() * inv_tau
-            new_max = torch.maximum(run_max, logits.max(1).values)
-            run_sum = (run_sum * torch.exp(run_max - new_max) +
-                       torch.exp(logits - new_max[:, None]).sum(1))
-            run_max = new_max
+        run_max, run_sum = stream_logsumexp(feats, bank, inv_tau, chunk)
         lse = run_max + run_sum.log()
         pos = (feats * bank.index_select(0, idx).to(feats)).sum(1) * inv_tau
         ctx.save_for_backward(feats, bank, idx, lse)
@@ -92,11 +117,7 @@ class _BankSoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         feats, bank, idx, lse = ctx.saved_tensors
         inv_tau, chunk = ctx.inv_tau, ctx.chunk
-        expect = torch.zeros_like(feats)  # sum_j p_j v_j
-        for start in range(0, bank.shape[0], chunk):
-            rows = bank[start:start + chunk].to(feats)
-            p = torch.exp(feats @ rows.t() * inv_tau - lse[:, None])
-            expect.addmm_(p, rows)
+        expect = stream_softmax_expectation(feats, bank, lse, inv_tau, chunk)
         grad = (expect - bank.index_select(0, idx).to(feats)) * (
             inv_tau * grad_out[:, None])
         return grad, None, None, None, None
