@@ -1,10 +1,10 @@
 """NPID on Fashion-MNIST, end to end on a CPU (README command 1).
 
-    python tools/demo_npid.py [--work-dir work_dirs/demo_npid] [--epochs 11]
+    python tools/demo_npid.py [--work-dir work_dirs/demo_npid] [--epochs 10]
 
 The 15-minute recipe (configs/npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_
 fashion-mnist.py: all 60,000 training images, batched augmentation, bf16 on
-the CPU, sampled softmax over 8,192 shared negatives) for 11 epochs, so that
+the CPU, sampled softmax over 8,192 shared negatives) for 10 epochs, so that
 the whole demo, baselines included, fits in 15 minutes on 2 cores.
 
 1. kNN baselines on the test set: raw pixels and the randomly initialised
@@ -69,7 +69,7 @@ def parse_args():
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/demo_npid'))
     p.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist'))
-    p.add_argument('--epochs', type=int, default=11)
+    p.add_argument('--epochs', type=int, default=10)
     p.add_argument('--train-size', type=int, default=60000,
                    help='training images used for pretraining and as kNN '
                    'reference (60000 = all)')

@@ -13,7 +13,7 @@ gradient of its own player only, so one ``backward`` of their sum gives
 the encoder its descent gradient and the negatives the gradient that the
 optimizer (``AdversarialOptimWrapper``) negates into an ascent step.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -335,10 +335,34 @@ class AdCoLoss(nn.Module):
         fallen out of the queries' reach and barely move (e.g. when the
         encoder has drifted far from the keys they were initialised with).
         """
-        logits, _ = self.logits(q, k, negatives, pos_offset, batch_negatives)
+        return self.negatives_stats(q, k, negatives, pos_offset,
+                                    batch_negatives)['neg_prob']
+
+    @torch.no_grad()
+    def negatives_stats(self, q: Tensor, k: Tensor, negatives: Tensor,
+                        pos_offset: int = 0,
+                        batch_negatives: Optional[bool] = None
+                        ) -> Dict[str, Tensor]:
+        """How adversarial the negatives are, for the training log.
+
+        Returns:
+            dict[str, Tensor]: scalars ``neg_prob`` (see
+            :meth:`negatives_prob`), ``neg_sim_max`` (mean over queries of
+            the cosine to the closest negative), ``neg_sim_mean`` (mean
+            cosine of a query to a negative) and ``pos_sim`` (mean cosine of
+            a query to its positive key).
+        """
+        logits, labels = self.logits(q, k, negatives, pos_offset,
+                                     batch_negatives)
         with float32_math(logits) as (logits, ):
             p = torch.softmax(logits / self.mem_temperature, dim=1)
-        return p[:, logits.shape[1] - negatives.shape[1]:].sum(1).mean()
+            n_neg = negatives.shape[1]
+            neg = logits[:, logits.shape[1] - n_neg:]
+            return dict(
+                neg_prob=p[:, logits.shape[1] - n_neg:].sum(1).mean(),
+                neg_sim_max=neg.max(1).values.mean(),
+                neg_sim_mean=neg.mean(),
+                pos_sim=logits.gather(1, labels[:, None]).mean())
 
     def symmetric(self, q1: Tensor, q2: Tensor, k1: Tensor, k2: Tensor,
                   negatives: Tensor, pos_offset: int = 0

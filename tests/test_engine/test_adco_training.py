@@ -366,6 +366,9 @@ EXPECTED = {  # file -> (K, t, mem_t, lr, symmetric, multi_crop, views)
     (4096, 0.12, 0.02, 0.03, False, False, 2),
     'adco_resnet18-w16_2xb64-coslr-20e_fashion-mnist-10k.py':
     (4096, 0.12, 0.02, 0.03, False, False, 2),
+    # the 15-minute recipe: mem_t 0.1 keeps the negatives adversarial
+    'adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
+    (8192, 0.12, 0.1, 0.06, False, False, 2),
 }
 
 
@@ -394,8 +397,11 @@ def test_adco_config_recipe_and_optim_wrapper(path):
     assert m.head.batch_negatives and m.negatives_init == 'keys'
     assert cfg.optim_wrapper.optimizer.lr == lr
     views = [t for t in cfg.train_dataloader.dataset.pipeline
-             if t.type == 'MultiView'][0]
-    num = views.num_views
+             if t.type == 'MultiView']
+    if views:
+        num = views[0].num_views
+    else:  # the views are made by the batch augmentation
+        num = m.data_preprocessor.augment.num_views
     assert (num if isinstance(num, int) else sum(num)) == n_views
     model = MODELS.build(m)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

@@ -205,6 +205,23 @@ def test_negatives_prob_is_softmax_mass_on_negatives(batch_negatives):
                                        rel=1e-6)
 
 
+@pytest.mark.parametrize('batch_negatives', [True, False])
+def test_negatives_stats_are_cosines_to_negatives_and_positive(
+        batch_negatives):
+    q, k, w_hat = unit(3, 5, seed=3), unit(6, 5, seed=4), unit(5, 4, dim=0)
+    loss_fn = AdCoLoss(0.12, 0.5, batch_negatives=batch_negatives)
+    got = loss_fn.negatives_stats(q, k, w_hat, pos_offset=2)
+    cos = [[float(q[i] @ w_hat[:, j]) for j in range(4)] for i in range(3)]
+    assert got['neg_sim_max'].item() == pytest.approx(
+        sum(max(r) for r in cos) / 3, rel=1e-6)
+    assert got['neg_sim_mean'].item() == pytest.approx(
+        sum(map(sum, cos)) / 12, rel=1e-6)
+    assert got['pos_sim'].item() == pytest.approx(
+        sum(float(q[i] @ k[2 + i]) for i in range(3)) / 3, rel=1e-6)
+    assert got['neg_prob'] == loss_fn.negatives_prob(q, k, w_hat,
+                                                     pos_offset=2)
+
+
 @pytest.mark.parametrize('kwargs, match', [
     (dict(temperature=0), 'Illegal temperature'),
     (dict(mem_temperature=0), r'mem_temperature \(mem_t\)'),

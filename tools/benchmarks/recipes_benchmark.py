@@ -38,6 +38,25 @@ METHODS = {
     'npid': ('configs/npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
              14, 'NPID, sampled softmax over 8192 shared negatives, ResNet-18 w32 (stride-2 first '
              'stage), batched augmentation, bf16'),
+    'mocov2': ('configs/mocov2/mocov2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
+               10, "MoCo v2 (mmpretrain's MoCo), queue 8192, t 0.1, the NPID recipe's "
+               'network, batched augmentation (two views), bf16'),
+    'adco': ('configs/adco/adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
+             8, 'AdCo, 8192 adversarial negatives (lr 3), t 0.12, mem_t 0.1, same network '
+             'and augmentation as MoCo v2'),
+    'exemplar': ('configs/exemplar/exemplar-v2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
+                 8, 'Exemplar-v2 (MoCo v2 recipe + label filter on the queue)'),
+}
+
+
+DATA_CONFIG = osp.join(ROOT, 'configs/_base_/datasets/fashion-mnist_bs128_npid.py')
+
+
+# training-log scalars that show each method's own mechanism at work
+MECHANISM = {
+    'npid': ('pos_sim', 'pos_prob'),
+    'adco': ('neg_prob', 'neg_sim_max', 'neg_sim_mean', 'pos_sim'),
+    'exemplar': ('neg_excluded', ),
 }
 
 
@@ -50,6 +69,12 @@ def parse_args():
     p.add_argument('--budget-min', type=float, default=15.0)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/recipes'))
     p.add_argument('--report-only', action='store_true')
+    p.add_argument('--throughput', action='store_true',
+                   help='measure, per method, img/s end to end (data loader, '
+                   'batch augmentation, train_step) and of the train_step on '
+                   'batches already loaded and augmented, in one process; '
+                   'no pretraining')
+    p.add_argument('--throughput-iters', type=int, default=40)
     p.add_argument('--doc', default=osp.join(ROOT, 'docs/benchmarks_recipes.md'))
     return p.parse_args()
 
@@ -101,7 +126,17 @@ def main():
         with open(path, 'w') as f:
             json.dump(results, f, indent=1)
 
-    if not args.report_only:
+    if args.throughput:
+        import torch
+        torch.set_num_threads(args.threads)
+        setup_mmpretrain()
+        for method in args.methods:
+            results[f'throughput/{method}'] = throughput(
+                METHODS[method][0], args.throughput_iters)
+            print(f'[throughput/{method}] {results[f"throughput/{method}"]}',
+                  flush=True)
+            save()
+    elif not args.report_only:
         import torch
         torch.set_num_threads(args.threads)
         setup_mmpretrain()
@@ -110,7 +145,10 @@ def main():
         for method in args.methods:
             config, epochs, _ = METHODS[method]
             cfg = Config.fromfile(osp.join(ROOT, config))
-            loaders = build_knn_dataloaders(cfg, 512)
+            # every method reads out the same images: the dataset config's
+            # training and test sets with the test pipeline (a recipe without
+            # a test loop, e.g. MoCo, has no test_dataloader of its own)
+            loaders = build_knn_dataloaders(Config.fromfile(DATA_CONFIG), 512)
             if 'pixels' not in results:
                 results['pixels'] = readout(cfg, 'pixels', loaders, 0)
                 save()
@@ -121,22 +159,111 @@ def main():
                     results[f'{method}-random/{seed}'] = readout(
                         cfg, 'none', loaders, seed)
                     save()
+                work_dir = osp.join(args.work_dir, method, f'seed{seed}')
                 if key in results:
-                    print(f'[{key}] done: {results[key]}')
+                    if 'stats' not in results[key] and osp.isdir(work_dir):
+                        results[key]['stats'] = train_stats(
+                            work_dir, MECHANISM.get(method, ()))
+                        save()
+                    print(f'[{key}] done: knn_k200 {results[key]["knn_k200"]:.2f}')
                     continue
                 run_cfg = Config.fromfile(osp.join(ROOT, config))
                 run_cfg.randomness = dict(seed=seed, deterministic=False)
-                work_dir = osp.join(args.work_dir, method, f'seed{seed}')
                 ckpt, wall = train_run(key, run_cfg, work_dir, epochs,
                                        args.threads)
                 t = time.time()
                 results[key] = dict(readout(cfg, ckpt, loaders, seed),
                                     wall_s=wall, readout_s=0.0,
-                                    curve=val_curve(work_dir, wall))
+                                    curve=val_curve(work_dir, wall),
+                                    stats=train_stats(
+                                        work_dir, MECHANISM.get(method, ())))
                 results[key]['readout_s'] = time.time() - t
                 print(f'[{key}] {results[key]}', flush=True)
                 save()
     write_report(args, results)
+
+
+def throughput(config, iters, repeats=2):
+    """Images per second of the recipe's training, end to end and step only.
+
+    End to end: the config's train_dataloader (the pipeline only packs
+    images), then ``model.train_step`` (batch augmentation on the device,
+    forward, loss, backward, optimizer step), as the training loop runs it.
+    Step only: the same train_step on batches that were loaded and augmented
+    beforehand (forward, loss, backward and step only). Measured in the same
+    process, alternating the two ``repeats`` times after a warm-up, so that
+    the ratio end-to-end / step-only says how much the data path costs.
+    """
+    import tempfile
+
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.work_dir = tempfile.mkdtemp(prefix='throughput_')
+    cfg.randomness = dict(seed=0)
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    model.train()
+    wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
+    loader = runner.build_dataloader(cfg.train_dataloader)
+    batch = cfg.train_dataloader.batch_size
+
+    def step_only(pre):
+        with wrapper.optim_context(model):
+            losses = model._run_forward(pre, mode='loss')
+        parsed, _ = model.parse_losses(losses)
+        wrapper.update_params(parsed)
+
+    it = iter(loader)
+
+    def next_batch():
+        nonlocal it
+        try:
+            return next(it)
+        except StopIteration:
+            it = iter(loader)
+            return next(it)
+
+    for _ in range(5):  # warm-up (allocator, oneDNN kernels, queue fill)
+        model.train_step(next_batch(), wrapper)
+    e2e, step = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(iters):
+            model.train_step(next_batch(), wrapper)
+        e2e.append(iters * batch / (time.perf_counter() - t))
+        with wrapper.optim_context(model):
+            pre = [model.data_preprocessor(next_batch(), True)
+                   for _ in range(iters)]
+        t = time.perf_counter()
+        for p in pre:
+            step_only(p)
+        step.append(iters * batch / (time.perf_counter() - t))
+    e2e_s, step_s = statistics.mean(e2e), statistics.mean(step)
+    return dict(end_to_end_img_s=e2e_s, step_only_img_s=step_s,
+                ratio=e2e_s / step_s, iters=iters, repeats=repeats,
+                batch=batch, threads=torch_threads())
+
+
+def torch_threads():
+    import torch
+    return torch.get_num_threads()
+
+
+def train_stats(work_dir, keys):
+    """[[iteration, {key: value}], ...] of the run's training log rows that
+    hold any of ``keys`` (e.g. AdCo's neg_prob, Exemplar's neg_excluded)."""
+    rows = []
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                found = {k: r[k] for k in keys if k in r}
+                if found and 'iter' in r:
+                    rows.append([r['iter'], found])
+    return rows
 
 
 def mean_std(vals):
@@ -192,20 +319,120 @@ def write_report(args, results):
             f'{", ".join(f"{w:.1f}" for w in walls)} min | {yes(ok)} | '
             f'{yes(px and k200 > px["knn_k200"])} / {yes(px and lin > px["linear"])} | '
             f'{yes(k200 > rk)} / {yes(lin > rl)} |')
-        curves.update({k: v['curve'] for k, v in runs.items() if v.get('curve')})
+        for k, v in runs.items():
+            # random init at minute 0, the recipe's own validations, then
+            # the read-out of the final checkpoint at its wall time
+            curves[k] = ([[0.0, rk]] if rnd else []) + (v.get('curve') or []) + [
+                [v['wall_s'] / 60, v['knn_k200']]]
     missing = [m for m in METHODS if not any(k.startswith(f'{m}/') for k in results)]
     if missing:
         lines += ['', f'Not run yet: {", ".join(missing)}.']
     if curves:
         plot(args, curves, px, results)
         lines += ['', '![kNN vs wall-clock minutes](benchmarks_recipes.png)', '',
-                  'The curve is each recipe\'s own validation (kNN k=200 against its memory bank '
-                  'or training embeddings, the config\'s validation set) against wall-clock '
-                  'minutes; the horizontal lines are the read-out table\'s raw-pixel and '
-                  'random-init kNN k=200.']
+                  'One line per run: at minute 0 the random-init network\'s read-out (mean over '
+                  'seeds), then the recipe\'s own validations during training (kNN k=200 of the '
+                  'test images against its memory bank (NPID) or the embeddings of the first 20,000 '
+                  'training images (AdCo, Exemplar); MoCo has none), and last the read-out of the final '
+                  'checkpoint (backbone, as in the table) at its pretraining wall time. The '
+                  'horizontal lines are the table\'s raw-pixel and random-init kNN k=200.']
+    lines += mechanism_section(args, results)
+    lines += throughput_section(results)
     with open(args.doc, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     print('\n'.join(lines))
+
+
+def _at(stats, key, frac):
+    """Value of ``key`` at a fraction of the run's logged iterations."""
+    rows = [(it, v[key]) for it, v in stats if key in v]
+    if not rows:
+        return float('nan')
+    return rows[min(len(rows) - 1, int(frac * (len(rows) - 1) + 0.5))][1]
+
+
+def mechanism_section(args, results):
+    """Each method's own mechanism over training, from the runs' logs."""
+    lines = []
+    adco = {k: v['stats'] for k, v in sorted(results.items())
+            if k.startswith('adco/') and v.get('stats')}
+    if adco:
+        fracs = (0.0, 0.25, 0.5, 0.75, 1.0)
+        lines += ['', '## AdCo: are the negatives adversarial?', '',
+                  'Logged every 50 iterations (first query view against the key batch and the '
+                  'negatives): `neg_prob`, the softmax mass at mem_t on the negatives (their '
+                  'ascent gradient is proportional to it; 0 means they no longer move), '
+                  '`neg_sim_max`, the cosine of a query to its closest negative (mean over '
+                  'queries), `neg_sim_mean`, the mean query-negative cosine, and `pos_sim`, the '
+                  'cosine of a query to its positive key. Values at 0, 25, 50, 75 and 100% of '
+                  'training.', '',
+                  '| run | stat | ' + ' | '.join(f'{int(f * 100)}%' for f in fracs) + ' |',
+                  '|---|---|' + '---|' * len(fracs)]
+        for run, st in adco.items():
+            for key in MECHANISM['adco']:
+                lines.append(f'| {run} | {key} | ' + ' | '.join(
+                    f'{_at(st, key, f):.3f}' for f in fracs) + ' |')
+        plot_adco(args, adco)
+        lines += ['', '![AdCo negatives over training](benchmarks_recipes_adco.png)']
+    ex = {k: v['stats'] for k, v in sorted(results.items())
+          if k.startswith('exemplar/') and v.get('stats')}
+    if ex:
+        lines += ['', '## Exemplar: same-class keys excluded', '',
+                  'Share of the queue\'s keys that are the query\'s class and so are not used as '
+                  'negatives (`neg_excluded`, logged every 50 iterations; 10 balanced classes '
+                  'give about 0.1).', '', '| run | first | mean | last |', '|---|---|---|---|']
+        for run, st in ex.items():
+            vals = [v['neg_excluded'] for _, v in st if 'neg_excluded' in v]
+            if vals:
+                lines.append(f'| {run} | {vals[0]:.3f} | {statistics.mean(vals):.3f} | '
+                             f'{vals[-1]:.3f} |')
+    return lines
+
+
+def throughput_section(results):
+    rows = {k.split('/', 1)[1]: v for k, v in sorted(results.items())
+            if k.startswith('throughput/')}
+    if not rows:
+        return []
+    lines = ['', '## Does the data path limit training?', '',
+             'Written by `.venv/bin/python tools/benchmarks/recipes_benchmark.py --throughput`: in '
+             'one process, images per second of the recipe end to end (data loader, batch '
+             'augmentation on the device, forward, loss, backward, optimizer step, as the training '
+             'loop runs it) and of the same train_step on batches loaded and augmented '
+             'beforehand, alternated twice after 5 warm-up steps. Ratio >= 0.9: the data no longer '
+             'limits training.', '',
+             '| recipe | batch | threads | iterations x repeats | end to end img/s | '
+             'step only img/s | ratio |', '|---|---|---|---|---|---|---|']
+    for m, v in rows.items():
+        lines.append(f'| {m} | {v["batch"]} | {v["threads"]} | {v["iters"]} x {v["repeats"]} | '
+                     f'{v["end_to_end_img_s"]:.0f} | {v["step_only_img_s"]:.0f} | '
+                     f'{v["ratio"]:.3f} |')
+    return lines
+
+
+def plot_adco(args, stats):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    for run, st in stats.items():
+        its = [it for it, v in st if 'neg_prob' in v]
+        ax[0].plot(its, [v['neg_prob'] for _, v in st if 'neg_prob' in v],
+                   label=run)
+        for key, style in (('neg_sim_max', '-'), ('pos_sim', '--'),
+                           ('neg_sim_mean', ':')):
+            ax[1].plot([it for it, v in st if key in v],
+                       [v[key] for _, v in st if key in v], style,
+                       label=f'{run} {key}')
+    ax[0].set(xlabel='iteration', ylabel='neg_prob (softmax mass at mem_t)',
+              ylim=(0, 1))
+    ax[1].set(xlabel='iteration', ylabel='cosine to the query')
+    for a in ax:
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(osp.join(osp.dirname(osp.abspath(args.doc)),
+                         'benchmarks_recipes_adco.png'), dpi=90)
+    plt.close(fig)
 
 
 def plot(args, curves, px, results):
@@ -213,10 +440,15 @@ def plot(args, curves, px, results):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = {m: f'C{i}' for i, m in enumerate(METHODS)}
+    labelled = set()
     for name, pts in sorted(curves.items()):
-        if pts:
+        method = name.split('/')[0]
+        if pts:  # one colour per method, one line per seed
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o',
-                    label=name)
+                    ms=3, color=colours.get(method),
+                    label=None if method in labelled else method)
+            labelled.add(method)
     if px:
         ax.axhline(px['knn_k200'], color='k', ls='--', label='raw pixels')
     rnd = [v['knn_k200'] for k, v in results.items() if '-random/' in k]

@@ -167,8 +167,11 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
             gradient w.r.t. the negatives: that of the loss at mem_t),
             ``adv_ce``, the negatives' loss at mem_t, and ``neg_prob``, the
             softmax mass at mem_t on the negatives (first query view; near
-            0 means the negatives get no gradient). The last two are logged
-            only.
+            0 means the negatives get no gradient), ``neg_sim_max``,
+            ``neg_sim_mean`` and ``pos_sim`` (cosines of the queries to
+            their closest negative, to a negative on average and to their
+            positive; see ``AdCoLoss.negatives_stats``). All but ``loss``
+            are logged only.
         """
         self._warn_without_hook()
         self.flush_negatives_init()
@@ -210,7 +213,7 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
             probe = (q, k_all, offset, None)
 
         q, k_all, offset, batch_negatives = probe
-        neg_prob = self.head.loss_module.negatives_prob(
+        stats = self.head.loss_module.negatives_stats(
             q.detach(), k_all, w_hat.detach(), offset, batch_negatives)
         loss = enc + (adv - adv.detach())
-        return dict(loss=loss, adv_ce=adv.detach(), neg_prob=neg_prob)
+        return dict(loss=loss, adv_ce=adv.detach(), **stats)
