@@ -9,8 +9,10 @@
 # 85.91.
 #
 # Epochs: MoCo has no validation loop, and a two-view step on a quiet machine
-# took 0.32 s, 75 s an epoch: 10 epochs fit the budget (the shared two-view
-# base has 8, for the recipes that validate during training).
+# took 0.32-0.38 s, 75-88 s an epoch: 10 epochs fit the budget (the shared
+# two-view base has 8, for the recipes that validate during training).
+# Measured (seed 0, 10 epochs, 14.1 min): kNN 82.93 / 81.39 (k=20 / 200),
+# linear probe 85.87: above raw pixels at k=200 and in the probe.
 _base_ = '../_base_/recipes/fashion-mnist_15min_resnet18-w32s2_two-view.py'
 
 model = dict(

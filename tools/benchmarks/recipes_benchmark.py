@@ -60,6 +60,13 @@ MECHANISM = {
 }
 
 
+# what the extra rows of the report are (runs renamed in results.json)
+RUN_NOTES = (
+    '`mocov2_t0.2`: MoCo v2 recipe at t 0.2, 8 epochs (CPU shared with tests, 13.3 min). '
+    '`mocov2_t0.1_8ep`: t 0.1, 8 epochs, quiet machine. `exemplar_disturbed`: the Exemplar recipe '
+    'while tests shared the CPU (15.2 min, over budget), rerun as exemplar/0 on a quiet machine.')
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--methods', nargs='+', default=list(METHODS),
@@ -180,6 +187,14 @@ def main():
                 results[key]['readout_s'] = time.time() - t
                 print(f'[{key}] {results[key]}', flush=True)
                 save()
+    # runs recorded before the mechanism logs were kept: read them now
+    for key, res in results.items():
+        method, _, seed = key.partition('/')
+        work_dir = osp.join(args.work_dir, method, f'seed{seed}')
+        if (method in METHODS and isinstance(res, dict) and 'stats' not in res
+                and osp.isdir(work_dir)):
+            res['stats'] = train_stats(work_dir, MECHANISM.get(method, ()))
+    save()
     write_report(args, results)
 
 
@@ -324,6 +339,16 @@ def write_report(args, results):
             # the read-out of the final checkpoint at its wall time
             curves[k] = ([[0.0, rk]] if rnd else []) + (v.get('curve') or []) + [
                 [v['wall_s'] / 60, v['knn_k200']]]
+    others = {k: v for k, v in sorted(results.items())
+              if '/' in k and k.split('/')[0] not in METHODS
+              and '-random' not in k and not k.startswith('throughput/')}
+    if others:
+        lines += ['', '## Other runs (tuning and discarded runs, not in the table above)', '',
+                  '| run | kNN k=20 | kNN k=200 | linear probe | wall time |', '|---|---|---|---|---|']
+        for k, v in others.items():
+            lines.append(f'| {k} | {v["knn_k20"]:.2f} | {v["knn_k200"]:.2f} | '
+                         f'{v["linear"]:.2f} | {v["wall_s"] / 60:.1f} min |')
+        lines += ['', RUN_NOTES]
     missing = [m for m in METHODS if not any(k.startswith(f'{m}/') for k in results)]
     if missing:
         lines += ['', f'Not run yet: {", ".join(missing)}.']
