@@ -349,9 +349,12 @@ def write_report(args, results):
             lines.append(f'| {k} | {v["knn_k20"]:.2f} | {v["knn_k200"]:.2f} | '
                          f'{v["linear"]:.2f} | {v["wall_s"] / 60:.1f} min |')
         lines += ['', RUN_NOTES]
-    missing = [m for m in METHODS if not any(k.startswith(f'{m}/') for k in results)]
-    if missing:
-        lines += ['', f'Not run yet: {", ".join(missing)}.']
+    todo = [f'{m} (seeds {", ".join(str(x) for x in args.seeds if f"{m}/{x}" not in results)})'
+            for m in METHODS
+            if any(f'{m}/{x}' not in results for x in args.seeds)]
+    if todo:
+        lines += ['', f'Not run yet: {"; ".join(todo)}. A method counts as done with all '
+                  f'{len(args.seeds)} seeds.']
     if curves:
         plot(args, curves, px, results)
         lines += ['', '![kNN vs wall-clock minutes](benchmarks_recipes.png)', '',
