@@ -2,6 +2,7 @@
 per rank, and a run killed after an iteration checkpoint and resumed."""
 import os
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -67,16 +68,44 @@ def test_single_process_is_untouched():
         assert torch.equal(v, state[k])
 
 
-def test_two_process_iteration_resume_is_exact(tmp_path):
+TINY = ['model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
+        'train_dataloader.batch_size=8', 'default_hooks.logger.interval=1']
+TWO_PROCESS = {  # algorithm -> (config, its tiny --cfg-options)
+    'npid': ('configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py',
+             TINY + ['model.bank_size=64', 'model.neck.in_channels=64',
+                     'model.feat_dim=16', 'model.neck.out_channels=16',
+                     'model.head.num_negatives=8']),
+    'adco': ('configs/adco/adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-10k.py',
+             TINY + ['train_dataloader.dataset.indices=64',
+                     'model.neck.in_channels=64', 'model.neck.hid_channels=64',
+                     'model.num_negatives=32']),
+    'exemplar': ('configs/exemplar/exemplar-v2_resnet18-w16_1xb64-coslr-2e_'
+                 'fashion-mnist-10k.py',
+                 TINY + ['train_dataloader.dataset.indices=64',
+                         'model.neck.in_channels=64',
+                         'model.neck.hid_channels=64', 'model.queue_len=48']),
+}
+
+
+def _splitmask_case():
+    from tests.test_engine.test_splitmask_training import QUICK, TINY_OPTS
+    opts = [f'{k}={v}' for k, v in TINY_OPTS.items()
+            if k != 'train_cfg.max_epochs']
+    return QUICK, opts + ['default_hooks.logger.interval=1']
+
+
+@pytest.mark.parametrize('algo', ['npid', 'adco', 'exemplar', 'splitmask'])
+def test_two_process_iteration_resume_is_exact(tmp_path, algo):
     """`tools/dist_train.sh CONFIG 2`, iteration-based: stopped after the
     checkpoint of iteration 3 and resumed, the final checkpoint (weights,
-    bank, Z, BN statistics, optimizer, both ranks' random states) equals
-    the uninterrupted run's."""
+    bank / negatives / queue, BN statistics, optimizer, both ranks' random
+    states) equals the uninterrupted run's."""
     from tests.helpers import ROOT, run_dist_train, write_fashion_mnist
     data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
-    base = os.path.join(ROOT, 'configs/npid/npid_resnet18-w16_1xb128-steplr-'
-                        '10e_fashion-mnist.py')
-    cfg = tmp_path / 'iter_npid.py'
+    base, tiny = (_splitmask_case() if algo == 'splitmask'
+                  else TWO_PROCESS[algo])
+    base = os.path.join(ROOT, base)
+    cfg = tmp_path / f'iter_{algo}.py'
     cfg.write_text(f"""_base_ = [{base!r}]
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=6,
                  val_interval=1000)
@@ -89,12 +118,7 @@ val_dataloader = None
 val_evaluator = None
 """)
     opts = [f'train_dataloader.dataset.data_root={data}',
-            f'test_dataloader.dataset.data_root={data}',
-            'model.bank_size=64', 'model.backbone.stem_channels=8',
-            'model.backbone.base_channels=8', 'model.neck.in_channels=64',
-            'model.feat_dim=16', 'model.neck.out_channels=16',
-            'model.head.num_negatives=8', 'train_dataloader.batch_size=8',
-            'default_hooks.logger.interval=1']
+            f'test_dataloader.dataset.data_root={data}'] + tiny
     run_dist_train(cfg, tmp_path / 'full', opts)
     run_dist_train(cfg, tmp_path / 'killed', opts + ['train_cfg.max_iters=3'])
     os.remove(tmp_path / 'killed' / 'iter_1.pth')  # resume needs only the last
