@@ -163,3 +163,23 @@ def test_metafile_lists_every_shipped_config():
     recipes = [m for m in models if '15min' in m['Name']]
     assert recipes and all('Results' in m for m in recipes
                            if m['Name'].startswith('npid')), recipes
+
+
+def test_mmpretrain_train_from_outside_the_checkout(data_root, tmp_path):
+    """The set-up venv (editable install), no PYTHONPATH, another working
+    directory: mmpretrain's own tools/train.py trains our 10k NPID config."""
+    import mmpretrain
+
+    import mm_instdisc
+    mmp_train = os.path.join(os.path.dirname(mmpretrain.__file__), '.mim',
+                             'tools', 'train.py')
+    if not os.path.isfile(mmp_train):
+        pytest.skip(f'mmpretrain ships no {mmp_train}')
+    run([sys.executable, mmp_train, mm_instdisc.get_config(NPID_10K),
+         '--work-dir', 'w', '--cfg-options',
+         'train_dataloader.dataset.indices=32',
+         'train_dataloader.batch_size=16', 'train_cfg.max_epochs=1',
+         'model.bank_size=32', 'model.head.num_negatives=8',
+         'val_dataloader.dataset.indices=16'], cwd=tmp_path,
+        env=dict(MM_INSTDISC_DATA=str(os.path.dirname(data_root))))
+    assert (tmp_path / 'w' / 'epoch_1.pth').exists()
