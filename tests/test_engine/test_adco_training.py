@@ -366,9 +366,16 @@ EXPECTED = {  # file -> (K, t, mem_t, lr, symmetric, multi_crop, views)
     (4096, 0.12, 0.02, 0.03, False, False, 2),
     'adco_resnet18-w16_2xb64-coslr-20e_fashion-mnist-10k.py':
     (4096, 0.12, 0.02, 0.03, False, False, 2),
-    # the 15-minute recipe: mem_t 0.1 keeps the negatives adversarial
+    # the 15-minute recipe: mem_t 0.05 (with the negatives below) keeps the
+    # negatives adversarial
     'adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
-    (8192, 0.12, 0.1, 0.06, False, False, 2),
+    (8192, 0.12, 0.05, 0.06, False, False, 2),
+}
+# negatives: (lr, lr on the param schedule, key encoder reset after the
+# initialisation); the official code's (3, constant, reset) unless listed
+NEGATIVES = {
+    'adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
+    (1.0, True, False),
 }
 
 
@@ -407,8 +414,15 @@ def test_adco_config_recipe_and_optim_wrapper(path):
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     assert [p is model.negatives.weight
             for p in wrapper.adversarial_params()] == [True]
-    assert wrapper.adversarial_hparams == [
-        dict(lr=3.0, momentum=0.9, weight_decay=1e-4)]
+    neg_lr, scheduled, reset = NEGATIVES.get(os.path.basename(path),
+                                             (3.0, False, True))
+    assert model.reset_key_encoder_after_init is reset
+    assert wrapper.schedule_adversarial_lr is scheduled
+    pinned = dict(momentum=0.9, weight_decay=1e-4)
+    if not scheduled:
+        pinned['lr'] = neg_lr
+    assert wrapper.adversarial_hparams == [pinned]
+    assert [g['lr'] for g in wrapper.adversarial_groups()] == [neg_lr]
     hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
     assert any(type(h).__name__ == 'AdCoNegativesInitHook' for h in hooks)
     if 'in1k' in path:

@@ -226,3 +226,43 @@ def test_amp_skips_the_whole_step_on_inf(monkeypatch):
     for p, p0 in zip(model.parameters(), params0):
         assert torch.equal(p, p0)
     assert amp.loss_scaler.get_scale() < 1024.
+
+
+def test_schedule_adversarial_lr_lets_schedulers_drive_the_lr():
+    """schedule_adversarial_lr=True: warm-up and cosine scale the
+    adversarial group's lr from its own initial 3.0 (momentum and weight
+    decay stay pinned); the ascent still ascends."""
+    from mmengine.optim import CosineAnnealingLR, LinearLR
+    model, wrapper = build(schedule_adversarial_lr=True)
+    scheds = [
+        LinearLR(wrapper, start_factor=0.1, by_epoch=False, begin=0, end=3),
+        CosineAnnealingLR(wrapper, T_max=10, by_epoch=False, begin=3,
+                          end=10),
+    ]
+    x = torch.randn(8, 4)
+    adv_lrs, ratios = [], []
+    for _ in range(8):
+        neg0 = model.negatives.weight.detach().clone()
+        grad = torch.autograd.grad(model.loss(x), model.negatives.weight)[0]
+        wrapper.update_params(model.loss(x))
+        groups = wrapper.optimizer.param_groups
+        (adv, ) = [g for g in groups if g.get('adversarial', False)]
+        enc = next(g for g in groups if not g.get('adversarial', False))
+        assert (adv['momentum'], adv['weight_decay']) == (0.9, 1e-4)
+        adv_lrs.append(adv['lr'])
+        ratios.append(adv['lr'] / enc['lr'])
+        assert wrapper.get_lr()['adversarial_lr'] == [adv['lr']]
+        if len(adv_lrs) == 1:  # first step: plain SGD, no momentum yet
+            ref, _ = manual_sgd(neg0, -grad, adv['lr'], 1e-4)
+            assert torch.allclose(model.negatives.weight, ref, atol=1e-6)
+        for s in scheds:
+            s.step()
+    assert adv_lrs[0] == pytest.approx(0.3)  # 3.0 x warm-up start 0.1
+    assert len(set(adv_lrs)) > 4
+    # the same schedule as the encoder's: a constant ratio 3.0 / 0.1
+    assert ratios == pytest.approx([30.0] * len(ratios))
+
+
+def test_schedule_adversarial_lr_must_be_a_bool():
+    with pytest.raises(ValueError, match='schedule_adversarial_lr'):
+        build(schedule_adversarial_lr='yes')

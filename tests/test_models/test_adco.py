@@ -71,6 +71,27 @@ def test_init_phase_fills_negatives_then_resets_key_encoder():
                           atol=1e-5)
 
 
+def test_init_phase_without_reset_keeps_the_key_encoder():
+    """reset_key_encoder=False: after the last column is filled the key
+    encoder is still its moving average, not a copy of the query encoder."""
+    torch.manual_seed(0)
+    model = build_tiny(num_negatives=8, reset_key_encoder=False)
+    before = [p.detach().clone() for p in model.encoder_k.module.parameters()]
+    for step in range(2):
+        out = model(**prep(model, views(4, seed=step)), mode='loss')
+        out['loss'].backward()
+        with torch.no_grad():
+            for p in query_params(model):
+                p.add_(0.01)
+        model.flush_negatives_init()
+    assert model.negatives.initialised
+    keys = list(model.encoder_k.module.parameters())
+    assert any(not torch.equal(p_k, p_q)
+               for p_k, p_q in zip(keys, query_params(model)))
+    # ... and it moved by its moving average only (not reset, not frozen)
+    assert any(not torch.equal(p_k, p_0) for p_k, p_0 in zip(keys, before))
+
+
 def test_init_phase_loss_uses_only_the_own_key():
     torch.manual_seed(0)
     model = build_tiny(num_negatives=12)

@@ -133,9 +133,12 @@ class AdCoNegativesInitHook(Hook):
         was_ready = neg.initialised
         model.flush_negatives_init()
         if not was_ready and neg.initialised:
+            reset = getattr(model, 'reset_key_encoder_after_init', True)
             runner.logger.info(
                 f'AdCo negatives initialised from keys after iteration '
-                f'{runner.iter + 1}; key encoder reset to the query encoder.')
+                f'{runner.iter + 1}; ' +
+                ('key encoder reset to the query encoder.' if reset else
+                 'key encoder kept (reset_key_encoder=False).'))
         if was_ready and outputs and 'neg_prob' in outputs:
             self._check_alive(runner, float(outputs['neg_prob']))
         if self.every_n_train_iters(runner, self.log_interval):

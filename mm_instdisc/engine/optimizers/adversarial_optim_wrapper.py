@@ -25,7 +25,11 @@ class AdversarialMixin:
 
     optimizer: torch.optim.Optimizer
 
-    def _setup_adversarial(self) -> None:
+    def _setup_adversarial(self, schedule_lr: bool = False) -> None:
+        if not isinstance(schedule_lr, bool):
+            raise ValueError(f'schedule_adversarial_lr must be True or False, '
+                             f'got {schedule_lr!r}.')
+        self.schedule_adversarial_lr = schedule_lr
         groups = self.optimizer.param_groups
         for i, group in enumerate(groups):
             for key in group:
@@ -54,8 +58,12 @@ class AdversarialMixin:
             raise ValueError(f'{type(self).__name__}: every param group is '
                              'flagged adversarial; nothing would descend. '
                              'Check paramwise_cfg.custom_keys.')
+        # with schedule_adversarial_lr the param schedulers drive the lr of
+        # the adversarial groups too (from their own initial lr)
+        pinned_keys = tuple(k for k in PINNED_KEYS
+                            if not (schedule_lr and k == 'lr'))
         self._pinned: List[Dict[str, float]] = [
-            {k: g[k] for k in PINNED_KEYS if k in g} for g in adv]
+            {k: g[k] for k in pinned_keys if k in g} for g in adv]
         #: While True, the adversarial gradients are dropped before the step
         #: (no ascent, no weight decay, no momentum): AdCo's initialisation
         #: phase. Set each iteration by ``AdCoNegativesInitHook``.
@@ -125,7 +133,9 @@ class AdversarialMixin:
     def get_lr(self) -> Dict[str, List[float]]:
         """Learning rates, plus ``adversarial_lr`` (logged as such)."""
         res = super().get_lr()  # type: ignore[misc]
-        res['adversarial_lr'] = [p['lr'] for p in self._pinned if 'lr' in p]
+        res['adversarial_lr'] = [
+            p['lr'] if 'lr' in p else g['lr']
+            for p, g in zip(self._pinned, self.adversarial_groups())]
         if not res['adversarial_lr']:
             del res['adversarial_lr']
         return res
@@ -177,7 +187,9 @@ class AdversarialOptimWrapper(AdversarialMixin, OptimWrapper):
 
     * the adversarial groups' ``lr``, ``momentum`` and ``weight_decay`` are
       reset to their values at construction, so param schedulers (which
-      write every group) do not change them: they are constant;
+      write every group) do not change them: they are constant (with
+      ``schedule_adversarial_lr=True`` the ``lr`` follows the param
+      schedulers from its own initial value, as the other groups' do);
     * their gradients are negated, so the optimizer's descent step is an
       ascent step on the loss. With SGD this is exactly the official update
       :math:`v \\leftarrow m v - g + \\lambda W,\\ W \\leftarrow W - lr\\,v`
@@ -194,6 +206,9 @@ class AdversarialOptimWrapper(AdversarialMixin, OptimWrapper):
     Args:
         optimizer (Optimizer): The optimizer, with at least one param group
             flagged ``adversarial=True`` and at least one not.
+        schedule_adversarial_lr (bool): Let param schedulers drive the
+            adversarial groups' lr (momentum and weight decay stay pinned).
+            Defaults to False (constant, as the official AdCo code).
         **kwargs: ``accumulative_counts``, ``clip_grad`` of ``OptimWrapper``.
 
     Raises:
@@ -201,9 +216,10 @@ class AdversarialOptimWrapper(AdversarialMixin, OptimWrapper):
             bool, or a group has a key that looks like a misspelt flag.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, **kwargs) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 schedule_adversarial_lr: bool = False, **kwargs) -> None:
         super().__init__(optimizer=optimizer, **kwargs)
-        self._setup_adversarial()
+        self._setup_adversarial(schedule_adversarial_lr)
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -218,12 +234,15 @@ class AdversarialAmpOptimWrapper(AdversarialMixin, AmpOptimWrapper):
 
     Args:
         optimizer (Optimizer): As for :class:`AdversarialOptimWrapper`.
+        schedule_adversarial_lr (bool): As for
+            :class:`AdversarialOptimWrapper`.
         **kwargs: ``loss_scale``, ``dtype`` ... of ``AmpOptimWrapper``.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, **kwargs) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 schedule_adversarial_lr: bool = False, **kwargs) -> None:
         super().__init__(optimizer=optimizer, **kwargs)
-        self._setup_adversarial()
+        self._setup_adversarial(schedule_adversarial_lr)
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -233,10 +252,13 @@ class AdversarialAutocastOptimWrapper(AdversarialMixin, AutocastOptimWrapper):
 
     Args:
         optimizer (Optimizer): As for :class:`AdversarialOptimWrapper`.
+        schedule_adversarial_lr (bool): As for
+            :class:`AdversarialOptimWrapper`.
         **kwargs: ``dtype``, ``device_type``, ``channels_last`` ... of
             :class:`AutocastOptimWrapper`.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, **kwargs) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 schedule_adversarial_lr: bool = False, **kwargs) -> None:
         super().__init__(optimizer=optimizer, **kwargs)
-        self._setup_adversarial()
+        self._setup_adversarial(schedule_adversarial_lr)

@@ -75,6 +75,15 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
         multi_crop (bool): Multi-crop queries. Defaults to False.
         negatives_init (str): ``'keys'`` or ``'random'``. Defaults to
             ``'keys'``.
+        reset_key_encoder (bool): Reset the key encoder to the query encoder
+            when the last column of the negatives is filled from keys (the
+            official code's behaviour). Off, the key encoder keeps its moving
+            average, so the negatives (keys of that encoder) stay within the
+            queries' reach: on Fashion-MNIST the reset moves the queries away
+            from them at once (softmax mass on the negatives 0.00 from the
+            first epoch) and the ascent then has no gradient to work with
+            (``configs/adco/adco_resnet18-w32s2_1xb256-bf16-cos-15min_``
+            ``fashion-mnist.py``). Defaults to True.
         pretrained (str, optional): Checkpoint to load. Defaults to None.
         data_preprocessor (dict, optional): Defaults to
             ``SelfSupDataPreprocessor``.
@@ -85,6 +94,7 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
                  num_negatives: int = 65536, feat_dim: int = 128,
                  momentum: float = 0.001, symmetric: bool = False,
                  multi_crop: bool = False, negatives_init: str = 'keys',
+                 reset_key_encoder: bool = True,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
@@ -99,6 +109,7 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
                          init_cfg=init_cfg)
         self.symmetric = bool(symmetric)
         self.multi_crop = bool(multi_crop)
+        self.reset_key_encoder_after_init = bool(reset_key_encoder)
         self.build_key_encoder(momentum)
         self.negatives = AdversarialNegatives(num_negatives, feat_dim,
                                               init=negatives_init)
@@ -114,13 +125,15 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
 
         Called after the optimizer step by ``AdCoNegativesInitHook`` (or at
         the start of the next ``loss``). Returns the number of columns
-        written; resets the key encoder when the last column is filled.
+        written; resets the key encoder when the last column is filled
+        (unless built with ``reset_key_encoder=False``).
         """
         if self._pending_keys is None:
             return 0
         keys, self._pending_keys = self._pending_keys, None
         n = self.negatives.init_from_keys(keys)
-        if n and self.negatives.initialised:
+        if (n and self.negatives.initialised
+                and self.reset_key_encoder_after_init):
             self.reset_key_encoder()
         return n
 
