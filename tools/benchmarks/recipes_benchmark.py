@@ -39,10 +39,10 @@ METHODS = {
              14, 'NPID, sampled softmax over 8192 shared negatives, ResNet-18 w32 (stride-2 first '
              'stage), batched augmentation, bf16'),
     'mocov2': ('configs/mocov2/mocov2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-               10, "MoCo v2 (mmpretrain's MoCo), queue 8192, t 0.1, the NPID recipe's "
+               9, "MoCo v2 (mmpretrain's MoCo), queue 8192, t 0.1, the NPID recipe's "
                'network, batched augmentation (two views), bf16'),
     'adco': ('configs/adco/adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-             8, 'AdCo, 8192 adversarial negatives (lr 3), t 0.12, mem_t 0.1, same network '
+             9, 'AdCo, 8192 adversarial negatives (lr 1), t 0.12, mem_t 0.05, same network '
              'and augmentation as MoCo v2'),
     'exemplar': ('configs/exemplar/exemplar-v2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
                  8, 'Exemplar-v2 (MoCo v2 recipe + label filter on the queue)'),
@@ -63,8 +63,12 @@ MECHANISM = {
 # what the extra rows of the report are (runs renamed in results.json)
 RUN_NOTES = (
     '`mocov2_t0.2`: MoCo v2 recipe at t 0.2, 8 epochs (CPU shared with tests, 13.3 min). '
-    '`mocov2_t0.1_8ep`: t 0.1, 8 epochs, quiet machine. `exemplar_disturbed`: the Exemplar recipe '
-    'while tests shared the CPU (15.2 min, over budget), rerun as exemplar/0 on a quiet machine.')
+    '`mocov2_t0.1_8ep`: t 0.1, 8 epochs, quiet machine. `mocov2_10ep`: t 0.1, 10 epochs, crop '
+    'scale (0.2, 1); `mocov2_10ep_slowhost`: the same at seed 1 on a slower host (over budget); '
+    '`mocov2_9ep_crop0.2`: 9 epochs, crop scale (0.2, 1). `adco_memt0.1_lr3`: the first AdCo '
+    'recipe (mem_t 0.1, constant negatives lr 3, key encoder reset, 8 epochs with two '
+    'validations). `exemplar_disturbed`: the Exemplar recipe while tests shared the CPU '
+    '(15.2 min, over budget), rerun as exemplar/0 on a quiet machine.')
 
 
 def parse_args():
