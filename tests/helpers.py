@@ -88,6 +88,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def spawn_gloo(fn, nprocs, *args):
+    """``mp.spawn(fn, args=(nprocs, port, *args), nprocs=nprocs)`` on a
+    free port; a port taken between picking and binding (tests run beside
+    other jobs) is retried once with a new one."""
+    import torch.multiprocessing as mp
+    for attempt in range(2):
+        try:
+            mp.spawn(fn, args=(nprocs, free_port(), *args), nprocs=nprocs)
+            return
+        except mp.ProcessRaisedException as e:
+            if attempt or 'address already in use' not in str(e).lower():
+                raise
+
+
 def run_dist_train(config, work_dir, opts, nproc=2, timeout=600):
     """`bash tools/dist_train.sh CONFIG NPROC --work-dir W --cfg-options ...`
     on CPU (gloo), one thread per process; asserts success.

@@ -423,18 +423,72 @@ class NPIDLoss(nn.Module):
                 f'{int(idx.max())}. Does the bank length match the training '
                 'set size?')
 
+    def sharded(self, feats: Tensor, idx: Tensor, bank) -> Tensor:
+        """Per-sample loss over a ``ShardedMemoryBank`` (rows split across
+        the ranks), (B, ) for this rank's batch. Collective: every rank
+        calls it with its own batch.
+
+        ``'softmax'`` is the exact distributed log-sum-exp over all N rows;
+        ``'sampled_softmax'`` needs ``shared_negatives=True`` (m negatives
+        shared by the global batch, drawn by the bank's own stream, in the
+        same state on every rank). NCE over a sharded bank is not
+        implemented.
+        """
+        from .sharded_memory_bank import (sharded_sampled_softmax_loss,
+                                          sharded_softmax_loss)
+        check_batch('NPID features', feats)
+        if feats.shape[1] != bank.feat_dim or idx.shape != (feats.shape[0], ):
+            raise ValueError(f'Expected feats (B, {bank.feat_dim}) and idx '
+                             f'(B, ), got {tuple(feats.shape)} and '
+                             f'{tuple(idx.shape)}.')
+        if self.mode == 'nce':
+            raise ValueError(
+                "NPIDLoss(mode='nce') over a ShardedMemoryBank is not "
+                "implemented; use mode='softmax' (exact) or "
+                "'sampled_softmax' with shared_negatives=True, or the "
+                'replicated MemoryBank for NCE.')
+        if self.mode == 'sampled_softmax':
+            if not self.shared_negatives:
+                raise ValueError(
+                    "mode='sampled_softmax' over a ShardedMemoryBank draws m "
+                    'negatives shared by the global batch: set '
+                    'shared_negatives=True (got False).')
+            if self.num_negatives >= bank.length:
+                raise ValueError(
+                    f'num_negatives={self.num_negatives} >= bank length '
+                    f'{bank.length}.')
+        if self._check.due():
+            check_finite('NPID features', feats)
+        with float32_math(feats) as (f32, ):
+            if self.mode == 'softmax':
+                loss = sharded_softmax_loss(f32, idx, bank, self.temperature,
+                                            self.chunk_size)
+            else:
+                loss = sharded_sampled_softmax_loss(
+                    f32, idx, bank, self.temperature, self.num_negatives,
+                    bank.negatives_generator(), self.chunk_size)
+            with torch.no_grad():
+                self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
+            if self.prox_weight > 0:
+                prev = bank.get(idx).to(f32)
+                loss = loss + self.prox_weight * (f32 - prev).pow(2).sum(1)
+            return loss
+
     def forward(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
         """Mean loss over the batch.
 
         Args:
             feats (Tensor): L2-normalised embeddings f, shape (B, D).
             idx (Tensor): Each embedding's image index in the bank, (B, ).
-            bank (Tensor): Memory bank V, shape (N, D), not differentiated;
-                any floating dtype (read in float32).
+            bank (Tensor | ShardedMemoryBank): Memory bank V, shape (N, D),
+                not differentiated; any floating dtype (read in float32). A
+                ``ShardedMemoryBank`` runs :meth:`sharded` (collective).
 
         Returns:
             Tensor: Scalar loss (float32, or float64 for float64 inputs).
         """
+        if isinstance(bank, nn.Module):  # a ShardedMemoryBank
+            return self.sharded(feats, idx.long(), bank).mean()
         idx = idx.to(bank.device).long()
         self._check_inputs(feats, idx, bank)
         bank = bank.detach()

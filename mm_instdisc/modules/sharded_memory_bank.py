@@ -140,6 +140,9 @@ class ShardedMemoryBank(nn.Module):
                                 dtype=dtype))
         self.register_buffer('shard', torch.tensor(
             [self.start, self.end, self.length, self.world_size]))
+        # (seed, draws so far) of the shared negatives' stream: the same on
+        # every rank, checkpointed, so a resumed run draws the same negatives
+        self.register_buffer('draws', torch.tensor([int(seed), 0]))
         self.reset_random(seed)
 
     # ------------------------------------------------------------ state
@@ -167,6 +170,33 @@ class ShardedMemoryBank(nn.Module):
                              f'{self.feat_dim}), got {tuple(full.shape)}.')
         self.bank.copy_(full[self.start:self.end].to(self.bank))
 
+    def negatives_generator(self) -> torch.Generator:
+        """A CPU generator for the next draw of shared negatives, in the
+        same state on every rank (seeded by the bank's seed and the number
+        of draws so far, which advances; no communication)."""
+        seed, n = (int(v) for v in self.draws)
+        self.draws[1] += 1
+        return torch.Generator().manual_seed(
+            (seed * 1_000_003 + n * 7_919 + 12_345) % (2**63 - 1))
+
+    @torch.no_grad()
+    def gather_to(self, dst: int = 0) -> Optional[Tensor]:
+        """The whole (N, D) bank, in its storage dtype on the CPU, on rank
+        ``dst`` only (None elsewhere): what a checkpoint written by one rank
+        needs. Collective. Rank ``dst`` holds N x D for the moment."""
+        rank, world = _world(self.group)
+        if world == 1:
+            return self.bank.detach().cpu().clone()
+        per = math.ceil(self.length / world)
+        pad = self.bank.new_zeros(per, self.feat_dim)
+        pad[:self.end - self.start] = self.bank
+        out = ([torch.empty_like(pad) for _ in range(world)]
+               if rank == dst else None)
+        dist.gather(pad, out, dst=dst, group=self.group)
+        if rank != dst:
+            return None
+        return torch.cat(out)[:self.length].cpu()
+
     @torch.no_grad()
     def gather_full(self) -> Tensor:
         """The whole (N, D) bank on every rank, float32 (small N only:
@@ -177,10 +207,20 @@ class ShardedMemoryBank(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
-        key = prefix + 'shard'
-        if key in state_dict:
-            saved = [int(v) for v in state_dict[key]]
-            mine = [int(v) for v in self.shard]
+        key, bank_key = prefix + 'shard', prefix + 'bank'
+        saved_bank = state_dict.get(bank_key)
+        saved = ([int(v) for v in state_dict[key]] if key in state_dict else
+                 None)
+        mine = [int(v) for v in self.shard]
+        full = saved_bank is not None and saved_bank.dim() == 2 and (
+            saved_bank.shape[0] == self.length) and (
+                saved is None or saved[:3] == [0, self.length, self.length])
+        if full and saved != mine:
+            # a whole bank (written by MemoryBankHook before a checkpoint, or
+            # a replicated MemoryBank's): take this rank's rows (re-shard)
+            state_dict[bank_key] = saved_bank[self.start:self.end]
+            state_dict[key] = self.shard.clone()
+        elif saved is not None:
             if saved != mine:
                 raise RuntimeError(
                     f'ShardedMemoryBank checkpoint holds rows [{saved[0]}, '
@@ -188,8 +228,9 @@ class ShardedMemoryBank(nn.Module):
                     f'{saved[3]} ranks; this rank {self.rank} expects rows '
                     f'[{mine[0]}, {mine[1]}) of {mine[2]} over {mine[3]} '
                     'ranks. Resume with the same number of processes, or '
-                    're-shard with ShardedMemoryBank.load_full on the '
-                    'gathered bank.')
+                    'load a whole bank (a checkpoint written with '
+                    'MemoryBankHook holds one and re-shards itself), or '
+                    'call ShardedMemoryBank.load_full on the gathered bank.')
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)

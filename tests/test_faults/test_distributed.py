@@ -29,7 +29,7 @@ def _bn_worker(rank, world, port, out):
 
     from mmengine.hooks import CheckpointHook
     from mm_instdisc.engine.hooks import BNStatsSyncHook
-    runner = SimpleNamespace(model=model, iter=0, hooks=[
+    runner = SimpleNamespace(model=model, iter=0, max_iters=10, hooks=[
         CheckpointHook(interval=2, by_epoch=False)])
     BNStatsSyncHook().after_train_iter(runner, 0)
     synced_early = not all(torch.equal(v, before[k])
@@ -75,6 +75,14 @@ TWO_PROCESS = {  # algorithm -> (config, its tiny --cfg-options)
              TINY + ['model.bank_size=64', 'model.neck.in_channels=64',
                      'model.feat_dim=16', 'model.neck.out_channels=16',
                      'model.head.num_negatives=8']),
+    # the memory bank split over the 2 ranks, exact full softmax across them
+    'npid_sharded': (
+        'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py',
+        TINY + ['model.bank_size=64', 'model.neck.in_channels=64',
+                'model.feat_dim=16', 'model.neck.out_channels=16',
+                'model.head.loss_mode=softmax',
+                'model.bank.type=ShardedMemoryBank',
+                'model.bank.dtype=bfloat16']),
     'adco': ('configs/adco/adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-10k.py',
              TINY + ['train_dataloader.dataset.indices=64',
                      'model.neck.in_channels=64', 'model.neck.hid_channels=64',
@@ -94,7 +102,8 @@ def _splitmask_case():
     return QUICK, opts + ['default_hooks.logger.interval=1']
 
 
-@pytest.mark.parametrize('algo', ['npid', 'adco', 'exemplar', 'splitmask'])
+@pytest.mark.parametrize(
+    'algo', ['npid', 'npid_sharded', 'adco', 'exemplar', 'splitmask'])
 def test_two_process_iteration_resume_is_exact(tmp_path, algo):
     """`tools/dist_train.sh CONFIG 2`, iteration-based: stopped after the
     checkpoint of iteration 3 and resumed, the final checkpoint (weights,
@@ -105,6 +114,53 @@ def test_two_process_iteration_resume_is_exact(tmp_path, algo):
     base, tiny = (_splitmask_case() if algo == 'splitmask'
                   else TWO_PROCESS[algo])
     base = os.path.join(ROOT, base)
+    cfg = _iteration_config(tmp_path, algo, base)
+    opts = [f'train_dataloader.dataset.data_root={data}',
+            f'test_dataloader.dataset.data_root={data}'] + tiny
+    run_dist_train(cfg, tmp_path / 'full', opts)
+    run_dist_train(cfg, tmp_path / 'killed', opts + ['train_cfg.max_iters=3'])
+    os.remove(tmp_path / 'killed' / 'iter_1.pth')  # resume needs only the last
+    run_dist_train(cfg, tmp_path / 'killed', opts + ['resume=True'])
+    a = torch.load(tmp_path / 'full' / 'iter_6.pth', weights_only=False)
+    b = torch.load(tmp_path / 'killed' / 'iter_6.pth', weights_only=False)
+    for k in a['state_dict']:  # NaN = unset (NPIDLoss.log_z in softmax mode)
+        torch.testing.assert_close(a['state_dict'][k], b['state_dict'][k],
+                                   rtol=0, atol=0, equal_nan=True, msg=k)
+    for i, s in a['optimizer']['state'].items():
+        for key in s:
+            assert torch.equal(s[key], b['optimizer']['state'][i][key])
+    assert len(a['rng_states']) == len(b['rng_states']) == 2
+    for ra, rb in zip(a['rng_states'], b['rng_states']):
+        assert torch.equal(ra['torch'], rb['torch'])
+    if algo == 'npid_sharded':  # rank 0 wrote the whole bank, gathered
+        bank = a['state_dict']['memory_bank.bank']
+        assert bank.shape == (64, 16) and bank.dtype == torch.bfloat16
+        assert a['state_dict']['memory_bank.shard'].tolist() == [0, 64, 64, 1]
+
+
+def test_sharded_bank_resumes_on_another_world_size(tmp_path):
+    """A checkpoint of a 2-process run with a sharded bank resumes in one
+    process (the whole bank it holds is re-sharded on loading): every
+    bank row of the checkpoint is the resumed run's, and it trains on."""
+    from tests.helpers import ROOT, run_dist_train, write_fashion_mnist
+    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
+    base, tiny = TWO_PROCESS['npid_sharded']
+    cfg = _iteration_config(tmp_path, 'npid_sharded', os.path.join(ROOT, base))
+    opts = [f'train_dataloader.dataset.data_root={data}',
+            f'test_dataloader.dataset.data_root={data}'] + tiny
+    run_dist_train(cfg, tmp_path / 'run', opts + ['train_cfg.max_iters=3'])
+    saved = torch.load(tmp_path / 'run' / 'iter_3.pth', weights_only=False)
+    written = os.path.getmtime(tmp_path / 'run' / 'iter_3.pth')
+    run_dist_train(cfg, tmp_path / 'run', opts + ['resume=True'], nproc=1)
+    # resumed after iteration 3 (a fresh run would have rewritten iter_3)
+    assert os.path.getmtime(tmp_path / 'run' / 'iter_3.pth') == written
+    end = torch.load(tmp_path / 'run' / 'iter_6.pth', weights_only=False)
+    b3, b6 = (c['state_dict']['memory_bank.bank'] for c in (saved, end))
+    assert b3.shape == b6.shape == (64, 16)
+    assert not torch.equal(b3, b6)  # 3 more iterations updated rows
+
+
+def _iteration_config(tmp_path, algo, base):
     cfg = tmp_path / f'iter_{algo}.py'
     cfg.write_text(f"""_base_ = [{base!r}]
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=6,
@@ -117,19 +173,4 @@ val_cfg = None
 val_dataloader = None
 val_evaluator = None
 """)
-    opts = [f'train_dataloader.dataset.data_root={data}',
-            f'test_dataloader.dataset.data_root={data}'] + tiny
-    run_dist_train(cfg, tmp_path / 'full', opts)
-    run_dist_train(cfg, tmp_path / 'killed', opts + ['train_cfg.max_iters=3'])
-    os.remove(tmp_path / 'killed' / 'iter_1.pth')  # resume needs only the last
-    run_dist_train(cfg, tmp_path / 'killed', opts + ['resume=True'])
-    a = torch.load(tmp_path / 'full' / 'iter_6.pth', weights_only=False)
-    b = torch.load(tmp_path / 'killed' / 'iter_6.pth', weights_only=False)
-    for k in a['state_dict']:
-        assert torch.equal(a['state_dict'][k], b['state_dict'][k]), k
-    for i, s in a['optimizer']['state'].items():
-        for key in s:
-            assert torch.equal(s[key], b['optimizer']['state'][i][key])
-    assert len(a['rng_states']) == len(b['rng_states']) == 2
-    for ra, rb in zip(a['rng_states'], b['rng_states']):
-        assert torch.equal(ra['torch'], rb['torch'])
+    return cfg

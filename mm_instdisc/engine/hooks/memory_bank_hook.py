@@ -9,6 +9,8 @@ from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
 from mm_instdisc.models.selfsup.npid import sample_indices
+from .random_state_hook import (checkpoint_after_this_epoch,
+                                checkpoint_after_this_iter)
 
 
 def _ori(model):
@@ -38,6 +40,16 @@ class MemoryBankHook(Hook):
       training labels to every :class:`KNNMetric` of the evaluator, so
       weighted kNN on the validation set runs every ``val_interval`` epochs.
 
+    With a ``ShardedMemoryBank`` (``NPID(bank=dict(type='ShardedMemoryBank',
+    ...))``) each rank holds its rows only: the random initialisation is
+    already the same bank for any number of ranks (no broadcast), the
+    forward initialisation writes each rank's rows, statistics are reduced
+    over the shards, and before every checkpoint the shards are gathered on
+    rank 0, which writes the whole bank (checkpoints are written by rank 0
+    alone); loading re-shards it, for any number of ranks. Validation hands
+    the gathered bank to the kNN metric on rank 0. The sync check does not
+    apply (the shards differ by design).
+
     Args:
         init (str): ``'random'`` or ``'forward'``. Defaults to ``'random'``.
         init_batch_size (int, optional): Batch size of the initial forward
@@ -62,6 +74,7 @@ class MemoryBankHook(Hook):
         self.log_interval = log_interval
         self.sync_check_interval = sync_check_interval
         self._labels: Optional[torch.Tensor] = None
+        self._full_bank: Optional[torch.Tensor] = None  # for the checkpoint
 
     @staticmethod
     def _model(runner):
@@ -85,7 +98,7 @@ class MemoryBankHook(Hook):
             return
         if self.init == 'forward':
             self._init_forward(runner, model, dataset)
-        if is_distributed():
+        if is_distributed() and not getattr(model, 'sharded_bank', False):
             broadcast(model.memory_bank.bank, src=0)
         runner.logger.info(f'MemoryBankHook: bank initialised ({self.init}), '
                            f'{model.memory_bank.stats()}')
@@ -105,7 +118,9 @@ class MemoryBankHook(Hook):
             data = model.data_preprocessor(data, False)
             feats = model.embed(data['inputs'])
             idx = sample_indices(data['data_samples'], feats.device)
-            if is_distributed():
+            if getattr(model, 'sharded_bank', False):
+                pass  # fill gathers the batch and writes each rank's rows
+            elif is_distributed():
                 # ranks may hold different numbers of samples (no round-up)
                 sizes = all_gather(torch.tensor([idx.numel()], device=idx.device))
                 m = int(max(s.item() for s in sizes))
@@ -132,8 +147,45 @@ class MemoryBankHook(Hook):
             for k, v in model.memory_bank.stats().items():
                 runner.message_hub.update_scalar(f'train/bank_{k}', v)
         if self.sync_check_interval > 0 and self.every_n_train_iters(
-                runner, self.sync_check_interval):
+                runner, self.sync_check_interval) and not getattr(
+                    model, 'sharded_bank', False):
             self.check_sync(model.memory_bank.bank)
+        if checkpoint_after_this_iter(runner):
+            self._gather_for_checkpoint(model)
+
+    def after_train_epoch(self, runner) -> None:
+        if checkpoint_after_this_epoch(runner):
+            self._gather_for_checkpoint(self._model(runner))
+
+    @staticmethod
+    def _is_sharded(model) -> bool:
+        return bool(getattr(model, 'sharded_bank', False))
+
+    def _gather_for_checkpoint(self, model) -> None:
+        """All ranks: gather a sharded bank on rank 0 for the checkpoint
+        that rank 0 is about to write (after this hook, VERY_LOW priority)."""
+        if self._is_sharded(model):
+            model.flush_bank_update()
+            self._full_bank = model.memory_bank.gather_to(0)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Rank 0: put the whole (gathered) bank into the checkpoint."""
+        model = self._model(runner)
+        if not self._is_sharded(model):
+            return
+        state = checkpoint.get('state_dict', {})
+        if self._full_bank is None:
+            runner.logger.warning(
+                'MemoryBankHook: a checkpoint is being written where the '
+                'sharded bank was not gathered (not by CheckpointHook?): it '
+                "holds rank 0's rows only; resuming from it fails on the "
+                'other ranks with an error naming the missing rows.')
+            return
+        bank = model.memory_bank
+        state['memory_bank.bank'] = self._full_bank
+        state['memory_bank.shard'] = torch.tensor(
+            [0, bank.length, bank.length, 1])
+        self._full_bank = None
 
     @staticmethod
     def check_sync(bank: torch.Tensor) -> None:
@@ -162,8 +214,16 @@ class MemoryBankHook(Hook):
         if self._labels.numel() != model.memory_bank.length:
             raise ValueError(f'{self._labels.numel()} training labels for a '
                              f'bank of {model.memory_bank.length} rows.')
+        if self._is_sharded(model):
+            # the evaluator computes metrics on rank 0: the whole bank there
+            ref = model.memory_bank.gather_to(0)
+            if ref is None:
+                return
+            ref = ref.float()
+        else:
+            ref = model.memory_bank.bank.detach()
         for m in metrics:
-            m.set_reference(model.memory_bank.bank.detach(), self._labels)
+            m.set_reference(ref, self._labels)
 
     def before_val_epoch(self, runner) -> None:
         self._give_reference(runner, runner.val_evaluator)

@@ -8,7 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
-from mm_instdisc.modules import MemoryBank
+from mm_instdisc.modules import MemoryBank, ShardedMemoryBank
 from .embed_predict import EmbedPredictMixin
 
 
@@ -29,6 +29,29 @@ def sample_indices(data_samples: Optional[List[DataSample]],
                 "mmengine's BaseDataset, which sets it.")
         idx.append(int(ds.sample_idx))
     return torch.tensor(idx, dtype=torch.long, device=device)
+
+
+def build_bank(cfg: Optional[dict], length: int, feat_dim: int,
+               momentum: float):
+    """NPID's memory bank from ``dict(type=..., **options)`` (or None: a
+    replicated ``MemoryBank``)."""
+    cfg = dict(cfg or {})
+    kind = cfg.pop('type', 'MemoryBank')
+    if kind == 'MemoryBank':
+        if cfg:
+            raise ValueError(f'MemoryBank takes no options besides the '
+                             f'model\'s bank_size / feat_dim / bank_momentum, '
+                             f'got {sorted(cfg)}.')
+        return MemoryBank(length, feat_dim, momentum)
+    if kind == 'ShardedMemoryBank':
+        allowed = {'dtype', 'seed', 'check_interval'}
+        if set(cfg) - allowed:
+            raise ValueError(f'Unknown ShardedMemoryBank options '
+                             f'{sorted(set(cfg) - allowed)}; expected some of '
+                             f'{sorted(allowed)}.')
+        return ShardedMemoryBank(length, feat_dim, momentum, **cfg)
+    raise ValueError(f"Illegal bank type: {kind!r}; expected 'MemoryBank' or "
+                     "'ShardedMemoryBank'.")
 
 
 @MODELS.register_module()
@@ -56,6 +79,15 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
         feat_dim (int): D, the embedding size. Defaults to 128.
         bank_momentum (float): Weight kept on the old bank entry (official
             code's convention). Defaults to 0.5.
+        bank (dict, optional): The bank's type and its own options:
+            ``dict(type='MemoryBank')`` (default: the whole bank on every
+            rank, float32) or ``dict(type='ShardedMemoryBank',
+            dtype='bfloat16', seed=0)``: rank r of W holds rows
+            [r * ceil(N / W), ...) only, in float32 / bfloat16 / float16;
+            the head's ``'softmax'`` (exact) and ``'sampled_softmax'``
+            (``shared_negatives=True``) modes run across the shards, and
+            ``MemoryBankHook`` puts the whole bank into checkpoints (gathered
+            on rank 0), which re-shard themselves on loading.
         pretrained (str, optional): Checkpoint to load. Defaults to None.
         data_preprocessor (dict, optional): Defaults to
             ``SelfSupDataPreprocessor``.
@@ -64,6 +96,7 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
 
     def __init__(self, backbone: dict, neck: dict, head: dict, bank_size: int,
                  feat_dim: int = 128, bank_momentum: float = 0.5,
+                 bank: Optional[dict] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
@@ -71,8 +104,20 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
                          pretrained=pretrained,
                          data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
-        self.memory_bank = MemoryBank(bank_size, feat_dim, bank_momentum)
+        self.memory_bank = build_bank(bank, bank_size, feat_dim,
+                                      bank_momentum)
+        if self.sharded_bank:
+            # each rank's shard differs: DDP must never broadcast or compare
+            # it (torch's DistributedDataParallel reads this attribute)
+            self._ddp_params_and_buffers_to_ignore = [
+                f'memory_bank.{n}' for n, _ in
+                self.memory_bank.named_buffers()]
         self._pending: Optional[Tuple[Tensor, Tensor]] = None
+
+    @property
+    def sharded_bank(self) -> bool:
+        """Whether the memory bank is split across the ranks."""
+        return isinstance(self.memory_bank, ShardedMemoryBank)
 
     def embed(self, inputs: Tensor) -> Tensor:
         """L2-normalised embeddings of a batch. Tensor of shape (B, D)."""
@@ -106,6 +151,16 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
         self.flush_bank_update()
         feats = self.embed(inputs)  # (B, D)
         idx = sample_indices(data_samples, feats.device)  # (B, )
+        if self.sharded_bank:
+            # collective: the loss and the positives' rows span all ranks;
+            # the update gathers the batch itself
+            loss = self.head.loss(feats, idx, self.memory_bank)
+            with torch.no_grad():
+                pos_sim = (feats * self.memory_bank.get(idx).to(feats)).sum(
+                    1).mean()
+            self._pending = (idx, feats.detach())
+            stats = getattr(self.head.loss_module, 'last_stats', {})
+            return dict(loss=loss, pos_sim=pos_sim, **stats)
         bank = self.memory_bank.bank
         loss = self.head.loss(feats, idx, bank)
         with torch.no_grad():
