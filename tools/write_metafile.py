@@ -19,9 +19,9 @@ ALGORITHMS = {
     'adco': ('AdCo', 'Hu et al., CVPR 2021', 'docs/adco.md'),
     'exemplar': ('Exemplar', 'Zhao et al., ICLR 2021', 'docs/exemplar.md'),
     'mocov2': ('MoCo v2 (mmpretrain MoCo)', 'Chen et al., 2020',
-               'docs/benchmarks_recipes.md'),
+               'docs/benchmarks/recipes.md'),
     'splitmask': ('SplitMask', 'El-Nouby et al., 2021', 'docs/splitmask.md'),
-    'supervised': ('Supervised baseline', '-', 'docs/benchmarks.md'),
+    'supervised': ('Supervised baseline', '-', 'docs/benchmarks/claims.md'),
     'benchmarks': ('Transfer', '-', 'docs/transfer.md'),
 }
 RECIPE_KEYS = {  # config -> key prefix in the recipes benchmark's results
@@ -38,7 +38,8 @@ def data_of(name):
     for key, data in (('fashion-mnist-10k', 'Fashion-MNIST (10k train)'),
                       ('fashion-mnist', 'Fashion-MNIST'),
                       ('fmnist-coco', 'composed Fashion-MNIST COCO set'),
-                      ('in1k', 'ImageNet-1k'), ('cifar10', 'CIFAR-10'),
+                      ('in1k', 'ImageNet-1k'), ('in21k', 'ImageNet-21k'),
+                      ('cifar10', 'CIFAR-10'),
                       ('coco', 'COCO'), ('custom', 'custom images')):
         if key in name:
             return data
@@ -88,7 +89,7 @@ def main():
             if rel in RECIPE_KEYS:
                 res = recipe_results(results, RECIPE_KEYS[rel]) or old.get(
                     entry['Config'])
-                entry['Docs'] = 'docs/benchmarks_recipes.md'
+                entry['Docs'] = 'docs/benchmarks/recipes.md'
             if res:
                 entry['Results'] = res
             models.append(entry)

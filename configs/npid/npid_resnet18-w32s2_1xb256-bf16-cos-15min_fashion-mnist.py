@@ -1,6 +1,6 @@
 # NPID on all 60k Fashion-MNIST images within 15 minutes on a 2-core CPU.
 #
-# What makes the budget go far (measurements in docs/benchmarks_npid.md and the
+# What makes the budget go far (measurements in docs/benchmarks/npid.md and the
 # NPID objective study in docs/npid.md):
 # * augmentation on the whole batch as tensor ops (BatchAugmentPreprocessor):
 #   the data pipeline only packs images; per-sample Python augmentation was half

@@ -29,7 +29,7 @@ ascent or queue update) timed alternately, median of ``--timing-repeat``.
 Resumable: a run whose final checkpoint exists is not retrained (its
 recorded wall time is reused); an interrupted run resumes from its last
 checkpoint. Results go to ``<work-dir>/results.json`` and
-``docs/benchmarks_adco.md``.
+``docs/benchmarks/adco.md``.
 """
 import argparse
 import copy
@@ -73,7 +73,7 @@ def parse_args():
     p.add_argument('--random-seeds', type=int, default=5,
                    help='random-init networks averaged for the baseline')
     p.add_argument('--no-docs', action='store_true',
-                   help='do not write docs/benchmarks_adco.md')
+                   help='do not write docs/benchmarks/adco.md')
     return p.parse_args()
 
 
@@ -293,8 +293,8 @@ def main():
         save()
     print(json.dumps(results['rows'], indent=1))
     if not args.no_docs:
-        write_docs(results, args, osp.join(ROOT, 'docs/benchmarks_adco.md'))
-        print('wrote docs/benchmarks_adco.md')
+        write_docs(results, args, osp.join(ROOT, 'docs/benchmarks/adco.md'))
+        print('wrote docs/benchmarks/adco.md')
 
 
 if __name__ == '__main__':

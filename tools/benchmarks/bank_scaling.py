@@ -11,7 +11,7 @@ gradient all-reduced as DDP would) and sharded (``ShardedMemoryBank`` +
 bank memory per GPU, all-reduce bytes per step and logits FLOPs for
 N = 1.28M, 14.2M, 100M, 1B with W = 8, 64, 512.
 
-Writes docs/scaling.md.
+Writes docs/benchmarks/scaling.md.
 """
 import argparse
 import json
@@ -35,7 +35,7 @@ def parse_args():
     p.add_argument('--batch', type=int, default=256, help='per rank')
     p.add_argument('--worlds', type=int, nargs='+', default=[1, 2, 4])
     p.add_argument('--steps', type=int, default=6)
-    p.add_argument('--doc', default=osp.join(ROOT, 'docs/scaling.md'))
+    p.add_argument('--doc', default=osp.join(ROOT, 'docs/benchmarks/scaling.md'))
     p.add_argument('--out', default=osp.join(ROOT, 'work_dirs/bank_scaling.json'))
     return p.parse_args()
 

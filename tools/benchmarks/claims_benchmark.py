@@ -1,5 +1,5 @@
 """The transfer issue's four claims, measured at CPU scale on Fashion-MNIST
-and the composed Fashion-MNIST COCO set; writes ``docs/benchmarks.md``.
+and the composed Fashion-MNIST COCO set; writes ``docs/benchmarks/claims.md``.
 
     python tools/benchmarks/claims_benchmark.py [--quick] [--threads 1]
         [--only pretrain param nce det semisup] [--start NAME=CHECKPOINT ...]
@@ -44,10 +44,10 @@ every section measured so far.
 Full mode (default; a few hours on 2 cores, less with two invocations side
 by side): 10,000 images, 6 epochs for (1) and (2), m in {1, 16, 256, 4096},
 starts pretrained 20 epochs, detection 3 epochs on 2,000 images, fine-tuning
-50 / 10 epochs; writes docs/benchmarks.md. ``--quick`` (about 15 minutes):
+50 / 10 epochs; writes docs/benchmarks/claims.md. ``--quick`` (about 15 minutes):
 2,000 images, 3 epochs, m in {1, 64, 512}, starts pretrained 3 epochs,
 detection 2 epochs on a 300-image set, fine-tuning 10 / 2 epochs; writes
-docs/benchmarks_claims_quick.md.
+docs/benchmarks/claims_quick.md.
 """
 import argparse
 import copy
@@ -141,8 +141,8 @@ def parse_args():
     if args.work_dir is None:
         args.work_dir = osp.join(ROOT, f'work_dirs/claims_benchmark_{mode}')
     if args.docs_out is None:
-        args.docs_out = osp.join(ROOT, 'docs/benchmarks_claims_quick.md'
-                                 if quick else 'docs/benchmarks.md')
+        args.docs_out = osp.join(ROOT, 'docs/benchmarks/claims_quick.md'
+                                 if quick else 'docs/benchmarks/claims.md')
     args.starts = parse_starts(p, args.start, {'random init': 'none'})
     clash = set(args.starts) & set(PRETRAINED)
     if clash and not args.no_pretrain_starts:
@@ -574,7 +574,7 @@ def report(res, args, pngs, command):
         lines += ['**Quick mode is a smoke run of every section**: at these '
                   'sizes (a few hundred detection iterations, 2-10 epochs of '
                   'fine-tuning) the numbers do not test the claims; '
-                  '`docs/benchmarks.md` has the full run.', '']
+                  '`docs/benchmarks/claims.md` has the full run.', '']
     lines += [
         'Data: the first '
         f'{args.train_size} Fashion-MNIST training images for pretraining, '
@@ -685,9 +685,9 @@ def report(res, args, pngs, command):
     lines += [f'![{osp.basename(p)}]({rel(p)})' for p in pngs]
     lines += ['', '## Per-method benchmarks', '',
               'Measured by their own scripts (commands inside): '
-              '`docs/benchmarks_npid.md`, `docs/benchmarks_adco.md`, '
-              '`docs/benchmarks_exemplar.md`, `docs/benchmarks_splitmask.md`; '
-              'a summary of their claims is in `docs/benchmarks_methods.md`.']
+              '`docs/benchmarks/npid.md`, `docs/benchmarks/adco.md`, '
+              '`docs/benchmarks/exemplar.md`, `docs/benchmarks/splitmask.md`; '
+              'a summary of their claims is in `docs/benchmarks/methods.md`.']
     return '\n'.join(lines) + '\n'
 
 

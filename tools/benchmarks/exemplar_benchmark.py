@@ -29,7 +29,7 @@ initialised network are the baselines.
 Resumable: a run whose final checkpoint exists is not retrained (its
 recorded wall time is reused); an interrupted run resumes from its last
 checkpoint. Results go to ``<work-dir>/results.json`` and
-``docs/benchmarks_exemplar.md`` (``--docs-out``).
+``docs/benchmarks/exemplar.md`` (``--docs-out``).
 """
 import argparse
 import copy
@@ -84,7 +84,7 @@ def parse_args():
     p.add_argument('--only', nargs='+', choices=RUNS,
                    help='runs to do (default: all); baselines always')
     p.add_argument('--docs-out',
-                   default=osp.join(ROOT, 'docs/benchmarks_exemplar.md'),
+                   default=osp.join(ROOT, 'docs/benchmarks/exemplar.md'),
                    help="markdown table path ('' to skip)")
     return p.parse_args()
 

@@ -1,4 +1,4 @@
-"""NPID speed and memory benchmarks (numbers go to docs/benchmarks_npid.md).
+"""NPID speed and memory benchmarks (numbers go to docs/benchmarks/npid.md).
 
     python tools/benchmarks/npid_benchmark.py [--device cpu|cuda] [--quick]
 

@@ -26,7 +26,7 @@ against the whole bank), pos/neg h, the similarity of a feature to its own bank
 row, the bank's mean-row norm.
 
 Results are cached per (run, seed) in ``--work-dir``/results.json (finished runs
-are not redone); the report goes to docs/benchmarks_npid.md (section between
+are not redone); the report goes to docs/benchmarks/npid.md (section between
 the ``npid-objectives`` markers) and the curves of ``--curves`` runs to
 npid_nce_collapse.png beside it.
 """
@@ -91,7 +91,7 @@ def parse_args():
     p.add_argument('--work-dir', default=osp.join(ROOT,
                                                   'work_dirs/npid_objectives'))
     p.add_argument('--report-only', action='store_true')
-    p.add_argument('--doc', default=osp.join(ROOT, 'docs/benchmarks_npid.md'))
+    p.add_argument('--doc', default=osp.join(ROOT, 'docs/benchmarks/npid.md'))
     return p.parse_args()
 
 

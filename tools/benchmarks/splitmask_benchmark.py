@@ -1,4 +1,4 @@
-"""SplitMask fine-tuning benchmark (numbers go to docs/benchmarks_splitmask.md).
+"""SplitMask fine-tuning benchmark (numbers go to docs/benchmarks/splitmask.md).
 
     python tools/benchmarks/splitmask_benchmark.py [--train-size 5000]
         [--epochs 20] [--ft-epochs 20] [--threads 1]
@@ -229,7 +229,7 @@ def main(argv=None):
     p.add_argument('--work-dir',
                    default=os.path.join(ROOT, 'work_dirs/splitmask_benchmark'))
     p.add_argument('--out',
-                   default=os.path.join(ROOT, 'docs/benchmarks_splitmask.md'))
+                   default=os.path.join(ROOT, 'docs/benchmarks/splitmask.md'))
     args = p.parse_args(argv)
 
     import torch
