@@ -18,7 +18,9 @@ __all__ += ['ParametricInstanceLoss']
 __all__ += ['BatchAugment']
 from .sharded_memory_bank import (ShardedMemoryBank, shard_bounds,  # noqa: E402
                                   sharded_knn_topk,
+                                  sharded_row_logits,
                                   sharded_sampled_softmax_loss,
                                   sharded_softmax_loss)
 __all__ += ['ShardedMemoryBank', 'shard_bounds', 'sharded_knn_topk',
-            'sharded_sampled_softmax_loss', 'sharded_softmax_loss']
+            'sharded_row_logits', 'sharded_sampled_softmax_loss',
+            'sharded_softmax_loss']

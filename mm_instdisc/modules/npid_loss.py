@@ -368,8 +368,14 @@ class NPIDLoss(nn.Module):
 
     def nce(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
         """NCE loss per sample. Tensor of shape (B, )."""
-        n, m = bank.shape[0], self.num_negatives
         l_pos, l_neg = self._pos_neg_logits(feats, idx, bank)
+        return self._nce_from_logits(l_pos, l_neg, bank.shape[0])
+
+    def _nce_from_logits(self, l_pos: Tensor, l_neg: Tensor,
+                         n: int) -> Tensor:
+        """NCE per sample from (B, ) positive and (B, m) noise logits / tau
+        over a bank of ``n`` rows; updates Z."""
+        m = l_neg.shape[1]
         log_z = self._update_z(l_neg.detach(), n)
         # log P(i|v) - log(m * Pn) is the logit of h
         shift = log_z + math.log(m / n)  # scalar or (B, 1)
@@ -384,7 +390,10 @@ class NPIDLoss(nn.Module):
     def sampled_softmax(self, feats: Tensor, idx: Tensor,
                         bank: Tensor) -> Tensor:
         """Cross-entropy over [positive, m negatives] / tau, (B, )."""
-        l_pos, l_neg = self._pos_neg_logits(feats, idx, bank)
+        return self._sampled_from_logits(
+            *self._pos_neg_logits(feats, idx, bank))
+
+    def _sampled_from_logits(self, l_pos: Tensor, l_neg: Tensor) -> Tensor:
         logits = torch.cat([l_pos[:, None], l_neg], dim=1)
         loss = torch.logsumexp(logits, dim=1) - l_pos
         with torch.no_grad():
@@ -426,52 +435,69 @@ class NPIDLoss(nn.Module):
     def sharded(self, feats: Tensor, idx: Tensor, bank) -> Tensor:
         """Per-sample loss over a ``ShardedMemoryBank`` (rows split across
         the ranks), (B, ) for this rank's batch. Collective: every rank
-        calls it with its own batch.
+        calls it with its own batch, and the values and gradients are those
+        of the replicated bank on the gathered batch.
 
-        ``'softmax'`` is the exact distributed log-sum-exp over all N rows;
-        ``'sampled_softmax'`` needs ``shared_negatives=True`` (m negatives
-        shared by the global batch, drawn by the bank's own stream, in the
-        same state on every rank). NCE over a sharded bank is not
-        implemented.
+        * ``'softmax'``: the exact distributed log-sum-exp over all N rows.
+        * ``'sampled_softmax'`` with ``shared_negatives=True``: m negatives
+          shared by the global batch, each rank streaming the ones it owns.
+        * ``'nce'``, and ``'sampled_softmax'`` with one set per sample: the
+          negatives of the gathered batch drawn uniformly over all N, each
+          rank scoring the rows it owns, the (B, m) logits summed by one
+          all-reduce (:func:`sharded_row_logits`); Z as for the replicated
+          bank (``z_mode='sample'``: per sample; otherwise the batch
+          estimate averaged over ranks).
+
+        Negatives come from the bank's own stream
+        (``bank.negatives_generator()``), in the same state on every rank, so
+        the draw needs no communication and resumes from checkpoints.
         """
-        from .sharded_memory_bank import (sharded_sampled_softmax_loss,
+        from .sharded_memory_bank import (all_gather_cat, sharded_row_logits,
+                                          sharded_sampled_softmax_loss,
                                           sharded_softmax_loss)
         check_batch('NPID features', feats)
         if feats.shape[1] != bank.feat_dim or idx.shape != (feats.shape[0], ):
             raise ValueError(f'Expected feats (B, {bank.feat_dim}) and idx '
                              f'(B, ), got {tuple(feats.shape)} and '
                              f'{tuple(idx.shape)}.')
-        if self.mode == 'nce':
+        if self.mode != 'softmax' and self.num_negatives >= bank.length:
             raise ValueError(
-                "NPIDLoss(mode='nce') over a ShardedMemoryBank is not "
-                "implemented; use mode='softmax' (exact) or "
-                "'sampled_softmax' with shared_negatives=True, or the "
-                'replicated MemoryBank for NCE.')
-        if self.mode == 'sampled_softmax':
-            if not self.shared_negatives:
-                raise ValueError(
-                    "mode='sampled_softmax' over a ShardedMemoryBank draws m "
-                    'negatives shared by the global batch: set '
-                    'shared_negatives=True (got False).')
-            if self.num_negatives >= bank.length:
-                raise ValueError(
-                    f'num_negatives={self.num_negatives} >= bank length '
-                    f'{bank.length}.')
+                f'num_negatives={self.num_negatives} >= bank length '
+                f'{bank.length}: m noise rows must be drawn from the other '
+                "N - 1 rows. Use mode='softmax' or a smaller m.")
         if self._check.due():
             check_finite('NPID features', feats)
+        n, inv_tau = bank.length, 1.0 / self.temperature
+        # positives (and the proximal term's previous rows), fetched once
+        pos_rows = bank.get(idx)
         with float32_math(feats) as (f32, ):
             if self.mode == 'softmax':
                 loss = sharded_softmax_loss(f32, idx, bank, self.temperature,
-                                            self.chunk_size)
-            else:
+                                            self.chunk_size, pos_rows)
+                with torch.no_grad():
+                    self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
+            elif self.mode == 'sampled_softmax' and self.shared_negatives:
                 loss = sharded_sampled_softmax_loss(
                     f32, idx, bank, self.temperature, self.num_negatives,
-                    bank.negatives_generator(), self.chunk_size)
-            with torch.no_grad():
-                self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
+                    bank.negatives_generator(), self.chunk_size, pos_rows)
+                with torch.no_grad():
+                    self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
+            else:
+                all_idx, _ = all_gather_cat(idx.to(bank.bank.device),
+                                            bank.group)
+                neg = sample_negatives(all_idx, self.num_negatives, n,
+                                       self.shared_negatives,
+                                       bank.negatives_generator())
+                l_pos = (f32 * pos_rows.to(f32)).sum(1) * inv_tau
+                l_neg = sharded_row_logits(f32, neg, bank,
+                                           self.dense_logits_limit) * inv_tau
+                if self.mode == 'nce':
+                    loss = self._nce_from_logits(l_pos, l_neg, n)
+                else:
+                    loss = self._sampled_from_logits(l_pos, l_neg)
             if self.prox_weight > 0:
-                prev = bank.get(idx).to(f32)
-                loss = loss + self.prox_weight * (f32 - prev).pow(2).sum(1)
+                loss = loss + self.prox_weight * (
+                    f32 - pos_rows.to(f32)).pow(2).sum(1)
             return loss
 
     def forward(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:

@@ -20,6 +20,10 @@ with ``P = ceil(N / W)`` (the last shard may be shorter):
   shared by the global batch], the negatives drawn uniformly over all N by a
   generator in the same state on every rank (no communication for the draw),
   each rank scoring the negatives it owns;
+* :func:`sharded_row_logits`: ``f . v_j`` for any global rows (NCE's and the
+  sampled softmax's per-sample negatives): each rank scores the gathered
+  queries against the rows it owns, one all-reduce sums the (B, m) logits,
+  and the backward pass all-reduces each shard's ``sum_j g_j v_j``;
 * :func:`sharded_knn_topk`: kNN against the sharded bank, a local top-k per
   rank then an all-gather and merge: the same neighbours as one bank.
 
@@ -360,14 +364,109 @@ class _ShardedSoftmaxCE(torch.autograd.Function):
         return grad, None, None, None, None, None, None
 
 
+class _ShardedRowLogits(torch.autograd.Function):
+    """``f_b . v_{j}`` for this rank's queries and global row indices
+    ``neg`` ((B_all, m) one set per query of the gathered batch, or (m, )
+    shared), the rows spread over the ranks.
+
+    Forward: queries all-gathered; each rank fills the (B_all, m) entries
+    whose row it owns (zeros elsewhere); an all-reduce SUM completes them;
+    each rank keeps its queries' rows. Backward: the incoming (B, m)
+    gradients all-gathered; each rank's ``sum_k g_bk v_{j_bk}`` over its
+    rows, all-reduced; each rank keeps its queries'.
+    """
+
+    @staticmethod
+    def forward(ctx, feats, neg, shard, start, dense_limit, group):
+        f_all, sizes = all_gather_cat(feats.detach(), group)
+        own = (neg >= start) & (neg < start + shard.shape[0])
+        local = (neg - start).clamp_(0, max(0, shard.shape[0] - 1))
+        partial = f_all.new_zeros(f_all.shape[0], neg.shape[-1])
+        if neg.dim() == 1:  # shared: one (B_all, D) x (D, m_own) product
+            cols = own.nonzero().squeeze(1)
+            rows = shard.index_select(0, local[cols]).float()
+            partial[:, cols] = f_all @ rows.t()
+            saved = (cols, rows)
+        else:
+            b, k = own.nonzero(as_tuple=True)
+            loc = local[b, k]
+            if f_all.shape[0] * shard.shape[0] <= dense_limit:
+                full = f_all @ shard.float().t()  # (B_all, shard) GEMM
+                partial[b, k] = full[b, loc]
+            else:
+                partial[b, k] = (f_all[b] * shard.index_select(
+                    0, loc).float()).sum(1)
+            saved = (b, k, loc)
+        _all_reduce(partial, group=group)
+        rank = _world(group)[0]
+        offset = sum(sizes[:rank]) if len(sizes) > 1 else 0
+        ctx.shared, ctx.saved_idx = neg.dim() == 1, saved
+        ctx.save_for_backward(shard)  # an in-place update before backward
+        ctx.group, ctx.offset = group, offset  # is then an error
+        ctx.n_all, ctx.dense_limit = f_all.shape[0], dense_limit
+        return partial[offset:offset + feats.shape[0]]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        g_all, _ = all_gather_cat(grad_out.contiguous(), ctx.group)
+        shard, = ctx.saved_tensors
+        if ctx.shared:
+            cols, rows = ctx.saved_idx
+            contrib = g_all[:, cols] @ rows
+        else:
+            b, k, loc = ctx.saved_idx
+            vals = g_all[b, k]
+            if ctx.n_all * shard.shape[0] <= ctx.dense_limit:
+                dense = g_all.new_zeros(ctx.n_all, shard.shape[0])
+                dense.index_put_((b, loc), vals, accumulate=True)
+                contrib = dense @ shard.float()
+            else:
+                contrib = g_all.new_zeros(ctx.n_all, shard.shape[1])
+                contrib.index_add_(0, b, vals[:, None] * shard.index_select(
+                    0, loc).float())
+        _all_reduce(contrib, group=ctx.group)
+        return (contrib[ctx.offset:ctx.offset + grad_out.shape[0]], None,
+                None, None, None, None)
+
+
+def sharded_row_logits(feats: Tensor, neg: Tensor, bank: ShardedMemoryBank,
+                       dense_limit: int = 2**25) -> Tensor:
+    """``feats[b] . v_j`` for global row indices ``neg`` of a sharded bank,
+    float32, differentiable in ``feats``.
+
+    Args:
+        feats (Tensor): This rank's queries (B, D).
+        neg (Tensor): Global row indices for the *gathered* batch (all
+            ranks' queries in rank order): (B_all, m), one set per query, or
+            (m, ) shared by all; the same tensor on every rank (e.g. drawn by
+            :meth:`ShardedMemoryBank.negatives_generator`).
+        bank (ShardedMemoryBank): The bank.
+        dense_limit (int): Largest B_all x shard rows for which per-query
+            logits come from one (B_all, shard) product, else from gathered
+            rows. Defaults to 2**25.
+
+    Returns:
+        Tensor: (B, m) logits of this rank's queries. Collective.
+    """
+    neg = neg.to(bank.bank.device)
+    with torch.autocast(feats.device.type, enabled=False):
+        return _ShardedRowLogits.apply(feats.float(), neg, bank.bank,
+                                       bank.start, int(dense_limit),
+                                       bank.group)
+
+
 def sharded_softmax_loss(feats: Tensor, idx: Tensor, bank: ShardedMemoryBank,
                          temperature: float,
-                         chunk_size: int = 65536) -> Tensor:
+                         chunk_size: int = 65536,
+                         pos_rows: Optional[Tensor] = None) -> Tensor:
     """Per-sample ``-log P(i | f)`` of the full non-parametric softmax over
     all N rows of a sharded bank, (B, ) for this rank's queries; exact (the
     same values and gradients as one bank on one device). Collective: every
-    rank calls it with its own batch."""
-    pos_rows = bank.get(idx).to(feats)
+    rank calls it with its own batch. ``pos_rows``: ``bank.get(idx)`` if
+    the caller has fetched it already."""
+    if pos_rows is None:
+        pos_rows = bank.get(idx)
+    pos_rows = pos_rows.to(feats)
     with torch.autocast(feats.device.type, enabled=False):
         return _ShardedSoftmaxCE.apply(feats.float(), bank.bank,
                                        pos_rows.float(), 1.0 / temperature,
@@ -378,21 +477,25 @@ def sharded_sampled_softmax_loss(feats: Tensor, idx: Tensor,
                                  bank: ShardedMemoryBank, temperature: float,
                                  num_negatives: int,
                                  generator: torch.Generator,
-                                 chunk_size: int = 65536) -> Tensor:
+                                 chunk_size: int = 65536,
+                                 pos_rows: Optional[Tensor] = None) -> Tensor:
     """Per-sample cross-entropy over [positive, m negatives] / tau, the m
     negatives shared by the whole (global) batch and drawn uniformly from
     all N rows minus every positive of the global batch.
 
     ``generator`` must be in the same state on every rank (e.g. seeded
     alike): all ranks then draw the same negatives without communication,
-    and each scores the ones it owns. Collective.
+    and each scores the ones it owns. Collective. ``pos_rows``:
+    ``bank.get(idx)`` if the caller has fetched it already.
     """
     all_idx, _ = all_gather_cat(idx.to(bank.bank.device), bank.group)
     neg = sample_negatives(all_idx, num_negatives, bank.length, shared=True,
                            generator=generator)
     own = neg[bank._owned(neg)] - bank.start
     rows = bank.bank.index_select(0, own)
-    pos_rows = bank.get(idx).to(feats)
+    if pos_rows is None:
+        pos_rows = bank.get(idx)
+    pos_rows = pos_rows.to(feats)
     with torch.autocast(feats.device.type, enabled=False):
         return _ShardedSoftmaxCE.apply(feats.float(), rows, pos_rows.float(),
                                        1.0 / temperature, int(chunk_size),

@@ -42,13 +42,24 @@ def _batch(rank):
     return x, idx, [DataSample(metainfo=dict(sample_idx=i)) for i in idx]
 
 
-def _worker(rank, world, port, out, mode):
+# case -> (loss_mode, head options)
+CASES = {
+    'softmax': ('softmax', {}),
+    'sampled_softmax': ('sampled_softmax',
+                        dict(shared_negatives=True, num_negatives=10)),
+    'sampled_softmax_per_sample': ('sampled_softmax', dict(num_negatives=10)),
+    'nce': ('nce', dict(num_negatives=10, prox_weight=0.3)),
+    'nce_batch_z_shared': ('nce', dict(num_negatives=10, z_mode='batch',
+                                       shared_negatives=True)),
+}
+
+
+def _worker(rank, world, port, out, case):
     import torch.distributed as dist
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     torch.set_num_threads(1)
-    head = dict(shared_negatives=True, num_negatives=10) \
-        if mode == 'sampled_softmax' else {}
+    mode, head = CASES[case]
     model = build(mode, dict(type='ShardedMemoryBank', seed=3), **head)
     model.eval()  # BN with running statistics: features do not depend on
     # the batch, so one process can recompute every rank's features
@@ -70,13 +81,16 @@ def _worker(rank, world, port, out, mode):
     dist.destroy_process_group()
 
 
-def _reference(world, mode, full0):
+def _reference(world, case, full0):
     """One process, replicated bank: the mean over ranks of each rank's
     mean loss, its gradient, and the update by the gathered batch."""
+    import math
+
     import torch.nn.functional as F
 
     from mm_instdisc.modules import (MemoryBank, ShardedMemoryBank,
                                      sample_negatives)
+    mode, head = CASES[case]
     model = build(mode)
     model.eval()
     model.memory_bank.bank.copy_(full0)
@@ -86,14 +100,31 @@ def _reference(world, mode, full0):
     bank = full0
     if mode == 'softmax':
         per = F.cross_entropy(feats @ bank.t() / 0.1, idx, reduction='none')
-    else:  # the bank's first draw of shared negatives, seed 3
+    else:  # the bank's first draw of negatives, seed 3
         g = ShardedMemoryBank(N, D, seed=3, rank=0,
                               world_size=1).negatives_generator()
-        neg = sample_negatives(idx, 10, N, shared=True, generator=g)
-        logits = torch.cat([(feats * bank[idx]).sum(1, keepdim=True),
-                            feats @ bank[neg].t()], 1) / 0.1
-        per = F.cross_entropy(logits, torch.zeros(len(idx), dtype=torch.long),
-                              reduction='none')
+        shared = head.get('shared_negatives', False)
+        neg = sample_negatives(idx, 10, N, shared=shared, generator=g)
+        rows = bank[neg]  # (m, D) shared, or (B, m, D)
+        l_neg = (feats @ rows.t() if shared else
+                 torch.einsum('bd,bmd->bm', feats, rows)) / 0.1
+        l_pos = (feats * bank[idx]).sum(1) / 0.1
+        if mode == 'sampled_softmax':
+            per = F.cross_entropy(torch.cat([l_pos[:, None], l_neg], 1),
+                                  torch.zeros(len(idx), dtype=torch.long),
+                                  reduction='none')
+        else:  # NCE as in the paper: h = P / (P + m / N), P = exp(l) / Z
+            m, e_neg = 10, l_neg.detach().exp()
+            if head.get('z_mode', 'sample') == 'sample':
+                z = N / m * e_neg.sum(1, keepdim=True)  # eq. 8 per sample
+            else:  # one Z for the gathered batch
+                z = N * e_neg.mean()
+            h_pos = l_pos.exp() / (l_pos.exp() + m * z.squeeze() / N)
+            h_neg = l_neg.exp() / (l_neg.exp() + m * z / N)
+            per = -(h_pos.log() + (1 - h_neg).log().sum(1))
+            if head.get('prox_weight'):
+                per = per + head['prox_weight'] * (
+                    feats - bank[idx]).pow(2).sum(1)
     # each rank's mean, gradients summed over ranks then averaged (DDP)
     loss = per.view(world, B).mean(1).mean()
     loss.backward()
@@ -104,12 +135,12 @@ def _reference(world, mode, full0):
     return dict(loss=loss.detach(), grad=grad, full1=mb.bank)
 
 
-@pytest.mark.parametrize('mode', ['softmax', 'sampled_softmax'])
-def test_sharded_npid_equals_replicated(tmp_path, mode):
+@pytest.mark.parametrize('case', list(CASES))
+def test_sharded_npid_equals_replicated(tmp_path, case):
     world = 2
-    spawn_gloo(_worker, world, str(tmp_path), mode)
+    spawn_gloo(_worker, world, str(tmp_path), case)
     got = [torch.load(tmp_path / f'rank{r}.pt') for r in range(world)]
-    ref = _reference(world, mode, got[0]['full0'])
+    ref = _reference(world, case, got[0]['full0'])
     loss = torch.stack([g['loss'] for g in got]).mean()
     assert torch.allclose(loss, ref['loss'], atol=1e-6), (loss, ref['loss'])
     for i, g_ref in enumerate(ref['grad']):  # DDP's mean over ranks
@@ -121,8 +152,7 @@ def test_sharded_npid_equals_replicated(tmp_path, mode):
                                 'memory_bank.draws']
     # every rank drew the same number of negatives' streams (0 or 1)
     assert len({g['draws'] for g in got}) == 1
-    assert got[0]['draws'][1] - got[0]['draws'][0] == int(
-        mode == 'sampled_softmax')
+    assert got[0]['draws'][1] - got[0]['draws'][0] == int(case != 'softmax')
     assert got[0]['rows'] == (0, N // 2) and got[1]['rows'] == (N // 2, N)
     assert torch.equal(got[0]['ckpt_bank'], got[0]['full1'])
     assert got[1]['ckpt_bank'] is None  # gathered on rank 0 only
@@ -175,17 +205,15 @@ def test_bad_bank_config(bank, head, match):
         build('softmax', bank, **head)
 
 
-def test_unsupported_modes_over_shards_are_clear_errors():
+def test_too_many_negatives_over_shards_is_a_clear_error():
     from mmpretrain.structures import DataSample
     x = torch.rand(2, 1, 28, 28)
     samples = [DataSample(metainfo=dict(sample_idx=i)) for i in (0, 1)]
-    nce = build('nce', dict(type='ShardedMemoryBank'), num_negatives=8)
-    with pytest.raises(ValueError, match="mode='nce'.*not implemented"):
-        nce.loss([x], samples)
-    sampled = build('sampled_softmax', dict(type='ShardedMemoryBank'),
-                    num_negatives=8)
-    with pytest.raises(ValueError, match='shared_negatives=True'):
-        sampled.loss([x], samples)
+    for mode in ('nce', 'sampled_softmax'):
+        model = build(mode, dict(type='ShardedMemoryBank'), num_negatives=N)
+        with pytest.raises(ValueError, match=f'num_negatives={N} >= bank '
+                           f'length {N}'):
+            model.loss([x], samples)
 
 
 def test_half_precision_bank_builds_and_trains_one_step():

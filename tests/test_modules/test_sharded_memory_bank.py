@@ -76,9 +76,25 @@ def _batch(rank):
     return feats, idx
 
 
+def _row_cases(world):
+    """(name, global row indices for the gathered batch, dense_limit) of
+    sharded_row_logits: per-sample sets through the dense product and
+    through gathered rows, and one set shared by the batch."""
+    g = torch.Generator().manual_seed(11)
+    per_sample = torch.randint(0, N, (world * B, M), generator=g)
+    shared = torch.randint(0, N, (M, ), generator=g)
+    return [('dense', per_sample, 2**25), ('gathered', per_sample, 0),
+            ('shared', shared, 2**25)]
+
+
+def _row_weights(world):
+    """Upstream gradient of the (B_all, m) logits."""
+    return torch.randn(world * B, M, generator=torch.Generator().manual_seed(12))
+
+
 def _worker(rank, world, port, out):
     import torch.distributed as dist
-    from mm_instdisc.modules import (sharded_knn_topk,
+    from mm_instdisc.modules import (sharded_knn_topk, sharded_row_logits,
                                      sharded_sampled_softmax_loss,
                                      sharded_softmax_loss)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
@@ -95,6 +111,12 @@ def _worker(rank, world, port, out):
     sampled = sharded_sampled_softmax_loss(f2, idx, bank, TAU, M, g,
                                            chunk_size=5)
     sampled.sum().backward()
+    rows = {}
+    for name, neg, limit in _row_cases(world):
+        f3 = feats.clone().requires_grad_()
+        out_ = sharded_row_logits(f3, neg, bank, dense_limit=limit)
+        (out_ * _row_weights(world)[rank * B:(rank + 1) * B]).sum().backward()
+        rows[name] = (out_.detach(), f3.grad)
     sims, nbrs = sharded_knn_topk(feats, bank, k=5)
     bank.update(idx, feats)
     bank.update(idx, feats.flip(0))
@@ -102,7 +124,7 @@ def _worker(rank, world, port, out):
     torch.save(dict(loss=loss.detach(), grad=f.grad, sampled=sampled.detach(),
                     sampled_grad=f2.grad, sims=sims, nbrs=nbrs,
                     full=bank.gather_full(), stats=stats,
-                    rows=(bank.start, bank.end)),
+                    rows=(bank.start, bank.end), row_logits=rows),
                os.path.join(out, f'rank{rank}.pt'))
     dist.destroy_process_group()
 
@@ -122,13 +144,21 @@ def _reference(world):
     sampled = F.cross_entropy(logits, torch.zeros(len(idx), dtype=torch.long),
                               reduction='none')
     sampled.sum().backward()
+    rows = {}
+    for name, neg, _ in _row_cases(world):
+        f3 = feats.clone().requires_grad_()
+        ref = (f3[:, None, :] * full[neg]).sum(-1) if neg.dim() == 2 else \
+            f3 @ full[neg].t()
+        (ref * _row_weights(world)).sum().backward()
+        rows[name] = (ref.detach(), f3.grad)
     sims, nbrs = knn_topk(feats, full, k=5)
     mb = MemoryBank(N, D, momentum=0.5)
     mb.bank.copy_(full)
     mb.update(idx, feats)
     mb.update(idx, torch.cat([_batch(r)[0].flip(0) for r in range(world)]))
     return dict(loss=loss.detach(), grad=f.grad, sampled=sampled.detach(),
-                sampled_grad=f2.grad, sims=sims, nbrs=nbrs, full=mb.bank)
+                sampled_grad=f2.grad, sims=sims, nbrs=nbrs, full=mb.bank,
+                row_logits=rows)
 
 
 @pytest.mark.parametrize('world', [2, 4])
@@ -145,6 +175,11 @@ def test_sharded_equals_one_bank(tmp_path, world):
                           rtol=1e-6)
     assert torch.allclose(cat('sampled_grad'), ref['sampled_grad'],
                           atol=1e-6 / TAU, rtol=1e-5)
+    for name, (logits, grad) in ref['row_logits'].items():
+        got_logits = torch.cat([g['row_logits'][name][0] for g in got])
+        got_grad = torch.cat([g['row_logits'][name][1] for g in got])
+        assert torch.allclose(got_logits, logits, atol=1e-6), name
+        assert torch.allclose(got_grad, grad, atol=1e-5), name
     assert torch.equal(cat('nbrs'), ref['nbrs'])
     assert torch.allclose(cat('sims'), ref['sims'], atol=1e-6)
     for g in got:  # every rank's gathered bank equals the replicated one

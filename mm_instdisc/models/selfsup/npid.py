@@ -84,8 +84,9 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
             rank, float32) or ``dict(type='ShardedMemoryBank',
             dtype='bfloat16', seed=0)``: rank r of W holds rows
             [r * ceil(N / W), ...) only, in float32 / bfloat16 / float16;
-            the head's ``'softmax'`` (exact) and ``'sampled_softmax'``
-            (``shared_negatives=True``) modes run across the shards, and
+            every mode of the head (exact ``'softmax'``, ``'nce'``,
+            ``'sampled_softmax'``) runs across the shards with the values
+            and gradients of the replicated bank, and
             ``MemoryBankHook`` puts the whole bank into checkpoints (gathered
             on rank 0), which re-shard themselves on loading.
         pretrained (str, optional): Checkpoint to load. Defaults to None.
