@@ -312,3 +312,37 @@ def test_float16_delegates_to_amp_loss_scaling(monkeypatch):
     assert wrapper.state_dict()['loss_scaler']['scale'] < 1024.
     wrapper.load_state_dict(state)
     assert wrapper.loss_scaler.get_scale() == 1024.
+
+
+def _attention_backward_ops(wrapper):
+    """Names of the autograd nodes of one scaled-dot-product attention run
+    inside the wrapper's context."""
+    model = nn.Linear(2, 2)
+    q = torch.randn(2, 2, 5, 8, requires_grad=True)
+    with wrapper.optim_context(model):
+        out = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    names, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            stack += [f for f, _ in node.next_functions]
+    return names
+
+
+def test_attention_backend_restricts_sdpa():
+    from mm_instdisc.engine.optimizers import AutocastOptimWrapper
+    model = nn.Linear(2, 2)
+
+    def build(**kw):
+        return AutocastOptimWrapper(
+            torch.optim.SGD(model.parameters(), lr=0.1), **kw)
+
+    math = _attention_backward_ops(build(attention_backend='math'))
+    # the math backend decomposes attention: its backward is bmm + softmax
+    assert 'BmmBackward0' in math and not any('Flash' in n for n in math)
+    # without the option torch picks its fused CPU kernel
+    default = _attention_backward_ops(build())
+    assert 'BmmBackward0' not in default
+    with pytest.raises(ValueError, match="attention_backend='fast'"):
+        build(attention_backend='fast')
