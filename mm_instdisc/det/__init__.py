@@ -8,11 +8,11 @@ from mm_instdisc.utils import apply_compat_patches
 
 apply_compat_patches()
 
-# mmpretrain's own ResLayerExtraNorm registers into mmdet's registry when
-# mmpretrain.models is imported; import it first so ours can replace it
-import mmpretrain.models  # noqa: F401,E402
+# the C4 Mask R-CNN's RoI head with its extra norm (ResLayerExtraNorm) is
+# mmpretrain's, which registers it into mmdet's registry on import
+from mmpretrain.models.utils.res_layer_extra_norm import \
+    ResLayerExtraNorm  # noqa: E402
 
 from .checks import FMNISTCocoDataset, PretrainedCheckHook  # noqa: E402
-from .res_layer_extra_norm import ResLayerExtraNorm  # noqa: E402
 
 __all__ = ['ResLayerExtraNorm', 'FMNISTCocoDataset', 'PretrainedCheckHook']

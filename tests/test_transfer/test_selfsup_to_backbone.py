@@ -336,11 +336,13 @@ def test_converter_tool(npid_ckpt, tmp_path):
 
 
 def test_res_layer_extra_norm():
+    # the C4 config's RoI head is mmpretrain's, registered into mmdet's
+    # registry by importing mm_instdisc.det (what the config's
+    # custom_imports does)
     import mm_instdisc.det  # noqa: F401
-    import mmpretrain.models.utils  # noqa: F401  (its own registration)
     from mmdet.registry import MODELS
-
-    from mm_instdisc.det import ResLayerExtraNorm
+    from mmpretrain.models.utils.res_layer_extra_norm import \
+        ResLayerExtraNorm
     assert MODELS.get('ResLayerExtraNorm') is ResLayerExtraNorm
     head = MODELS.build(dict(type='ResLayerExtraNorm', depth=18, stage=3,
                              norm_cfg=dict(type='BN', requires_grad=True),
@@ -385,3 +387,22 @@ def test_converter_tool_verify_vit_allow_missing(tmp_path):
     assert r.returncode != 0 and 'ln2.bias' in r.stderr
     r = _run_tool(src, dst, '--allow-missing', 'ln2.*')
     assert r.returncode != 0 and 'only applies with --verify' in r.stderr
+
+
+def test_c4_config_builds_with_the_extra_norm():
+    """The R50-C4 transfer config (mmdet side) builds, its RoI head being
+    mmpretrain's ResLayerExtraNorm with the norm after res5."""
+    import mm_instdisc.det  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.models.utils.res_layer_extra_norm import \
+        ResLayerExtraNorm
+    cfg = Config.fromfile(os.path.join(
+        ROOT, 'configs/benchmarks/mmdetection/mask-rcnn_r50-c4_ms-1x_coco.py'))
+    cfg.model.backbone.init_cfg = None
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    head = model.roi_head.shared_head
+    assert type(head) is ResLayerExtraNorm
+    assert head.norm.num_features == 2048

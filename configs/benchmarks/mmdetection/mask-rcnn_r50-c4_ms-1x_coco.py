@@ -1,9 +1,10 @@
 # Mask R-CNN R50-C4, 1x (12 epochs), COCO, initialised from a self-supervised
 # ResNet-50: the protocol of MoCo / Exemplar / mmselfsup. res2-res4 form the
 # backbone, res5 is the RoI head (initialised from the same checkpoint) plus
-# one extra norm layer (ResLayerExtraNorm, mm_instdisc.det); SyncBN
-# everywhere, no frozen stages, norm_eval=False, pytorch-style blocks and
-# torchvision's RGB normalisation (as in pretraining), multi-scale training.
+# one extra norm layer (mmpretrain's ResLayerExtraNorm, registered into
+# mmdet's registry by mm_instdisc.det); SyncBN everywhere, no frozen
+# stages, norm_eval=False, pytorch-style blocks and torchvision's RGB
+# normalisation (as in pretraining), multi-scale training.
 #   bash tools/benchmarks/mmdetection/dist_train_c4.sh THIS_CONFIG CKPT 8
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50-caffe-c4_1x_coco.py'
 
