@@ -8,7 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .random_state_hook import checkpoint_after_this_iter
+from ._checkpoint import checkpoint_after_this_iter
 
 
 def average_bn_stats(model: torch.nn.Module) -> int:

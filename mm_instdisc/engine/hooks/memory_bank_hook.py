@@ -9,8 +9,8 @@ from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
 from mm_instdisc.models.selfsup.npid import sample_indices
-from .random_state_hook import (checkpoint_after_this_epoch,
-                                checkpoint_after_this_iter)
+from ._checkpoint import (checkpoint_after_this_epoch,
+                          checkpoint_after_this_iter)
 
 
 def _ori(model):
