@@ -2,9 +2,9 @@
 import os
 
 import torch
-import torch.multiprocessing as mp
 
-from tests.helpers import ROOT, free_port, run_dist_train, write_fashion_mnist
+from tests.helpers import (ROOT, run_dist_train, spawn_gloo,
+                           write_fashion_mnist)
 
 
 def _worker(rank, world, port, out):
@@ -33,11 +33,15 @@ def _worker(rank, world, port, out):
         MemoryBankHook.check_sync(model.memory_bank.bank)
         banks.append(model.memory_bank.bank.clone())
     torch.save(banks, os.path.join(out, f'rank{rank}.pt'))
+    # release DDP's reducer before the group it talks through: a gloo
+    # worker torn down with the reducer alive aborted once under load
+    dist.barrier()
+    del ddp, opt
     dist.destroy_process_group()
 
 
 def test_banks_identical_across_two_gloo_ranks(tmp_path):
-    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    spawn_gloo(_worker, 2, str(tmp_path))
     b0 = torch.load(tmp_path / 'rank0.pt')
     b1 = torch.load(tmp_path / 'rank1.pt')
     for step, (x, y) in enumerate(zip(b0, b1)):
@@ -86,8 +90,7 @@ def test_shutdown_distributed_destroys_the_group(tmp_path):
     group destroyed (a second call, or a call without a group, is a no-op)."""
     from mm_instdisc.utils import shutdown_distributed
     assert shutdown_distributed() is False
-    mp.spawn(_shutdown_worker, args=(2, free_port(), str(tmp_path)),
-             nprocs=2, join=True)
+    spawn_gloo(_shutdown_worker, 2, str(tmp_path))
     for rank in range(2):
         got = torch.load(tmp_path / f'rank{rank}.pth')
         assert got == dict(first=True, alive=False, again=False)

@@ -6,10 +6,9 @@ import os
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
-from tests.helpers import ROOT, write_fashion_mnist
-from tests.helpers import free_port, run_dist_train
+from tests.helpers import (ROOT, run_dist_train, spawn_gloo,
+                           write_fashion_mnist)
 from tests.test_engine.test_npid_training import LossRecorder
 from tests.test_models.test_exemplar import EXEMPLAR_FMNIST_CONFIG
 
@@ -214,7 +213,7 @@ def _worker(rank, world, port, out):
 
 
 def test_queues_identical_across_two_gloo_ranks(tmp_path):
-    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    spawn_gloo(_worker, 2, str(tmp_path))
     r0 = torch.load(tmp_path / 'rank0.pt')
     r1 = torch.load(tmp_path / 'rank1.pt')
     assert [r['ptr'] for r in r0] == [8, 16, 4, 12]

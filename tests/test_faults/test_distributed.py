@@ -4,9 +4,8 @@ import os
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
-from tests.helpers import free_port
+from tests.helpers import spawn_gloo
 
 
 def _bn_worker(rank, world, port, out):
@@ -44,7 +43,7 @@ def _bn_worker(rank, world, port, out):
 
 
 def test_bn_running_stats_become_the_mean_over_ranks(tmp_path):
-    mp.spawn(_bn_worker, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    spawn_gloo(_bn_worker, 2, str(tmp_path))
     r0, r1 = (torch.load(tmp_path / f'rank{r}.pt') for r in (0, 1))
     assert r0['n'] == r1['n'] == 2
     assert not r0['synced_early'] and not r1['synced_early']

@@ -8,12 +8,11 @@ import os
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from mm_instdisc.modules import (MemoryBank, ShardedMemoryBank, knn_topk,
                                  sample_negatives, shard_bounds)
-from tests.helpers import free_port
+from tests.helpers import spawn_gloo
 
 N, D, B, TAU, M = 50, 8, 6, 0.1, 20
 
@@ -163,7 +162,7 @@ def _reference(world):
 
 @pytest.mark.parametrize('world', [2, 4])
 def test_sharded_equals_one_bank(tmp_path, world):
-    mp.spawn(_worker, args=(world, free_port(), str(tmp_path)), nprocs=world)
+    spawn_gloo(_worker, world, str(tmp_path))
     got = [torch.load(tmp_path / f'rank{r}.pt') for r in range(world)]
     ref = _reference(world)
     cat = lambda key: torch.cat([g[key] for g in got])  # noqa: E731
