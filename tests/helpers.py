@@ -1,4 +1,10 @@
-"""Test helpers: tiny data in the real on-disk formats, tiny configs."""
+"""Test helpers: tiny data in the real on-disk formats, tiny configs and
+models, and the builders the test modules share.
+
+This is the only code test modules share: none imports another test module
+(or a conftest). Heavy packages (torch, mmengine, mmpretrain, mm_instdisc)
+are imported inside the functions, since every test imports this module.
+"""
 import copy
 import gzip
 import os
@@ -125,3 +131,328 @@ def run_dist_train(config, work_dir, opts, nproc=2, timeout=600):
             break
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
+
+
+def run_converter_tool(*args):
+    """`python tools/model_converters/selfsup_to_backbone.py ARGS` from the
+    repository root, one thread; the CompletedProcess (not asserted)."""
+    import subprocess
+    import sys
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run(
+        [sys.executable, 'tools/model_converters/selfsup_to_backbone.py',
+         *args], capture_output=True, text=True, cwd=ROOT, env=env,
+        timeout=300)
+
+
+class LossRecorder:
+    """``.losses``: (iteration, loss) of every train iteration of the
+    runner ``.hook`` is registered with."""
+
+    def __init__(self):
+        from mmengine.hooks import Hook
+
+        rec = self
+
+        class _Hook(Hook):
+            priority = 'LOW'
+
+            def after_train_iter(self, runner, batch_idx, data_batch=None,
+                                 outputs=None):
+                rec.losses.append((runner.iter, float(outputs['loss'])))
+
+        self.losses = []
+        self.hook = _Hook()
+
+
+def unit_f32(*shape, seed, dim=-1):
+    """Unit rows (or columns with ``dim=0``), float32."""
+    import torch
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(*shape, generator=g), dim=dim)
+
+
+# ------------------------------------------------------------------ NPID
+def build_tiny_npid(bank_size=32, loss_mode='nce'):
+    import mm_instdisc.models  # noqa: F401
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(FMNIST_CONFIG).model
+    cfg.bank_size = bank_size
+    cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
+    cfg.neck.in_channels = 64
+    cfg.head.num_negatives = 8
+    cfg.head.loss_mode = loss_mode
+    return MODELS.build(cfg)
+
+
+def npid_batch(idx, with_idx=True):
+    import torch
+    from mmpretrain.structures import DataSample
+    samples = []
+    for i in idx:
+        ds = DataSample().set_gt_label(i % 10)
+        if with_idx:
+            ds.set_metainfo(dict(sample_idx=i))
+        samples.append(ds)
+    return dict(inputs=[torch.randint(0, 255, (len(idx), 1, 28, 28),
+                                      dtype=torch.uint8)],
+                data_samples=samples)
+
+
+PARAMETRIC_CONFIG = os.path.join(
+    ROOT, 'configs/npid/parametric-softmax_resnet18-w16_1xb128-steplr-10e_'
+    'fashion-mnist.py')
+
+# ------------------------------------------------------------------ AdCo
+ADCO_FMNIST_CONFIG = os.path.join(
+    ROOT, 'configs/adco/adco_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
+
+
+def build_tiny_adco(num_negatives=24, feat_dim=16, **overrides):
+    """The Fashion-MNIST AdCo model at width 8, D=16."""
+    import mm_instdisc.models  # noqa: F401
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(ADCO_FMNIST_CONFIG).model
+    cfg.num_negatives = num_negatives
+    cfg.feat_dim = feat_dim
+    cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
+    cfg.neck.in_channels = cfg.neck.hid_channels = 64
+    cfg.neck.out_channels = feat_dim
+    cfg.update(overrides)
+    model = MODELS.build(cfg)
+    model.init_hook_attached = True  # no warning in unit tests
+    return model
+
+
+def adco_views(batch_size=4, sizes=(28, 28), seed=0):
+    import torch
+    from mmpretrain.structures import DataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 255, (batch_size, 1, s, s), generator=g,
+                            dtype=torch.uint8) for s in sizes]
+    return dict(inputs=inputs,
+                data_samples=[DataSample() for _ in range(batch_size)])
+
+
+def tiny_adco_cfg(data_root, work_dir, epochs=2, batch_size=16,
+                  num_negatives=40, seed=0, config=ADCO_FMNIST_CONFIG):
+    """The Fashion-MNIST AdCo config shrunk to seconds on a CPU (64 images,
+    4 iterations per epoch, D=16)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    m = cfg.model
+    m.num_negatives = num_negatives
+    m.feat_dim = 16
+    m.backbone.stem_channels = m.backbone.base_channels = 8
+    m.neck.in_channels = m.neck.hid_channels = 64
+    m.neck.out_channels = 16
+    cfg.train_dataloader.dataset.data_root = str(data_root)
+    cfg.test_dataloader.dataset.data_root = str(data_root)
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
+             end=epochs)
+    ]
+    cfg.custom_hooks = [
+        dict(type='RandomStateHook'),
+        dict(type='AdCoNegativesInitHook', log_interval=1)
+    ]
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.randomness = dict(seed=seed)
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+# -------------------------------------------------------------- Exemplar
+EXEMPLAR_FMNIST_CONFIG = os.path.join(
+    ROOT, 'configs/exemplar/'
+    'exemplar-v2_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
+EXEMPLAR_V1_FMNIST_CONFIG = os.path.join(
+    ROOT, 'configs/exemplar/'
+    'exemplar-v1_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
+
+
+def build_tiny_exemplar(queue_len=24, feat_dim=16,
+                        config=EXEMPLAR_FMNIST_CONFIG, **overrides):
+    """The Fashion-MNIST Exemplar model at width 8, D=16."""
+    import mm_instdisc.models  # noqa: F401
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(config).model
+    cfg.queue_len = queue_len
+    cfg.feat_dim = feat_dim
+    cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
+    cfg.neck.in_channels = 64
+    if 'hid_channels' in cfg.neck:
+        cfg.neck.hid_channels = 64
+    cfg.neck.out_channels = feat_dim
+    cfg.update(overrides)
+    return MODELS.build(cfg)
+
+
+def exemplar_views(labels, seed=0, num_views=2, with_labels=True):
+    """A fake two-view batch; ``labels`` one per image."""
+    import torch
+    from mmpretrain.structures import DataSample
+    g = torch.Generator().manual_seed(seed)
+    b = len(labels)
+    inputs = [torch.randint(0, 255, (b, 1, 28, 28), generator=g,
+                            dtype=torch.uint8) for _ in range(num_views)]
+    samples = []
+    for y in labels:
+        ds = DataSample()
+        if with_labels:
+            ds.set_gt_label(y)
+        samples.append(ds)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def tiny_exemplar_cfg(data_root, work_dir, epochs=2, batch_size=16,
+                      queue_len=40, seed=0, config=EXEMPLAR_FMNIST_CONFIG):
+    """The Fashion-MNIST Exemplar config shrunk to seconds on a CPU (64
+    images, 4 iterations per epoch, D=16)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    m = cfg.model
+    m.queue_len = queue_len
+    m.feat_dim = 16
+    m.backbone.stem_channels = m.backbone.base_channels = 8
+    m.neck.in_channels = m.neck.hid_channels = 64
+    m.neck.out_channels = 16
+    cfg.train_dataloader.dataset.data_root = str(data_root)
+    cfg.test_dataloader.dataset.data_root = str(data_root)
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
+             end=epochs)
+    ]
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.randomness = dict(seed=seed)
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+# ------------------------------------------------------------- SplitMask
+SPLITMASK_QUICK_CONFIG = os.path.join(
+    ROOT, 'configs/splitmask/'
+    'splitmask_vit-w128d4-p4_1xb64-coslr-2e_fashion-mnist-10k.py')
+
+# shrink the quick config to seconds (also used as --cfg-options)
+SPLITMASK_TINY_OPTS = {
+    'train_dataloader.dataset.indices': 32,
+    'train_dataloader.batch_size': 8,
+    'test_dataloader.dataset.indices': 16,
+    'model.backbone.arch.embed_dims': 32,
+    'model.backbone.arch.num_layers': 2,
+    'model.backbone.arch.num_heads': 2,
+    'model.backbone.arch.feedforward_channels': 64,
+    'model.neck.embed_dims': 32,
+    'model.neck.num_heads': 2,
+    'model.head.embed_dims': 32,
+    'model.head.vocab_size': 64,
+    'model.target_generator.vocab_size': 64,
+    'train_cfg.max_epochs': 1,
+}
+
+
+def tiny_splitmask_cfg(data_root, work_dir, **extra):
+    from mmengine.config import Config
+    cfg = Config.fromfile(SPLITMASK_QUICK_CONFIG)
+    opts = dict(SPLITMASK_TINY_OPTS)
+    opts.update({'train_dataloader.dataset.data_root': str(data_root),
+                 'test_dataloader.dataset.data_root': str(data_root)})
+    opts.update(extra)
+    cfg.merge_from_dict(opts)
+    cfg.work_dir = str(work_dir)
+    cfg.log_level = 'WARNING'
+    cfg.default_hooks.logger.interval = 1
+    return cfg
+
+
+# -------------------------------------- self-supervised models to transfer
+FMNIST_LINEAR_CONFIG = os.path.join(
+    ROOT, 'configs/benchmarks/classification/fashion_mnist/'
+    'resnet18-w16_1xb128-linear-coslr-10e_fashion-mnist.py')
+NPID_MODEL_CONFIG = os.path.join(
+    ROOT, 'configs/_base_/models/npid_resnet18-w16_fashion-mnist.py')
+SPLITMASK_MODEL_CONFIG = os.path.join(
+    ROOT, 'configs/_base_/models/splitmask_vit-w128d4-p4_fashion-mnist.py')
+# a tiny ViT for the SplitMask transfer tests (the configs' is 128 x 4)
+TINY_VIT_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2,
+                     feedforward_channels=64)
+
+
+def build_npid(bank_size: int = 64, **backbone):
+    """The CPU NPID model (ResNet_CIFAR width 16 unless overridden)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mm_instdisc.models  # noqa: F401
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(NPID_MODEL_CONFIG)
+    cfg.model.bank_size = bank_size
+    cfg.model.backbone.update(backbone)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    # make the weights (and the bank) distinct from a fresh init; BN running
+    # statistics stay plausible (mean ~0, var ~1) for the detector's eval
+    _perturb(model)
+    return model
+
+
+def _perturb(model):
+    """Make the float weights distinct from a fresh init (and each other)."""
+    import torch
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.add_(torch.randn_like(t) * 0.01)
+
+
+def build_splitmask(vocab_size: int = 64):
+    """The CPU SplitMask model of the Fashion-MNIST config, with a tiny ViT.
+
+    SplitMaskViT on 1x32x32 images with 4x4 patches, layer scale 0.1 and
+    out_type 'raw' as configured, but ``TINY_VIT_ARCH`` wide and deep (the
+    decoder, head and tokeniser shrunk to match).
+    """
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mm_instdisc.models  # noqa: F401
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(SPLITMASK_MODEL_CONFIG)
+    dims, heads = TINY_VIT_ARCH['embed_dims'], TINY_VIT_ARCH['num_heads']
+    cfg.model.backbone.arch = dict(TINY_VIT_ARCH)
+    cfg.model.neck.update(embed_dims=dims, num_heads=heads)
+    cfg.model.head.update(embed_dims=dims, vocab_size=vocab_size)
+    cfg.model.target_generator.vocab_size = vocab_size
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    _perturb(model)
+    return model
+
+
+def save_selfsup_checkpoint(model, path) -> str:
+    """Saved like mmengine's CheckpointHook: meta, state_dict, optimizer."""
+    import torch
+    torch.save(
+        dict(meta=dict(epoch=3, iter=30, mmengine_version='0.10.7'),
+             state_dict=model.state_dict(),
+             message_hub=dict(log_scalars={}),
+             optimizer=dict(state={}, param_groups=[dict(lr=0.03)])),
+        path)
+    return str(path)

@@ -7,10 +7,9 @@ import os
 import pytest
 import torch
 
-from tests.helpers import (ROOT, run_dist_train, spawn_gloo,
+from tests.helpers import (ROOT, LossRecorder, adco_views, build_tiny_adco,
+                           run_dist_train, spawn_gloo, tiny_adco_cfg,
                            write_fashion_mnist)
-from tests.test_engine.test_npid_training import LossRecorder
-from tests.test_models.test_adco import ADCO_FMNIST_CONFIG
 
 NEG_KEYS = {'negatives': dict(adversarial=True, lr=3.0, momentum=0.9,
                               weight_decay=1e-4)}
@@ -20,38 +19,6 @@ NEG_KEYS = {'negatives': dict(adversarial=True, lr=3.0, momentum=0.9,
 def data_root(tmp_path_factory):
     return write_fashion_mnist(tmp_path_factory.mktemp('fm') / 'fm',
                                n_train=64, n_test=32)
-
-
-def tiny_adco_cfg(data_root, work_dir, epochs=2, batch_size=16,
-                  num_negatives=40, seed=0, config=ADCO_FMNIST_CONFIG):
-    """The Fashion-MNIST AdCo config shrunk to seconds on a CPU (64 images,
-    4 iterations per epoch, D=16)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    cfg.work_dir = str(work_dir)
-    m = cfg.model
-    m.num_negatives = num_negatives
-    m.feat_dim = 16
-    m.backbone.stem_channels = m.backbone.base_channels = 8
-    m.neck.in_channels = m.neck.hid_channels = 64
-    m.neck.out_channels = 16
-    cfg.train_dataloader.dataset.data_root = str(data_root)
-    cfg.test_dataloader.dataset.data_root = str(data_root)
-    cfg.train_dataloader.batch_size = batch_size
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
-    cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
-             end=epochs)
-    ]
-    cfg.custom_hooks = [
-        dict(type='RandomStateHook'),
-        dict(type='AdCoNegativesInitHook', log_interval=1)
-    ]
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
-    cfg.randomness = dict(seed=seed)
-    cfg.log_level = 'WARNING'
-    return cfg
 
 
 def make_runner(cfg, *hooks):
@@ -242,10 +209,9 @@ def test_hook_warns_once_when_negatives_are_out_of_reach():
     from mmengine.logging import MessageHub
 
     from mm_instdisc.engine.hooks import AdCoNegativesInitHook
-    from tests.test_models.test_adco import build_tiny
     warned_at = []
     runner = SimpleNamespace(
-        model=build_tiny(negatives_init='random'), iter=0,
+        model=build_tiny_adco(negatives_init='random'), iter=0,
         message_hub=MessageHub.get_current_instance(),
         logger=SimpleNamespace(
             warning=lambda msg: warned_at.append((runner.iter, msg)),
@@ -268,10 +234,9 @@ def _worker(rank, world, port, out):
     import mm_instdisc.engine  # noqa: F401
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
-    from tests.test_models.test_adco import build_tiny, views
     init_default_scope('mmpretrain')
     # 8 global keys/step: 2 init steps; warm temperatures: sizeable gradients
-    model = build_tiny(num_negatives=12, head=dict(
+    model = build_tiny_adco(num_negatives=12, head=dict(
         type='AdCoHead', temperature=0.5, mem_temperature=0.5))
     ddp = torch.nn.parallel.DistributedDataParallel(model,
                                                     broadcast_buffers=False)
@@ -285,7 +250,8 @@ def _worker(rank, world, port, out):
     rows = []
     for step in range(5):
         wrapper.adversarial_frozen = not model.negatives.initialised
-        data = model.data_preprocessor(views(4, seed=10 * step + rank), True)
+        data = model.data_preprocessor(adco_views(4, seed=10 * step + rank),
+                                       True)
         losses = ddp(**data, mode='loss')
         wrapper.backward(losses['loss'])
         grad = model.negatives.weight.grad.clone()

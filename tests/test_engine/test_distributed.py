@@ -3,8 +3,8 @@ import os
 
 import torch
 
-from tests.helpers import (ROOT, run_dist_train, spawn_gloo,
-                           write_fashion_mnist)
+from tests.helpers import (ROOT, build_tiny_npid, npid_batch, run_dist_train,
+                           spawn_gloo, write_fashion_mnist)
 
 
 def _worker(rank, world, port, out):
@@ -12,10 +12,9 @@ def _worker(rank, world, port, out):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     torch.manual_seed(100 + rank)  # different init on purpose
-    from tests.test_models.test_npid import batch, build_tiny
     from mm_instdisc.engine.hooks import MemoryBankHook
     from mmengine.dist import broadcast
-    model = build_tiny(bank_size=32)
+    model = build_tiny_npid(bank_size=32)
     banks = []
     broadcast(model.memory_bank.bank, src=0)  # what MemoryBankHook does
     banks.append(model.memory_bank.bank.clone())
@@ -24,7 +23,7 @@ def _worker(rank, world, port, out):
     opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
     for step in range(3):
         idx = [rank * 8 + step * 2 + j for j in range(2)]  # disjoint per rank
-        data = model.data_preprocessor(batch(idx), True)
+        data = model.data_preprocessor(npid_batch(idx), True)
         loss = ddp(**data, mode='loss')['loss']
         opt.zero_grad()
         loss.backward()

@@ -7,44 +7,16 @@ import os
 import pytest
 import torch
 
-from tests.helpers import (ROOT, run_dist_train, spawn_gloo,
-                           write_fashion_mnist)
-from tests.test_engine.test_npid_training import LossRecorder
-from tests.test_models.test_exemplar import EXEMPLAR_FMNIST_CONFIG
+from tests.helpers import (EXEMPLAR_FMNIST_CONFIG, EXEMPLAR_V1_FMNIST_CONFIG,
+                           ROOT, LossRecorder, build_tiny_exemplar,
+                           exemplar_views, run_dist_train, spawn_gloo,
+                           tiny_exemplar_cfg, write_fashion_mnist)
 
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
     return write_fashion_mnist(tmp_path_factory.mktemp('fm') / 'fm',
                                n_train=64, n_test=32)
-
-
-def tiny_exemplar_cfg(data_root, work_dir, epochs=2, batch_size=16,
-                      queue_len=40, seed=0, config=EXEMPLAR_FMNIST_CONFIG):
-    """The Fashion-MNIST Exemplar config shrunk to seconds on a CPU (64
-    images, 4 iterations per epoch, D=16)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    cfg.work_dir = str(work_dir)
-    m = cfg.model
-    m.queue_len = queue_len
-    m.feat_dim = 16
-    m.backbone.stem_channels = m.backbone.base_channels = 8
-    m.neck.in_channels = m.neck.hid_channels = 64
-    m.neck.out_channels = 16
-    cfg.train_dataloader.dataset.data_root = str(data_root)
-    cfg.test_dataloader.dataset.data_root = str(data_root)
-    cfg.train_dataloader.batch_size = batch_size
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
-    cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
-             end=epochs)
-    ]
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
-    cfg.randomness = dict(seed=seed)
-    cfg.log_level = 'WARNING'
-    return cfg
 
 
 def make_runner(cfg, *hooks):
@@ -178,8 +150,7 @@ def _worker(rank, world, port, out):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     torch.manual_seed(100 + rank)  # different init on purpose
-    from tests.test_models.test_exemplar import build_tiny, views
-    model = build_tiny(queue_len=20)
+    model = build_tiny_exemplar(queue_len=20)
     # identical starting queue and weights, as the Runner's seed gives
     for t in list(model.state_dict().values()):
         dist.broadcast(t, src=0)
@@ -198,8 +169,8 @@ def _worker(rank, world, port, out):
     rows = []
     for step in range(4):  # 8 global keys a step into 20 slots: wraps
         labels = [(3 * step + rank + i) % 10 for i in range(4)]
-        data = model.data_preprocessor(views(labels, seed=10 * step + rank),
-                                       True)
+        data = model.data_preprocessor(
+            exemplar_views(labels, seed=10 * step + rank), True)
         loss = ddp(**data, mode='loss')['loss']
         opt.zero_grad()
         loss.backward()
@@ -313,7 +284,6 @@ def test_exemplar_config_recipe(path):
 
 
 def test_fashion_mnist_v1_trains(data_root, tmp_path):
-    from tests.test_models.test_exemplar import EXEMPLAR_V1_FMNIST_CONFIG
     cfg = tiny_exemplar_cfg(data_root, tmp_path / 'w', epochs=1,
                             config=EXEMPLAR_V1_FMNIST_CONFIG)
     del cfg.model.neck.hid_channels

@@ -5,30 +5,14 @@ import os
 import pytest
 import torch
 
-from tests.helpers import tiny_npid_cfg, write_fashion_mnist
+from tests.helpers import (LossRecorder, tiny_npid_cfg,
+                           write_fashion_mnist)
 
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
     return write_fashion_mnist(tmp_path_factory.mktemp('fm') / 'fm',
                                n_train=64, n_test=32)
-
-
-class LossRecorder:
-    def __init__(self):
-        from mmengine.hooks import Hook
-
-        rec = self
-
-        class _Hook(Hook):
-            priority = 'LOW'
-
-            def after_train_iter(self, runner, batch_idx, data_batch=None,
-                                 outputs=None):
-                rec.losses.append((runner.iter, float(outputs['loss'])))
-
-        self.losses = []
-        self.hook = _Hook()
 
 
 def run(cfg, recorder=None):

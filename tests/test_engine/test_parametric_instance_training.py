@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from tests.helpers import tiny_fmnist_runtime, write_fashion_mnist
-from tests.test_models.test_parametric_instance import PARAMETRIC_CONFIG
+from tests.helpers import (PARAMETRIC_CONFIG, tiny_fmnist_runtime,
+                           write_fashion_mnist)
 
 
 @pytest.fixture(scope='module')

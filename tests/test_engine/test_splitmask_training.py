@@ -7,29 +7,9 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import ROOT, write_fashion_mnist
-from tests.helpers import run_dist_train
-
-QUICK = os.path.join(
-    ROOT, 'configs/splitmask/'
-    'splitmask_vit-w128d4-p4_1xb64-coslr-2e_fashion-mnist-10k.py')
-
-# shrink the quick config to seconds (also used as --cfg-options)
-TINY_OPTS = {
-    'train_dataloader.dataset.indices': 32,
-    'train_dataloader.batch_size': 8,
-    'test_dataloader.dataset.indices': 16,
-    'model.backbone.arch.embed_dims': 32,
-    'model.backbone.arch.num_layers': 2,
-    'model.backbone.arch.num_heads': 2,
-    'model.backbone.arch.feedforward_channels': 64,
-    'model.neck.embed_dims': 32,
-    'model.neck.num_heads': 2,
-    'model.head.embed_dims': 32,
-    'model.head.vocab_size': 64,
-    'model.target_generator.vocab_size': 64,
-    'train_cfg.max_epochs': 1,
-}
+from tests.helpers import (ROOT, SPLITMASK_QUICK_CONFIG, SPLITMASK_TINY_OPTS,
+                           run_dist_train, tiny_splitmask_cfg,
+                           write_fashion_mnist)
 
 
 @pytest.fixture(scope='module')
@@ -38,23 +18,9 @@ def data_root(tmp_path_factory):
                                n_train=64, n_test=32)
 
 
-def tiny_cfg(data_root, work_dir, **extra):
-    from mmengine.config import Config
-    cfg = Config.fromfile(QUICK)
-    opts = dict(TINY_OPTS)
-    opts.update({'train_dataloader.dataset.data_root': str(data_root),
-                 'test_dataloader.dataset.data_root': str(data_root)})
-    opts.update(extra)
-    cfg.merge_from_dict(opts)
-    cfg.work_dir = str(work_dir)
-    cfg.log_level = 'WARNING'
-    cfg.default_hooks.logger.interval = 1
-    return cfg
-
-
 def test_short_training_run_saves_tokenizer(data_root, tmp_path):
     from mmengine.runner import Runner
-    cfg = tiny_cfg(data_root, tmp_path / 'w')
+    cfg = tiny_splitmask_cfg(data_root, tmp_path / 'w')
     runner = Runner.from_cfg(cfg)
     before = {k: v.clone() for k, v in runner.model.state_dict().items()}
     runner.train()
@@ -80,8 +46,8 @@ def test_short_training_run_saves_tokenizer(data_root, tmp_path):
 
 def test_tokenizer_hook_fits_kmeans_once(data_root, tmp_path):
     from mmengine.runner import Runner
-    cfg = tiny_cfg(data_root, tmp_path / 'w',
-                   **{'model.target_generator.mode': 'kmeans'})
+    cfg = tiny_splitmask_cfg(data_root, tmp_path / 'w',
+                             **{'model.target_generator.mode': 'kmeans'})
     cfg.custom_hooks = [dict(type='RandomStateHook'),
                         dict(type='SplitMaskTokenizerHook', num_images=32,
                              iters=2)]
@@ -97,10 +63,10 @@ def test_tokenizer_hook_fits_kmeans_once(data_root, tmp_path):
 
 
 def test_dist_train_sh_two_cpu_processes(data_root, tmp_path):
-    opts = [f'{k}={v}' for k, v in TINY_OPTS.items()] + [
+    opts = [f'{k}={v}' for k, v in SPLITMASK_TINY_OPTS.items()] + [
         f'train_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}']
-    run_dist_train(QUICK, tmp_path / 'w', opts)
+    run_dist_train(SPLITMASK_QUICK_CONFIG, tmp_path / 'w', opts)
     ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
     assert len(ckpt['rng_states']) == 2
     assert 'target_generator.codebook' in ckpt['state_dict']
@@ -124,8 +90,8 @@ def test_build_tokenizer_tool_deterministic(data_root, tmp_path):
     outs = []
     for name in ('a.pth', 'b.pth'):
         path = tmp_path / name
-        args = ['tools/build_splitmask_tokenizer.py', QUICK, '--out',
-                str(path), '--mode', 'kmeans', '--num-images', '32',
+        args = ['tools/build_splitmask_tokenizer.py', SPLITMASK_QUICK_CONFIG,
+                '--out', str(path), '--mode', 'kmeans', '--num-images', '32',
                 '--iters', '2', '--cfg-options',
                 f'train_dataloader.dataset.data_root={data_root}',
                 'model.target_generator.vocab_size=64']

@@ -11,7 +11,7 @@ from mm_instdisc.modules import (AdCoLoss, AdversarialNegatives, ExemplarLoss,
                                  ExemplarQueue, ParametricInstanceLoss,
                                  SplitMaskLoss)
 from mm_instdisc.modules.splitmask import info_nce
-from tests.test_modules.test_numerics import unit
+from tests.helpers import unit_f32
 
 NAN = float('nan')
 
@@ -42,16 +42,17 @@ def with_nan(x):
 
 def adco_call(loss_fn, q=None, k=None, negatives=None):
     d = 4
-    q = unit(2, d, seed=1) if q is None else q
-    k = unit(2, d, seed=2) if k is None else k
-    negatives = unit(d, 3, seed=3, dim=0) if negatives is None else negatives
+    q = unit_f32(2, d, seed=1) if q is None else q
+    k = unit_f32(2, d, seed=2) if k is None else k
+    negatives = (unit_f32(d, 3, seed=3, dim=0) if negatives is None
+                 else negatives)
     return loss_fn(q, k, negatives)
 
 
 def exemplar_call(loss_fn, q=None, k=None, queue_keys=None):
-    q = unit(2, 4, seed=1) if q is None else q
-    k = unit(2, 4, seed=2) if k is None else k
-    queue_keys = unit(5, 4, seed=3) if queue_keys is None else queue_keys
+    q = unit_f32(2, 4, seed=1) if q is None else q
+    k = unit_f32(2, 4, seed=2) if k is None else k
+    queue_keys = unit_f32(5, 4, seed=3) if queue_keys is None else queue_keys
     return loss_fn(q, k, queue_keys, torch.tensor([0, 1]),
                    torch.tensor([1, 2, 3, -1, -1]))
 
@@ -67,47 +68,49 @@ def splitmask_call(loss_fn, dec_a=None, dec_b=None):
 
 
 def parametric_call(loss_fn, feats=None):
-    feats = unit(2, 4, seed=1) if feats is None else feats
+    feats = unit_f32(2, 4, seed=1) if feats is None else feats
     return loss_fn(feats, torch.arange(feats.shape[0]))
 
 
 BAD_INPUTS = {
     'adco q empty': (lambda: adco_call(AdCoLoss(), q=torch.zeros(0, 4)),
                      r'Empty batch: AdCo queries q has shape \(0, 4\)'),
-    'adco q nan': (lambda: adco_call(AdCoLoss(), q=with_nan(unit(2, 4,
-                                                                 seed=1))),
+    'adco q nan': (lambda: adco_call(AdCoLoss(), q=with_nan(unit_f32(
+                       2, 4, seed=1))),
                    r'AdCo queries q contains 1 non-finite values \(1 NaN\)'),
-    'adco k nan': (lambda: adco_call(AdCoLoss(), k=with_nan(unit(2, 4,
-                                                                 seed=2))),
+    'adco k nan': (lambda: adco_call(AdCoLoss(), k=with_nan(unit_f32(
+                       2, 4, seed=2))),
                    r'AdCo keys k contains 1 non-finite values \(1 NaN\)'),
     'adco negatives nan': (
         lambda: adco_call(AdCoLoss(),
-                          negatives=with_nan(unit(4, 3, seed=3, dim=0))),
+                          negatives=with_nan(unit_f32(4, 3, seed=3, dim=0))),
         r'AdCo negatives contains 1 non-finite values \(1 NaN\)'),
     'adco negatives inf': (
-        lambda: adco_call(AdCoLoss(), negatives=unit(4, 3, seed=3, dim=0).
+        lambda: adco_call(AdCoLoss(), negatives=unit_f32(4, 3, seed=3, dim=0).
                           index_fill(1, torch.tensor([2]), float('inf'))),
         r'AdCo negatives contains 4 non-finite values \(0 NaN\)'),
     'adco init keys nan': (
         lambda: AdversarialNegatives(4, 4).init_from_keys(
-            with_nan(unit(2, 4, seed=1))),
+            with_nan(unit_f32(2, 4, seed=1))),
         r'AdversarialNegatives.init_from_keys contains 1 non-finite'),
     'exemplar q empty': (
         lambda: ExemplarLoss()(torch.zeros(0, 4), torch.zeros(0, 4),
-                               unit(5, 4, seed=3)),
+                               unit_f32(5, 4, seed=3)),
         r'Empty batch: Exemplar queries q has shape \(0, 4\)'),
     'exemplar q nan': (
-        lambda: exemplar_call(ExemplarLoss(), q=with_nan(unit(2, 4, seed=1))),
+        lambda: exemplar_call(ExemplarLoss(),
+                              q=with_nan(unit_f32(2, 4, seed=1))),
         r'Exemplar queries q contains 1 non-finite values \(1 NaN\)'),
     'exemplar k nan': (
-        lambda: exemplar_call(ExemplarLoss(), k=with_nan(unit(2, 4, seed=2))),
+        lambda: exemplar_call(ExemplarLoss(),
+                              k=with_nan(unit_f32(2, 4, seed=2))),
         r'Exemplar keys k contains 1 non-finite values \(1 NaN\)'),
     'exemplar queue nan': (
         lambda: exemplar_call(ExemplarLoss(),
-                              queue_keys=with_nan(unit(5, 4, seed=3))),
+                              queue_keys=with_nan(unit_f32(5, 4, seed=3))),
         r'Exemplar queue_keys contains 1 non-finite values \(1 NaN\)'),
     'exemplar enqueue nan': (
-        lambda: ExemplarQueue(8, 4).enqueue(with_nan(unit(2, 4, seed=1))),
+        lambda: ExemplarQueue(8, 4).enqueue(with_nan(unit_f32(2, 4, seed=1))),
         r'ExemplarQueue.enqueue contains 1 non-finite values \(1 NaN\)'),
     'splitmask dec_a empty': (
         lambda: splitmask_call(SplitMaskLoss(8, vocab_size=16),
@@ -126,7 +129,7 @@ BAD_INPUTS = {
         r'SplitMask decoder output dec_b contains 1 non-finite values '
         r'\(1 NaN\)'),
     'info_nce q empty': (
-        lambda: info_nce(torch.zeros(0, 4), unit(3, 4, seed=1), 0.2),
+        lambda: info_nce(torch.zeros(0, 4), unit_f32(3, 4, seed=1), 0.2),
         r'Empty batch: InfoNCE queries q has shape \(0, 4\)'),
     'parametric feats empty': (
         lambda: parametric_call(ParametricInstanceLoss(10, 4),
@@ -135,7 +138,7 @@ BAD_INPUTS = {
         r'\(0, 4\)'),
     'parametric feats nan': (
         lambda: parametric_call(ParametricInstanceLoss(10, 4),
-                                with_nan(unit(2, 4, seed=1))),
+                                with_nan(unit_f32(2, 4, seed=1))),
         r'Parametric instance features feats contains 1 non-finite values '
         r'\(1 NaN\)'),
 }
@@ -153,15 +156,16 @@ def test_bad_input_names_the_tensor(case):
 PERIODIC = {
     'AdCoLoss': lambda n: (
         lambda fn: adco_call(fn),
-        lambda fn: adco_call(fn, k=with_nan(unit(2, 4, seed=2))),
+        lambda fn: adco_call(fn, k=with_nan(unit_f32(2, 4, seed=2))),
         AdCoLoss(check_interval=n)),
     'ExemplarLoss': lambda n: (
         lambda fn: exemplar_call(fn),
-        lambda fn: exemplar_call(fn, queue_keys=with_nan(unit(5, 4, seed=3))),
+        lambda fn: exemplar_call(
+            fn, queue_keys=with_nan(unit_f32(5, 4, seed=3))),
         ExemplarLoss(check_interval=n)),
     'ExemplarQueue': lambda n: (
-        lambda queue: queue.enqueue(unit(2, 4, seed=1)),
-        lambda queue: queue.enqueue(with_nan(unit(2, 4, seed=1))),
+        lambda queue: queue.enqueue(unit_f32(2, 4, seed=1)),
+        lambda queue: queue.enqueue(with_nan(unit_f32(2, 4, seed=1))),
         ExemplarQueue(8, 4, check_interval=n)),
     'SplitMaskLoss': lambda n: (
         lambda fn: splitmask_call(fn),
@@ -169,7 +173,7 @@ PERIODIC = {
         SplitMaskLoss(8, vocab_size=16, check_interval=n)),
     'ParametricInstanceLoss': lambda n: (
         lambda fn: parametric_call(fn),
-        lambda fn: parametric_call(fn, with_nan(unit(2, 4, seed=1))),
+        lambda fn: parametric_call(fn, with_nan(unit_f32(2, 4, seed=1))),
         ParametricInstanceLoss(10, 4, check_interval=n)),
 }
 
@@ -203,7 +207,7 @@ def test_shape_errors_are_raised_every_call_and_do_not_count():
         with pytest.raises(ValueError, match='Empty batch'):
             adco_call(loss_fn, q=torch.zeros(0, 4))
     with pytest.raises(ValueError, match='AdCo queries q contains'):
-        adco_call(loss_fn, q=with_nan(unit(2, 4, seed=1)))
+        adco_call(loss_fn, q=with_nan(unit_f32(2, 4, seed=1)))
     assert math.isfinite(float(adco_call(loss_fn)[0]))
 
 
@@ -211,9 +215,9 @@ def test_adco_symmetric_checks_every_input_once_per_step():
     """``symmetric`` counts as one call and checks all four inputs, so the
     second direction is not skipped whatever the interval's parity."""
     loss_fn = AdCoLoss(check_interval=2)
-    q1, q2 = unit(2, 4, seed=1), unit(2, 4, seed=2)
-    k1, k2 = unit(2, 4, seed=3), unit(2, 4, seed=4)
-    negatives = unit(4, 3, seed=5, dim=0)
+    q1, q2 = unit_f32(2, 4, seed=1), unit_f32(2, 4, seed=2)
+    k1, k2 = unit_f32(2, 4, seed=3), unit_f32(2, 4, seed=4)
+    negatives = unit_f32(4, 3, seed=5, dim=0)
     loss_fn.symmetric(q1, q2, k1, k2, negatives)  # step 1: checked
     loss_fn.symmetric(q1, with_nan(q2), k1, k2, negatives)  # step 2: not
     with pytest.raises(ValueError, match='AdCo queries q2 contains'):

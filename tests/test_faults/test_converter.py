@@ -2,10 +2,9 @@
 prefix, and --list-prefixes to find the right one."""
 import torch
 
-from tests.test_transfer.conftest import (build_npid, build_splitmask,
-                                          save_selfsup_checkpoint)
-from tests.test_transfer.test_selfsup_to_backbone import (LINEAR_CONFIG,
-                                                          _run_tool)
+from tests.helpers import (FMNIST_LINEAR_CONFIG, build_npid, build_splitmask,
+                           run_converter_tool, save_selfsup_checkpoint,
+                           tiny_adco_cfg)
 
 
 def test_backbone_family_and_prefixes():
@@ -28,7 +27,8 @@ def test_backbone_family_and_prefixes():
 
 def test_vit_checkpoint_for_resnet_config_is_refused(tmp_path):
     src = save_selfsup_checkpoint(build_splitmask(), tmp_path / 'sm.pth')
-    r = _run_tool(src, str(tmp_path / 'out.pth'), '--verify', LINEAR_CONFIG)
+    r = run_converter_tool(src, str(tmp_path / 'out.pth'), '--verify',
+                           FMNIST_LINEAR_CONFIG)
     assert r.returncode != 0
     assert 'architecture mismatch' in r.stderr
     assert 'vit backbone' in r.stderr and 'builds a resnet' in r.stderr
@@ -37,14 +37,13 @@ def test_vit_checkpoint_for_resnet_config_is_refused(tmp_path):
 def test_unverified_conversion_says_so_and_records_architecture(tmp_path):
     src = save_selfsup_checkpoint(build_splitmask(), tmp_path / 'sm.pth')
     dst = tmp_path / 'out.pth'
-    r = _run_tool(src, str(dst))
+    r = run_converter_tool(src, str(dst))
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'architecture: vit' in r.stdout and 'not verified' in r.stdout
     assert torch.load(dst, weights_only=False)['meta']['arch'] == 'vit'
 
 
 def test_list_prefixes_names_the_key_encoder(tmp_path):
-    from tests.test_engine.test_adco_training import tiny_adco_cfg
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
     import mm_instdisc.models  # noqa: F401
@@ -52,13 +51,13 @@ def test_list_prefixes_names_the_key_encoder(tmp_path):
     cfg = tiny_adco_cfg(tmp_path, tmp_path / 'w')
     model = MODELS.build(cfg.model)
     src = save_selfsup_checkpoint(model, tmp_path / 'adco.pth')
-    r = _run_tool(src, '--list-prefixes')
+    r = run_converter_tool(src, '--list-prefixes')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'encoder_k.module.0.' in r.stdout and 'negatives.' in r.stdout
-    r = _run_tool(src, str(tmp_path / 'k.pth'), '--src-prefix',
-                  'encoder_k.module.0.')
+    r = run_converter_tool(src, str(tmp_path / 'k.pth'), '--src-prefix',
+                           'encoder_k.module.0.')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'architecture: resnet' in r.stdout
-    r = _run_tool('--help')
+    r = run_converter_tool('--help')
     assert 'encoder_k.module.0.' in r.stdout
     assert 'encoder_k.module.backbone.' not in r.stdout

@@ -5,6 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tests.helpers import build_npid, build_splitmask, save_selfsup_checkpoint
+
 
 def test_missing_composed_set_names_the_tool(tmp_path):
     from mm_instdisc.det import FMNISTCocoDataset
@@ -83,8 +85,6 @@ def _resnet_runner(checkpoint, prefix='backbone.'):
 
 def test_vit_checkpoint_for_a_resnet_detector_is_refused(tmp_path):
     from mm_instdisc.det import PretrainedCheckHook
-    from tests.test_transfer.conftest import (build_npid, build_splitmask,
-                                              save_selfsup_checkpoint)
     vit = save_selfsup_checkpoint(build_splitmask(), tmp_path / 'sm.pth')
     with pytest.raises(ValueError, match=r'architecture mismatch.*holds a '
                        r'vit backbone.*builds a resnet'):

@@ -5,7 +5,8 @@ import os
 import pytest
 import torch
 
-from tests.helpers import spawn_gloo
+from tests.helpers import (SPLITMASK_QUICK_CONFIG, SPLITMASK_TINY_OPTS,
+                           spawn_gloo)
 
 
 def _bn_worker(rank, world, port, out):
@@ -95,10 +96,9 @@ TWO_PROCESS = {  # algorithm -> (config, its tiny --cfg-options)
 
 
 def _splitmask_case():
-    from tests.test_engine.test_splitmask_training import QUICK, TINY_OPTS
-    opts = [f'{k}={v}' for k, v in TINY_OPTS.items()
+    opts = [f'{k}={v}' for k, v in SPLITMASK_TINY_OPTS.items()
             if k != 'train_cfg.max_epochs']
-    return QUICK, opts + ['default_hooks.logger.interval=1']
+    return SPLITMASK_QUICK_CONFIG, opts + ['default_hooks.logger.interval=1']
 
 
 @pytest.mark.parametrize(

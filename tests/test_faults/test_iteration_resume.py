@@ -7,10 +7,8 @@ import random
 import pytest
 import torch
 
-from tests.helpers import tiny_npid_cfg, write_fashion_mnist
-from tests.test_engine.test_adco_training import tiny_adco_cfg
-from tests.test_engine.test_exemplar_training import tiny_exemplar_cfg
-from tests.test_engine.test_splitmask_training import tiny_cfg as tiny_sm_cfg
+from tests.helpers import (tiny_adco_cfg, tiny_exemplar_cfg, tiny_npid_cfg,
+                           tiny_splitmask_cfg, write_fashion_mnist)
 
 MAX_ITERS = 10
 
@@ -72,7 +70,7 @@ def tiny_cfgs(data_root, work_dir):
         'npid': tiny_npid_cfg(data_root, work_dir, epochs=1, init='forward'),
         'adco': tiny_adco_cfg(data_root, work_dir, epochs=1),
         'exemplar': tiny_exemplar_cfg(data_root, work_dir, epochs=1),
-        'splitmask': tiny_sm_cfg(data_root, work_dir),
+        'splitmask': tiny_splitmask_cfg(data_root, work_dir),
     }
 
 

@@ -1,40 +1,9 @@
 """The AdCo algorithm: modes, init phase, loss/gradient routing, variants."""
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import ROOT
-
-ADCO_FMNIST_CONFIG = os.path.join(
-    ROOT, 'configs/adco/adco_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
-
-
-def build_tiny(num_negatives=24, feat_dim=16, **overrides):
-    """The Fashion-MNIST AdCo model at width 8, D=16."""
-    import mm_instdisc.models  # noqa: F401
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(ADCO_FMNIST_CONFIG).model
-    cfg.num_negatives = num_negatives
-    cfg.feat_dim = feat_dim
-    cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
-    cfg.neck.in_channels = cfg.neck.hid_channels = 64
-    cfg.neck.out_channels = feat_dim
-    cfg.update(overrides)
-    model = MODELS.build(cfg)
-    model.init_hook_attached = True  # no warning in unit tests
-    return model
-
-
-def views(batch_size=4, sizes=(28, 28), seed=0):
-    from mmpretrain.structures import DataSample
-    g = torch.Generator().manual_seed(seed)
-    inputs = [torch.randint(0, 255, (batch_size, 1, s, s), generator=g,
-                            dtype=torch.uint8) for s in sizes]
-    return dict(inputs=inputs,
-                data_samples=[DataSample() for _ in range(batch_size)])
+from tests.helpers import adco_views, build_tiny_adco
 
 
 def prep(model, data):
@@ -47,10 +16,10 @@ def query_params(model):
 
 def test_init_phase_fills_negatives_then_resets_key_encoder():
     torch.manual_seed(0)
-    model = build_tiny(num_negatives=10)
+    model = build_tiny_adco(num_negatives=10)
     assert not model.negatives.initialised
     for step in range(3):
-        out = model(**prep(model, views(4, seed=step)), mode='loss')
+        out = model(**prep(model, adco_views(4, seed=step)), mode='loss')
         assert set(out) == {'loss', 'adv_ce', 'neg_prob', 'neg_sim_max',
                                 'neg_sim_mean', 'pos_sim'}
         assert torch.isfinite(out['loss'])
@@ -75,10 +44,10 @@ def test_init_phase_without_reset_keeps_the_key_encoder():
     """reset_key_encoder=False: after the last column is filled the key
     encoder is still its moving average, not a copy of the query encoder."""
     torch.manual_seed(0)
-    model = build_tiny(num_negatives=8, reset_key_encoder=False)
+    model = build_tiny_adco(num_negatives=8, reset_key_encoder=False)
     before = [p.detach().clone() for p in model.encoder_k.module.parameters()]
     for step in range(2):
-        out = model(**prep(model, views(4, seed=step)), mode='loss')
+        out = model(**prep(model, adco_views(4, seed=step)), mode='loss')
         out['loss'].backward()
         with torch.no_grad():
             for p in query_params(model):
@@ -94,8 +63,8 @@ def test_init_phase_without_reset_keeps_the_key_encoder():
 
 def test_init_phase_loss_uses_only_the_own_key():
     torch.manual_seed(0)
-    model = build_tiny(num_negatives=12)
-    data = prep(model, views(4))
+    model = build_tiny_adco(num_negatives=12)
+    data = prep(model, adco_views(4))
     seen = []
     orig = model.head.loss
 
@@ -115,9 +84,9 @@ def test_loss_value_is_encoder_loss_and_gradients_are_routed():
     """`loss` has the encoder loss's value; its gradient is the encoder
     loss's for the encoder and the mem_t loss's for the negatives."""
     torch.manual_seed(0)
-    model = build_tiny(negatives_init='random')
+    model = build_tiny_adco(negatives_init='random')
     model.train()
-    data = prep(model, views(4))
+    data = prep(model, adco_views(4))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
     out = model(**data, mode='loss')
@@ -146,7 +115,7 @@ def test_loss_value_is_encoder_loss_and_gradients_are_routed():
 
 def test_symmetric_uses_both_views_both_ways():
     torch.manual_seed(0)
-    model = build_tiny(negatives_init='random', symmetric=True)
+    model = build_tiny_adco(negatives_init='random', symmetric=True)
     calls = []
     orig = model.head.symmetric_loss
 
@@ -155,7 +124,7 @@ def test_symmetric_uses_both_views_both_ways():
         return orig(*args, **kwargs)
 
     model.head.symmetric_loss = spy
-    out = model(**prep(model, views(4)), mode='loss')
+    out = model(**prep(model, adco_views(4)), mode='loss')
     out['loss'].backward()
     assert len(calls) == 1
     q1, q2, k1, k2 = calls[0][:4]
@@ -166,7 +135,7 @@ def test_symmetric_uses_both_views_both_ways():
 
 def test_multi_crop_sums_query_crops_against_the_key_crop():
     torch.manual_seed(0)
-    model = build_tiny(negatives_init='random', multi_crop=True)
+    model = build_tiny_adco(negatives_init='random', multi_crop=True)
     calls = []
     orig = model.head.loss
 
@@ -175,7 +144,7 @@ def test_multi_crop_sums_query_crops_against_the_key_crop():
         return orig(q, k, negatives, pos_offset, batch_negatives)
 
     model.head.loss = spy
-    data = prep(model, views(4, sizes=(28, 28, 20, 16)))
+    data = prep(model, adco_views(4, sizes=(28, 28, 20, 16)))
     out = model(**data, mode='loss')
     out['loss'].backward()
     assert len(calls) == 3  # one per query crop
@@ -185,28 +154,28 @@ def test_multi_crop_sums_query_crops_against_the_key_crop():
 
 def test_bad_configs():
     with pytest.raises(ValueError, match='cannot be combined'):
-        build_tiny(symmetric=True, multi_crop=True)
+        build_tiny_adco(symmetric=True, multi_crop=True)
     with pytest.raises(ValueError, match='mem_temperature'):
-        build_tiny(head=dict(type='AdCoHead', mem_temperature=0.0))
+        build_tiny_adco(head=dict(type='AdCoHead', mem_temperature=0.0))
     with pytest.raises(ValueError, match='Illegal init'):
-        build_tiny(negatives_init='zeros')
+        build_tiny_adco(negatives_init='zeros')
     with pytest.raises(ValueError, match='Illegal momentum'):
-        build_tiny(momentum=0.999 + 1)
+        build_tiny_adco(momentum=0.999 + 1)
 
 
 def test_wrong_number_of_views():
-    model = build_tiny()
+    model = build_tiny_adco()
     with pytest.raises(ValueError, match='expects 2 views'):
-        model(**prep(model, views(2, sizes=(28, 28, 28))), mode='loss')
-    mc = build_tiny(multi_crop=True)
+        model(**prep(model, adco_views(2, sizes=(28, 28, 28))), mode='loss')
+    mc = build_tiny_adco(multi_crop=True)
     with pytest.raises(ValueError, match='at least one query view'):
-        mc(**prep(mc, views(2, sizes=(28, ))), mode='loss')
+        mc(**prep(mc, adco_views(2, sizes=(28, ))), mode='loss')
 
 
 def test_tensor_and_predict_modes():
-    model = build_tiny()
+    model = build_tiny_adco()
     model.eval()
-    data = model.data_preprocessor(views(2), False)
+    data = model.data_preprocessor(adco_views(2), False)
     feats = model(data['inputs'][0], mode='tensor')
     assert feats[-1].shape[:2] == (2, 64)
     out = model(data['inputs'][0], data['data_samples'], mode='predict')
@@ -219,17 +188,17 @@ def test_warns_once_without_the_hook(monkeypatch):
     messages = []
     monkeypatch.setattr(adco, 'print_log',
                         lambda msg, **kwargs: messages.append(msg))
-    model = build_tiny()
+    model = build_tiny_adco()
     model.init_hook_attached = False
-    model(**prep(model, views(2)), mode='loss')
-    model(**prep(model, views(2)), mode='loss')
+    model(**prep(model, adco_views(2)), mode='loss')
+    model(**prep(model, adco_views(2)), mode='loss')
     assert len(messages) == 1
     assert 'training without AdCoNegativesInitHook' in messages[0]
 
 
 def test_keys_are_unit_and_detached():
-    model = build_tiny()
-    k = model.keys(prep(model, views(3))['inputs'][1])
+    model = build_tiny_adco()
+    k = model.keys(prep(model, adco_views(3))['inputs'][1])
     assert not k.requires_grad
     assert torch.allclose(k.norm(dim=1), torch.ones(3), atol=1e-5)
     assert torch.allclose(F.normalize(k, dim=1), k)
@@ -243,9 +212,9 @@ def test_keys_are_unit_and_detached():
 def test_runs_under_autocast(overrides):
     """Mixed precision (CPU bfloat16 here; fp16 on GPU goes the same way)."""
     torch.manual_seed(0)
-    model = build_tiny(**overrides)
+    model = build_tiny_adco(**overrides)
     sizes = (28, 28, 20) if overrides.get('multi_crop') else (28, 28)
-    data = prep(model, views(4, sizes=sizes))
+    data = prep(model, adco_views(4, sizes=sizes))
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = model(**data, mode='loss')
     out['loss'].backward()

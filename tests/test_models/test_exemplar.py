@@ -1,52 +1,10 @@
 """The ExemplarMoCo algorithm and ExemplarHead: labels, queue, modes."""
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import ROOT
-
-EXEMPLAR_FMNIST_CONFIG = os.path.join(
-    ROOT, 'configs/exemplar/'
-    'exemplar-v2_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
-EXEMPLAR_V1_FMNIST_CONFIG = os.path.join(
-    ROOT, 'configs/exemplar/'
-    'exemplar-v1_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
-
-
-def build_tiny(queue_len=24, feat_dim=16, config=EXEMPLAR_FMNIST_CONFIG,
-               **overrides):
-    """The Fashion-MNIST Exemplar model at width 8, D=16."""
-    import mm_instdisc.models  # noqa: F401
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config).model
-    cfg.queue_len = queue_len
-    cfg.feat_dim = feat_dim
-    cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
-    cfg.neck.in_channels = 64
-    if 'hid_channels' in cfg.neck:
-        cfg.neck.hid_channels = 64
-    cfg.neck.out_channels = feat_dim
-    cfg.update(overrides)
-    return MODELS.build(cfg)
-
-
-def views(labels, seed=0, num_views=2, with_labels=True):
-    """A fake two-view batch; ``labels`` one per image."""
-    from mmpretrain.structures import DataSample
-    g = torch.Generator().manual_seed(seed)
-    b = len(labels)
-    inputs = [torch.randint(0, 255, (b, 1, 28, 28), generator=g,
-                            dtype=torch.uint8) for _ in range(num_views)]
-    samples = []
-    for y in labels:
-        ds = DataSample()
-        if with_labels:
-            ds.set_gt_label(y)
-        samples.append(ds)
-    return dict(inputs=inputs, data_samples=samples)
+from tests.helpers import (EXEMPLAR_V1_FMNIST_CONFIG, build_tiny_exemplar,
+                           exemplar_views)
 
 
 def prep(model, data):
@@ -55,7 +13,7 @@ def prep(model, data):
 
 def test_loss_step_fills_both_queues_in_order():
     torch.manual_seed(0)
-    model = build_tiny(queue_len=10)
+    model = build_tiny_exemplar(queue_len=10)
     model.train()
     keys0 = model.queue.keys.clone()
     seen = []
@@ -68,7 +26,8 @@ def test_loss_step_fills_both_queues_in_order():
 
     model.keys = spy
     for step, labels in enumerate([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]):
-        out = model(**prep(model, views(labels, seed=step)), mode='loss')
+        out = model(**prep(model, exemplar_views(labels, seed=step)),
+                    mode='loss')
         assert set(out) == {'loss', 'neg_excluded'}
         assert torch.isfinite(out['loss'])
         out['loss'].backward()  # enqueue happened; backward still works
@@ -83,9 +42,9 @@ def test_loss_step_fills_both_queues_in_order():
 
 def test_same_class_queue_entries_are_excluded():
     torch.manual_seed(0)
-    model = build_tiny(queue_len=8)
+    model = build_tiny_exemplar(queue_len=8)
     model.queue.labels.copy_(torch.tensor([0, 0, 0, 0, 1, 1, -1, -1]))
-    data = prep(model, views([0, 0, 1, 2]))
+    data = prep(model, exemplar_views([0, 0, 1, 2]))
     calls = []
     orig = model.head.loss
 
@@ -136,15 +95,15 @@ def test_head_equals_mmpretrain_contrastive_head_when_labels_differ():
     (dict(with_labels=False), "has no 'gt_label'"),
 ])
 def test_unlabelled_data_is_a_clear_error(bad, match):
-    model = build_tiny()
+    model = build_tiny_exemplar()
     with pytest.raises(ValueError, match=match):
-        model(**prep(model, views([0, 1], **bad)), mode='loss')
+        model(**prep(model, exemplar_views([0, 1], **bad)), mode='loss')
 
 
 def test_bad_labels_are_clear_errors():
     from mmpretrain.structures import DataSample
-    model = build_tiny()
-    data = prep(model, views([0, 1]))
+    model = build_tiny_exemplar()
+    data = prep(model, exemplar_views([0, 1]))
     multi = [DataSample().set_gt_label([1, 2]), DataSample().set_gt_label(0)]
     with pytest.raises(ValueError, match='exactly one class index'):
         model(data['inputs'], multi, mode='loss')
@@ -152,22 +111,22 @@ def test_bad_labels_are_clear_errors():
     with pytest.raises(ValueError, match='class indices >= 0'):
         model(data['inputs'], neg, mode='loss')
     with pytest.raises(ValueError, match=r'expects 2 views .*got 3 views'):
-        model(**prep(model, views([0, 1], num_views=3)), mode='loss')
+        model(**prep(model, exemplar_views([0, 1], num_views=3)), mode='loss')
     with pytest.raises(ValueError, match='Illegal momentum'):
-        build_tiny(momentum=1.5)
+        build_tiny_exemplar(momentum=1.5)
     with pytest.raises(ValueError, match='Illegal temperature'):
-        build_tiny(head=dict(type='ExemplarHead', temperature=-1))
+        build_tiny_exemplar(head=dict(type='ExemplarHead', temperature=-1))
 
 
 def test_state_dict_holds_queues_and_key_encoder():
-    model = build_tiny(queue_len=12)
-    model(**prep(model, views([3, 4, 5])), mode='loss')
+    model = build_tiny_exemplar(queue_len=12)
+    model(**prep(model, exemplar_views([3, 4, 5])), mode='loss')
     sd = model.state_dict()
     for key in ('queue.keys', 'queue.labels', 'queue.ptr', 'encoder_k.steps'):
         assert key in sd, key
     assert sd['queue.labels'][:3].tolist() == [3, 4, 5]
     assert int(sd['queue.ptr']) == 3
-    other = build_tiny(queue_len=12)
+    other = build_tiny_exemplar(queue_len=12)
     other.load_state_dict(sd)
     assert torch.equal(other.queue.keys, model.queue.keys)
     assert torch.equal(other.queue.labels, model.queue.labels)
@@ -175,8 +134,8 @@ def test_state_dict_holds_queues_and_key_encoder():
 
 def test_key_encoder_follows_query_encoder():
     torch.manual_seed(0)
-    model = build_tiny(momentum=0.5)
-    data = prep(model, views([0, 1, 2, 3]))
+    model = build_tiny_exemplar(momentum=0.5)
+    data = prep(model, exemplar_views([0, 1, 2, 3]))
     model(**data, mode='loss')  # first update copies the query encoder
     src = list(model.backbone.parameters()) + list(model.neck.parameters())
     for p_k, p_q in zip(model.encoder_k.module.parameters(), src):
@@ -192,17 +151,17 @@ def test_key_encoder_follows_query_encoder():
 
 
 def test_v1_flavour_linear_neck_and_temperature():
-    model = build_tiny(config=EXEMPLAR_V1_FMNIST_CONFIG)
+    model = build_tiny_exemplar(config=EXEMPLAR_V1_FMNIST_CONFIG)
     assert type(model.neck).__name__ == 'LinearNeck'
     assert model.head.temperature == 0.07
-    out = model(**prep(model, views([0, 1, 1, 2])), mode='loss')
+    out = model(**prep(model, exemplar_views([0, 1, 1, 2])), mode='loss')
     assert torch.isfinite(out['loss'])
 
 
 def test_tensor_and_predict_modes():
-    model = build_tiny()
+    model = build_tiny_exemplar()
     model.eval()
-    data = model.data_preprocessor(views([0, 1]), False)
+    data = model.data_preprocessor(exemplar_views([0, 1]), False)
     feats = model(data['inputs'][0], mode='tensor')
     assert feats[-1].shape[:2] == (2, 64)
     out = model(data['inputs'][0], data['data_samples'], mode='predict')
@@ -213,8 +172,8 @@ def test_tensor_and_predict_modes():
 
 def test_runs_under_autocast():
     torch.manual_seed(0)
-    model = build_tiny()
-    data = prep(model, views([0, 0, 1, 1]))
+    model = build_tiny_exemplar()
+    data = prep(model, exemplar_views([0, 0, 1, 1]))
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = model(**data, mode='loss')
     out['loss'].backward()

@@ -3,33 +3,7 @@ import copy
 import pytest
 import torch
 
-from tests.helpers import FMNIST_CONFIG
-
-
-def build_tiny(bank_size=32, loss_mode='nce'):
-    import mm_instdisc.models  # noqa: F401
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(FMNIST_CONFIG).model
-    cfg.bank_size = bank_size
-    cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
-    cfg.neck.in_channels = 64
-    cfg.head.num_negatives = 8
-    cfg.head.loss_mode = loss_mode
-    return MODELS.build(cfg)
-
-
-def batch(idx, with_idx=True):
-    from mmpretrain.structures import DataSample
-    samples = []
-    for i in idx:
-        ds = DataSample().set_gt_label(i % 10)
-        if with_idx:
-            ds.set_metainfo(dict(sample_idx=i))
-        samples.append(ds)
-    return dict(inputs=[torch.randint(0, 255, (len(idx), 1, 28, 28),
-                                      dtype=torch.uint8)],
-                data_samples=samples)
+from tests.helpers import build_tiny_npid, npid_batch
 
 
 STATS = {'nce': {'log_z', 'pos_h', 'neg_h'}, 'softmax': {'pos_prob'},
@@ -39,8 +13,8 @@ STATS = {'nce': {'log_z', 'pos_h', 'neg_h'}, 'softmax': {'pos_prob'},
 @pytest.mark.parametrize('loss_mode', ['nce', 'softmax', 'sampled_softmax'])
 def test_loss_then_bank_update(loss_mode):
     torch.manual_seed(0)
-    model = build_tiny(loss_mode=loss_mode)
-    data = model.data_preprocessor(batch([1, 4, 9, 30]), True)
+    model = build_tiny_npid(loss_mode=loss_mode)
+    data = model.data_preprocessor(npid_batch([1, 4, 9, 30]), True)
     before = model.memory_bank.bank.clone()
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss', 'pos_sim'} | STATS[loss_mode]
@@ -55,8 +29,8 @@ def test_loss_then_bank_update(loss_mode):
 
 
 def test_tensor_and_predict_modes():
-    model = build_tiny()
-    data = model.data_preprocessor(batch([0, 1]), False)
+    model = build_tiny_npid()
+    data = model.data_preprocessor(npid_batch([0, 1]), False)
     feats = model(data['inputs'][0], mode='tensor')
     assert feats[-1].shape[:2] == (2, 64)  # stage-4 width 8 * 8
     out = model(data['inputs'][0], data['data_samples'], mode='predict')
@@ -65,22 +39,22 @@ def test_tensor_and_predict_modes():
 
 
 def test_bank_in_state_dict():
-    model = build_tiny()
+    model = build_tiny_npid()
     sd = model.state_dict()
     assert sd['memory_bank.bank'].shape == (32, 128)
     assert 'head.loss_module.log_z' in sd and 'head.loss_module.z_calls' in sd
 
 
 def test_missing_sample_idx_is_a_clear_error():
-    model = build_tiny()
-    data = model.data_preprocessor(batch([0, 1], with_idx=False), True)
+    model = build_tiny_npid()
+    data = model.data_preprocessor(npid_batch([0, 1], with_idx=False), True)
     with pytest.raises(ValueError, match="no 'sample_idx'"):
         model(**data, mode='loss')
 
 
 def test_non_finite_features_are_a_clear_error():
-    model = build_tiny()
-    data = model.data_preprocessor(batch([0, 1]), True)
+    model = build_tiny_npid()
+    data = model.data_preprocessor(npid_batch([0, 1]), True)
     with torch.no_grad():
         model.neck.fc.weight.fill_(float('nan'))
     with pytest.raises(ValueError, match='non-finite'):
@@ -88,7 +62,7 @@ def test_non_finite_features_are_a_clear_error():
 
 
 def test_index_beyond_bank_is_a_clear_error():
-    model = build_tiny(bank_size=16)
-    data = model.data_preprocessor(batch([3, 20]), True)
+    model = build_tiny_npid(bank_size=16)
+    data = model.data_preprocessor(npid_batch([3, 20]), True)
     with pytest.raises(ValueError, match='bank length match'):
         model(**data, mode='loss')

@@ -1,15 +1,8 @@
 """ParametricInstance (NPID's parametric-softmax baseline) on a tiny ResNet."""
-import os
-
 import pytest
 import torch
 
-from tests.helpers import ROOT
-from tests.test_models.test_npid import batch
-
-PARAMETRIC_CONFIG = os.path.join(
-    ROOT, 'configs/npid/parametric-softmax_resnet18-w16_1xb128-steplr-10e_'
-    'fashion-mnist.py')
+from tests.helpers import PARAMETRIC_CONFIG, npid_batch
 
 
 def build_tiny(num_instances=32, head=None):
@@ -28,7 +21,7 @@ def build_tiny(num_instances=32, head=None):
 def test_loss_is_the_module_on_the_embedding():
     torch.manual_seed(0)
     model = build_tiny()
-    data = model.data_preprocessor(batch([1, 4, 9, 31]), True)
+    data = model.data_preprocessor(npid_batch([1, 4, 9, 31]), True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss', 'inst_acc'}
     f = model.embed(data['inputs'])
@@ -44,7 +37,7 @@ def test_sgd_on_a_fixed_batch_learns_the_instances():
     torch.manual_seed(0)
     model = build_tiny(head=dict(temperature=0.1))
     idx = [0, 3, 5, 8, 13, 21, 22, 30]
-    data = model.data_preprocessor(batch(idx), True)
+    data = model.data_preprocessor(npid_batch(idx), True)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model.train()
     losses = []
@@ -69,7 +62,7 @@ def test_sgd_on_a_fixed_batch_learns_the_instances():
 def test_embed_predict_and_tensor_modes():
     model = build_tiny()
     model.eval()
-    data = model.data_preprocessor(batch([0, 1, 2]), False)
+    data = model.data_preprocessor(npid_batch([0, 1, 2]), False)
     v = model.embed(data['inputs'])
     assert v.shape == (3, 16)
     assert torch.allclose(v.norm(dim=1), torch.ones(3), atol=1e-5)
@@ -87,14 +80,14 @@ def test_classifier_in_state_dict():
 
 def test_missing_sample_idx_is_a_clear_error():
     model = build_tiny()
-    data = model.data_preprocessor(batch([0, 1], with_idx=False), True)
+    data = model.data_preprocessor(npid_batch([0, 1], with_idx=False), True)
     with pytest.raises(ValueError, match="no 'sample_idx'"):
         model(**data, mode='loss')
 
 
 def test_index_beyond_num_instances_is_a_clear_error():
     model = build_tiny(num_instances=8)
-    data = model.data_preprocessor(batch([3, 12]), True)
+    data = model.data_preprocessor(npid_batch([3, 12]), True)
     with pytest.raises(ValueError, match='num_instances must equal the '
                        'training set size'):
         model(**data, mode='loss')

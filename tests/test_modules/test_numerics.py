@@ -11,11 +11,11 @@ tests/test_faults/test_bad_input.py.
 """
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mm_instdisc.modules import (AdCoLoss, AdversarialNegatives, ExemplarLoss,
                                  ParametricInstanceLoss, SplitMaskLoss)
 from mm_instdisc.modules.splitmask import info_nce
+from tests.helpers import unit_f32
 
 DTYPES = [torch.float16, torch.bfloat16]
 TEMPERATURES = [0.01, 0.05, 0.07, 0.2, 1.0]
@@ -25,12 +25,6 @@ NAN = float('nan')
 
 
 # ---------------------------------------------------------------- helpers
-def unit(*shape, seed, dim=-1):
-    """Unit rows (or columns with ``dim=0``), float32."""
-    g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=g), dim=dim)
-
-
 def leaf64(x):
     """The float64 copy of a float32 tensor, a new autograd leaf."""
     return x.detach().double().requires_grad_()
@@ -141,12 +135,12 @@ def ref_splitmask(dec_a, dec_b, ids_a, ids_b, tokens, w, b, p_w, p_b, t):
 
 # --------------------------------------- autocast vs the float64 reference
 def adco_inputs(b=6, m=10, d=16, k=40, pos_offset=3):
-    q = unit(b, d, seed=1).requires_grad_()
-    keys = unit(m, d, seed=2)
+    q = unit_f32(b, d, seed=1).requires_grad_()
+    keys = unit_f32(m, d, seed=2)
     negatives = AdversarialNegatives(k, d, init='random')
     with torch.no_grad():  # raw columns of very different norms
         negatives.weight.copy_(
-            unit(d, k, seed=3, dim=0) * torch.linspace(0.3, 3.0, k))
+            unit_f32(d, k, seed=3, dim=0) * torch.linspace(0.3, 3.0, k))
     return q, keys, negatives, pos_offset
 
 
@@ -191,8 +185,8 @@ def test_adco_negatives_loss_under_autocast(dtype, mem_t, batch_negatives):
 @pytest.mark.parametrize('dtype', DTYPES)
 def test_exemplar_loss_under_autocast(dtype, tau):
     b, n_queue, d = 6, 48, 16
-    q = unit(b, d, seed=1).requires_grad_()
-    k, queue_keys = unit(b, d, seed=2), unit(n_queue, d, seed=3)
+    q = unit_f32(b, d, seed=1).requires_grad_()
+    k, queue_keys = unit_f32(b, d, seed=2), unit_f32(n_queue, d, seed=3)
     g = torch.Generator().manual_seed(4)
     labels = torch.randint(0, 4, (b, ), generator=g)
     queue_labels = torch.randint(-1, 4, (n_queue, ), generator=g)
@@ -213,8 +207,8 @@ def test_exemplar_loss_under_autocast(dtype, tau):
 @pytest.mark.parametrize('tau', TEMPERATURES)
 @pytest.mark.parametrize('dtype', DTYPES)
 def test_splitmask_info_nce_under_autocast(dtype, tau):
-    q = unit(5, 16, seed=1).requires_grad_()
-    k = unit(9, 16, seed=2).requires_grad_()  # the other ranks' rows too
+    q = unit_f32(5, 16, seed=1).requires_grad_()
+    k = unit_f32(9, 16, seed=2).requires_grad_()  # the other ranks' rows too
     with torch.autocast('cpu', dtype=dtype):
         loss = info_nce(q, k, tau, pos_offset=3)
     grad_q, grad_k = torch.autograd.grad(loss, (q, k))
@@ -265,8 +259,8 @@ def test_parametric_instance_loss_under_autocast(dtype, tau):
     n, d = 40, 16
     loss_fn = ParametricInstanceLoss(n, d, temperature=tau)
     with torch.no_grad():  # unit class vectors: logits in [-1/T, 1/T]
-        loss_fn.weight.copy_(unit(n, d, seed=1))
-    f = unit(6, d, seed=2).requires_grad_()
+        loss_fn.weight.copy_(unit_f32(n, d, seed=1))
+    f = unit_f32(6, d, seed=2).requires_grad_()
     idx = torch.tensor([0, 5, 39, 5, 17, 2])
     with torch.autocast('cpu', dtype=dtype):
         loss = loss_fn(f, idx)
@@ -297,8 +291,8 @@ def test_public_logits_are_float32_under_autocast(dtype):
 def test_half_precision_inputs_and_modules(dtype):
     """Half features (an autocast encoder's output) and modules converted
     to half as a whole: float32 losses, gradients back in half."""
-    q = unit(4, 16, seed=1).to(dtype).requires_grad_()
-    k = unit(4, 16, seed=2).to(dtype)
+    q = unit_f32(4, 16, seed=1).to(dtype).requires_grad_()
+    k = unit_f32(4, 16, seed=2).to(dtype)
     negatives = AdversarialNegatives(32, 16, init='random').to(dtype)
     enc, adv = AdCoLoss(0.12, 0.02)(q, k, negatives())
     (enc + adv).backward()

@@ -7,18 +7,15 @@ The cases cover NPID's ResNets and SplitMask's ViT (to the backbones of
 SplitMask's fine-tuning and Mask R-CNN configs).
 """
 import os
-import subprocess
-import sys
 from typing import Callable, FrozenSet, List, NamedTuple
 
 import pytest
 import torch
 from torch import nn
 
-from tests.helpers import ROOT
-from tests.test_transfer.conftest import (TINY_VIT_ARCH, build_npid,
-                                           build_splitmask,
-                                           save_selfsup_checkpoint)
+from tests.helpers import (FMNIST_LINEAR_CONFIG, ROOT, TINY_VIT_ARCH,
+                           build_npid, build_splitmask, run_converter_tool,
+                           save_selfsup_checkpoint)
 
 from mm_instdisc.apis.selfsup_to_backbone import (check_backbone_keys,
                                                    convert_selfsup_checkpoint,
@@ -28,9 +25,6 @@ from mm_instdisc.apis.selfsup_to_backbone import (check_backbone_keys,
 FMNIST_DET_CONFIG = os.path.join(
     ROOT, 'configs/benchmarks/mmdetection/fmnist_coco/'
     'mask-rcnn_resnet18-w16-fpn_1xb4-6e_fmnist-coco.py')
-LINEAR_CONFIG = os.path.join(
-    ROOT, 'configs/benchmarks/classification/fashion_mnist/'
-    'resnet18-w16_1xb128-linear-coslr-10e_fashion-mnist.py')
 SPLITMASK_FT_CONFIG = os.path.join(
     ROOT, 'configs/splitmask/benchmarks/'
     'vit-w128d4-p4_splitmask-pre_1xb128-coslr-20e_fashion-mnist.py')
@@ -310,18 +304,10 @@ def test_check_backbone_keys_reports_mismatches():
     assert missing == ['0.weight'] and set(unexpected) == {'0.weight', 'extra'}
 
 
-def _run_tool(*args):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run(
-        [sys.executable, 'tools/model_converters/selfsup_to_backbone.py',
-         *args], capture_output=True, text=True, cwd=ROOT, env=env,
-        timeout=300)
-
-
 def test_converter_tool(npid_ckpt, tmp_path):
     dst = tmp_path / 'out' / 'npid_backbone.pth'
-    r = _run_tool(npid_ckpt, str(dst), '--out-prefix', 'backbone.',
-                  '--verify', LINEAR_CONFIG)
+    r = run_converter_tool(npid_ckpt, str(dst), '--out-prefix', 'backbone.',
+                           '--verify', FMNIST_LINEAR_CONFIG)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'verified: all' in r.stdout
     keys = torch.load(dst, weights_only=True)['state_dict']
@@ -329,7 +315,7 @@ def test_converter_tool(npid_ckpt, tmp_path):
 
     bad = tmp_path / 'bad.pth'
     torch.save(dict(state_dict={'head.fc.weight': torch.zeros(2)}), bad)
-    r = _run_tool(str(bad), str(tmp_path / 'x.pth'))
+    r = run_converter_tool(str(bad), str(tmp_path / 'x.pth'))
     assert r.returncode != 0
     assert 'No backbone.* keys' in r.stderr and "['head']" in r.stderr
     assert not (tmp_path / 'x.pth').exists()
@@ -367,7 +353,6 @@ def test_converter_tool_verify_vit_allow_missing(tmp_path):
     """--verify against the SplitMask fine-tuning config: ln2 (the ViT's
     norm after pooling, absent in pretraining) is reported with a hint, and
     accepted only when --allow-missing names it."""
-    from tests.test_transfer.conftest import build_splitmask
     src = save_selfsup_checkpoint(build_splitmask(),
                                   tmp_path / 'splitmask.pth')
     cfg = tmp_path / 'ft_tiny.py'
@@ -375,17 +360,18 @@ def test_converter_tool_verify_vit_allow_missing(tmp_path):
                    f'model = dict(backbone=dict({TINY_VIT!r}))\n'
                    .replace('dict({', 'dict(**{'))
     dst = str(tmp_path / 'vit.pth')
-    r = _run_tool(src, dst, '--verify', str(cfg))
+    r = run_converter_tool(src, dst, '--verify', str(cfg))
     assert r.returncode != 0
     assert 'ln2.weight' in r.stderr and '--allow-missing' in r.stderr
-    r = _run_tool(src, dst, '--verify', str(cfg), '--allow-missing', 'ln2.*')
+    r = run_converter_tool(src, dst, '--verify', str(cfg), '--allow-missing',
+                           'ln2.*')
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'keep their initialisation' in r.stdout and 'ln2.bias' in r.stdout
     # a pattern that does not cover every missing key still fails
-    r = _run_tool(src, dst, '--verify', str(cfg), '--allow-missing',
-                  'ln2.weight')
+    r = run_converter_tool(src, dst, '--verify', str(cfg), '--allow-missing',
+                           'ln2.weight')
     assert r.returncode != 0 and 'ln2.bias' in r.stderr
-    r = _run_tool(src, dst, '--allow-missing', 'ln2.*')
+    r = run_converter_tool(src, dst, '--allow-missing', 'ln2.*')
     assert r.returncode != 0 and 'only applies with --verify' in r.stderr
 
 
