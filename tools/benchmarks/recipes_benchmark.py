@@ -29,7 +29,8 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _pretrain import ROOT, setup_mmpretrain, train_run  # noqa: E402
+from _pretrain import (ROOT, last_metrics, setup_mmpretrain,  # noqa: E402
+                       train_run)
 
 sys.path.insert(0, ROOT)  # an uninstalled checkout, as the other benchmarks
 
@@ -46,7 +47,33 @@ METHODS = {
              'and augmentation as MoCo v2'),
     'exemplar': ('configs/exemplar/exemplar-v2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
                  8, 'Exemplar-v2 (MoCo v2 recipe + label filter on the queue)'),
+    'splitmask': ('configs/splitmask/splitmask_vit-w64d4-p4_1xb256-bf16-cos-15min_fashion-mnist.py',
+                  6, 'SplitMask, ViT width 64, 4 layers, 4x4 patches at 28 px, 1-layer decoder, '
+                  'batched augmentation, bf16'),
 }
+
+# read-out by fine-tuning with labels: method -> (fine-tuning config, its
+# epochs, the random-init run it is compared with), run from the recipe's
+# checkpoint and from random init with the run's seed (the labelled subset's
+# seed too). The ResNet recipes share one network, so one random-init
+# fine-tuning per seed serves them all.
+FT_RESNET = ('configs/benchmarks/classification/fashion_mnist/resnet18-w32s2_1xb64-ft-coslr-'
+             '100e_fashion-mnist-1pc.py', 100, 'resnet18-w32s2-random')
+FINETUNE = {
+    'splitmask': ('configs/splitmask/benchmarks/vit-w64d4-p4_splitmask-15min-pre_1xb128-bf16-'
+                  'coslr-30e_fashion-mnist-6k.py', 30, 'splitmask-random'),
+    'npid': FT_RESNET, 'mocov2': FT_RESNET, 'adco': FT_RESNET, 'exemplar': FT_RESNET,
+}
+# what each fine-tuning config trains on (for the report)
+FT_DATA = {
+    FINETUNE['splitmask'][0]: '6,000 labelled training images (the first 10% of the training '
+                              'split), 30 epochs',
+    FT_RESNET[0]: '1% of the labels (600 images, 60 a class, the subset drawn with the run\'s '
+                  'seed), 100 epochs',
+}
+# features of the kNN / probe read-out: the pooled last backbone stage, or
+# the model's embedding (SplitMask: the mean of the ViT's patch tokens)
+FEATURE = {'splitmask': 'embed'}
 
 
 DATA_CONFIG = osp.join(ROOT, 'configs/_base_/datasets/fashion-mnist_bs128_npid.py')
@@ -71,12 +98,12 @@ RUN_NOTES = (
     '(15.2 min, over budget), rerun as exemplar/0 on a quiet machine.')
 
 
-# SplitMask is a ViT read out by fine-tuning, not by kNN / probe of a ResNet
+# SplitMask is a ViT: its kNN / probe rows read its pooled patch tokens, and
+# its own read-out is fine-tuning (finetune_section)
 SPLITMASK_NOTE = (
-    '**SplitMask is not in this table:** no 15-minute all-60k recipe with a fine-tuning read-out has been '
-    'built yet (this benchmark reads out kNN and a linear probe). Its own benchmark '
-    '(`docs/benchmarks/splitmask.md`: 5,000 images, 10 pretraining + 10 fine-tuning epochs, one run) has '
-    'SplitMask fine-tuning 70.54 top-1 vs 69.15 from random init.')
+    '**SplitMask** is a ViT (masked-image modelling + InfoNCE between the two halves): its row '
+    'above reads out the mean of its patch tokens, against the same ViT at random init; its '
+    'paper\'s read-out is fine-tuning, in the next section.')
 
 
 def parse_args():
@@ -88,6 +115,8 @@ def parse_args():
     p.add_argument('--budget-min', type=float, default=15.0)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/recipes'))
     p.add_argument('--report-only', action='store_true')
+    p.add_argument('--skip-finetune', action='store_true',
+                   help='no fine-tuning read-out (kNN and linear probe only)')
     p.add_argument('--throughput', action='store_true',
                    help='measure, per method, img/s end to end (data loader, '
                    'batch augmentation, train_step) and of the train_step on '
@@ -98,16 +127,17 @@ def parse_args():
     return p.parse_args()
 
 
-def readout(cfg, checkpoint, loaders, seed):
-    """kNN k=20/200 and linear probe of the pooled backbone (or of pixels)."""
+def readout(cfg, checkpoint, loaders, seed, feature='backbone'):
+    """kNN k=20/200 and linear probe of the pooled backbone, or of
+    ``feature`` (see FEATURE), or of pixels."""
     from mm_instdisc.apis import (extract_features, knn_evaluate, linear_probe,
                                   load_model, pixel_features)
     if checkpoint == 'pixels':
         tr, te = pixel_features(loaders[0]), pixel_features(loaders[1])
     else:
         model = load_model(cfg, checkpoint)
-        tr = extract_features(model, loaders[0], 'backbone', desc='train')
-        te = extract_features(model, loaders[1], 'backbone', desc='test')
+        tr = extract_features(model, loaders[0], feature, desc='train')
+        te = extract_features(model, loaders[1], feature, desc='test')
     knn = knn_evaluate(tr[0], tr[1], te[0], te[1], ks=(20, 200),
                        temperature=0.07)
     probe = linear_probe(tr[0], tr[1], te[0], te[1], num_classes=10,
@@ -173,13 +203,20 @@ def main():
                 save()
             for seed in args.seeds:
                 key = f'{method}/{seed}'
+                feature = FEATURE.get(method, 'backbone')
                 if f'{method}-random/{seed}' not in results:
                     torch.manual_seed(seed)
                     results[f'{method}-random/{seed}'] = readout(
-                        cfg, 'none', loaders, seed)
+                        cfg, 'none', loaders, seed, feature)
                     save()
                 work_dir = osp.join(args.work_dir, method, f'seed{seed}')
+                tune = method in FINETUNE and not args.skip_finetune
+                if tune:
+                    finetune(args, method, seed, None, results, save)
                 if key in results:
+                    if tune:
+                        finetune(args, method, seed, osp.join(
+                            work_dir, f'epoch_{epochs}.pth'), results, save)
                     if 'stats' not in results[key] and osp.isdir(work_dir):
                         results[key]['stats'] = train_stats(
                             work_dir, MECHANISM.get(method, ()))
@@ -191,7 +228,7 @@ def main():
                 ckpt, wall = train_run(key, run_cfg, work_dir, epochs,
                                        args.threads)
                 t = time.time()
-                results[key] = dict(readout(cfg, ckpt, loaders, seed),
+                results[key] = dict(readout(cfg, ckpt, loaders, seed, feature),
                                     wall_s=wall, readout_s=0.0,
                                     curve=val_curve(work_dir, wall),
                                     stats=train_stats(
@@ -199,6 +236,8 @@ def main():
                 results[key]['readout_s'] = time.time() - t
                 print(f'[{key}] {results[key]}', flush=True)
                 save()
+                if tune:
+                    finetune(args, method, seed, ckpt, results, save)
     # runs recorded before the mechanism logs were kept: read them now
     for key, res in results.items():
         method, _, seed = key.partition('/')
@@ -208,6 +247,45 @@ def main():
             res['stats'] = train_stats(work_dir, MECHANISM.get(method, ()))
     save()
     write_report(args, results)
+
+
+def finetune(args, method, seed, checkpoint, results, save):
+    """Fine-tune with labels (FINETUNE[method]) from ``checkpoint`` (None:
+    random init) through tools/train.py; store the last validation's top-1
+    as ``results[run]['finetune']`` (run = method/seed, or the method's
+    random-init run, e.g. resnet18-w32s2-random/seed). A run that has it is
+    skipped."""
+    from mmengine.config import Config
+    config, epochs, random_run = FINETUNE[method]
+    key = f'{method}/{seed}' if checkpoint else f'{random_run}/{seed}'
+    if 'finetune' in results.get(key, {}):
+        return
+    if checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'[{key}] fine-tuning needs the pretraining checkpoint '
+            f'{checkpoint}, which does not exist')
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    if cfg.train_dataloader.dataset.get('type') == 'ClassBalancedSubset':
+        cfg.train_dataloader.dataset.seed = seed  # the labelled subset
+    cfg.model.backbone.init_cfg = None if checkpoint is None else dict(
+        type='Pretrained', checkpoint=osp.abspath(checkpoint),
+        prefix='backbone.')
+    work_dir = (osp.join(args.work_dir, method, f'finetune_pretrained_seed{seed}')
+                if checkpoint else
+                osp.join(args.work_dir, random_run[:-len('-random')],
+                         f'finetune_random_seed{seed}'))
+    _, wall = train_run(f'{key} fine-tune', cfg, work_dir, epochs,
+                        args.threads)
+    row = last_metrics(work_dir, 'accuracy/top1')
+    if row is None:
+        raise RuntimeError(f'[{key}] fine-tuning in {work_dir} logged no '
+                           'accuracy/top1 validation')
+    results.setdefault(key, {})
+    results[key]['finetune'] = row['accuracy/top1']
+    results[key]['finetune_wall_s'] = wall
+    print(f'[{key}] fine-tuning top-1 {row["accuracy/top1"]:.2f}', flush=True)
+    save()
 
 
 def throughput(config, iters, repeats=2):
@@ -362,6 +440,7 @@ def write_report(args, results):
                          f'{v["linear"]:.2f} | {v["wall_s"] / 60:.1f} min |')
         lines += ['', RUN_NOTES]
     lines += ['', SPLITMASK_NOTE]
+    lines += finetune_section(results)
     todo = [f'{m} (seeds {", ".join(str(x) for x in args.seeds if f"{m}/{x}" not in results)})'
             for m in METHODS
             if any(f'{m}/{x}' not in results for x in args.seeds)]
@@ -391,6 +470,40 @@ def _at(stats, key, frac):
     if not rows:
         return float('nan')
     return rows[min(len(rows) - 1, int(frac * (len(rows) - 1) + 0.5))][1]
+
+
+def finetune_section(results):
+    """Fine-tuning top-1 from each recipe vs the same network at random
+    init, per fine-tuning protocol (FINETUNE)."""
+    lines = []
+    for config in dict.fromkeys(c for c, _, _ in FINETUNE.values()):
+        methods = [m for m, v in FINETUNE.items() if v[0] == config]
+        epochs, random_run = FINETUNE[methods[0]][1:]
+        rnd = [v for k, v in sorted(results.items())
+               if k.startswith(f'{random_run}/') and 'finetune' in v]
+        rows = [(m, [v for k, v in sorted(results.items())
+                     if k.startswith(f'{m}/') and 'finetune' in v])
+                for m in methods]
+        if not rnd and not any(r for _, r in rows):
+            continue
+        lines += ['', f'## Fine-tuning read-out: {", ".join(methods)}', '',
+                  f'`{config}`: the whole network fine-tuned with {FT_DATA[config]}, tested on '
+                  'the 10,000 test images, from the recipe\'s final checkpoint and from random '
+                  'init (same seed, same schedule). Mean +- std over the seeds.', '',
+                  '| start | seeds | fine-tuning top-1 | per seed | fine-tuning wall time | '
+                  'beats random init |', '|---|---|---|---|---|---|']
+        rmean = statistics.mean(v['finetune'] for v in rnd) if rnd else float('nan')
+        for name, runs in [('random init', rnd)] + rows:
+            if not runs:
+                continue
+            vals = [v['finetune'] for v in runs]
+            walls = ', '.join(f'{v.get("finetune_wall_s", 0) / 60:.1f}' for v in runs)
+            beats = '-' if runs is rnd else (
+                'yes' if statistics.mean(vals) > rmean else '**no**')
+            lines.append(
+                f'| {name} | {len(runs)} | {mean_std(vals)} | '
+                f'{", ".join(f"{x:.2f}" for x in vals)} | {walls} min | {beats} |')
+    return lines
 
 
 def mechanism_section(args, results):
@@ -494,10 +607,13 @@ def plot(args, curves, px, results):
             labelled.add(method)
     if px:
         ax.axhline(px['knn_k200'], color='k', ls='--', label='raw pixels')
-    rnd = [v['knn_k200'] for k, v in results.items() if '-random/' in k]
+    rnd = [v['knn_k200'] for k, v in results.items()
+           if '-random/' in k and 'knn_k200' in v
+           and k.split('-random/')[0] in METHODS
+           and k.split('-random/')[0] not in FEATURE]
     if rnd:
         ax.axhline(statistics.mean(rnd), color='grey', ls=':',
-                   label='random init (mean)')
+                   label='random init ResNet (mean)')
     ax.axvline(args.budget_min, color='r', lw=0.8, label='budget')
     ax.set_xlabel('wall-clock minutes of pretraining (2 cores)')
     ax.set_ylabel('kNN top-1, k=200 (%)')
