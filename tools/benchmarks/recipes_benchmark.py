@@ -1,4 +1,4 @@
-"""Fixed-budget recipes on all of Fashion-MNIST: pretrain, then kNN and linear probe.
+"""Fixed-budget recipes on all of Fashion-MNIST: pretrain, then kNN, linear probe, fine-tuning.
 
     python tools/benchmarks/recipes_benchmark.py                      # every method, 3 seeds
     python tools/benchmarks/recipes_benchmark.py --methods npid --seeds 0
@@ -6,13 +6,18 @@
 
 For each method and seed: pretrain its recipe config through tools/train.py
 with 2 threads (resumable: a finished run is reused, an interrupted one resumes
-from its last checkpoint), then read out the global-average-pooled backbone:
-weighted kNN (cosine, tau 0.07, k = 20 and 200) of the 10,000 test images
-against all 60,000 training images, and a linear probe (L-BFGS on standardised
-features). Beside them, measured the same way: raw pixels (mean-centred) and
-the same network at its random initialisation (one per seed). The curve of
-kNN accuracy against wall-clock minutes comes from the recipe's own validation
-(kNN against the memory bank, or the training embeddings, every few epochs).
+from its last checkpoint), then read out the global-average-pooled backbone
+(SplitMask: the mean of its ViT's patch tokens): weighted kNN (cosine, tau
+0.07, k = 20 and 200) of the 10,000 test images against all 60,000 training
+images, and a linear probe (L-BFGS on standardised features). Beside them,
+measured the same way: raw pixels (mean-centred) and the same network at its
+random initialisation (one per seed). Then fine-tuning with labels
+(``FINETUNE``; ``--skip-finetune`` leaves it out): the ResNet recipes with 1%
+of the labels (600 images, the subset drawn with the seed), SplitMask with
+6,000 labelled images, each beside the same network fine-tuned from random
+init with the same seed and schedule. The curve of kNN accuracy against
+wall-clock minutes comes from the recipe's own validation (kNN against the
+memory bank, or the training embeddings, every few epochs).
 
 Writes docs/benchmarks/recipes.md and docs/benchmarks/recipes.png. Budget: a
 recipe must finish pretraining within --budget-min minutes of wall time on the
