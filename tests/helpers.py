@@ -237,15 +237,14 @@ def adco_views(batch_size=4, sizes=(28, 28), seed=0):
                 data_samples=[DataSample() for _ in range(batch_size)])
 
 
-def tiny_adco_cfg(data_root, work_dir, epochs=2, batch_size=16,
-                  num_negatives=40, seed=0, config=ADCO_FMNIST_CONFIG):
-    """The Fashion-MNIST AdCo config shrunk to seconds on a CPU (64 images,
-    4 iterations per epoch, D=16)."""
+def tiny_two_view_cfg(config, data_root, work_dir, epochs, batch_size, seed):
+    """A two-view Fashion-MNIST config (AdCo, Exemplar) shrunk to seconds
+    on a CPU: width 8, D=16, cosine lr, a checkpoint and a log line per
+    epoch / iteration."""
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     m = cfg.model
-    m.num_negatives = num_negatives
     m.feat_dim = 16
     m.backbone.stem_channels = m.backbone.base_channels = 8
     m.neck.in_channels = m.neck.hid_channels = 64
@@ -258,14 +257,24 @@ def tiny_adco_cfg(data_root, work_dir, epochs=2, batch_size=16,
         dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
              end=epochs)
     ]
-    cfg.custom_hooks = [
-        dict(type='RandomStateHook'),
-        dict(type='AdCoNegativesInitHook', log_interval=1)
-    ]
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     cfg.randomness = dict(seed=seed)
     cfg.log_level = 'WARNING'
+    return cfg
+
+
+def tiny_adco_cfg(data_root, work_dir, epochs=2, batch_size=16,
+                  num_negatives=40, seed=0, config=ADCO_FMNIST_CONFIG):
+    """The Fashion-MNIST AdCo config shrunk to seconds on a CPU (64 images,
+    4 iterations per epoch, D=16)."""
+    cfg = tiny_two_view_cfg(config, data_root, work_dir, epochs, batch_size,
+                            seed)
+    cfg.model.num_negatives = num_negatives
+    cfg.custom_hooks = [
+        dict(type='RandomStateHook'),
+        dict(type='AdCoNegativesInitHook', log_interval=1)
+    ]
     return cfg
 
 
@@ -317,27 +326,9 @@ def tiny_exemplar_cfg(data_root, work_dir, epochs=2, batch_size=16,
                       queue_len=40, seed=0, config=EXEMPLAR_FMNIST_CONFIG):
     """The Fashion-MNIST Exemplar config shrunk to seconds on a CPU (64
     images, 4 iterations per epoch, D=16)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    cfg.work_dir = str(work_dir)
-    m = cfg.model
-    m.queue_len = queue_len
-    m.feat_dim = 16
-    m.backbone.stem_channels = m.backbone.base_channels = 8
-    m.neck.in_channels = m.neck.hid_channels = 64
-    m.neck.out_channels = 16
-    cfg.train_dataloader.dataset.data_root = str(data_root)
-    cfg.test_dataloader.dataset.data_root = str(data_root)
-    cfg.train_dataloader.batch_size = batch_size
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
-    cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
-             end=epochs)
-    ]
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
-    cfg.randomness = dict(seed=seed)
-    cfg.log_level = 'WARNING'
+    cfg = tiny_two_view_cfg(config, data_root, work_dir, epochs, batch_size,
+                            seed)
+    cfg.model.queue_len = queue_len
     return cfg
 
 
