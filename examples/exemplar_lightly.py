@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lightly.data import LightlyDataset  # noqa: E402
 from lightly.models.modules import MoCoProjectionHead  # noqa: E402
-from lightly.models.utils import (deactivate_requires_grad,  # noqa: E402
-                                  update_momentum)
+from lightly.models.utils import deactivate_requires_grad  # noqa: E402
+from lightly.models.utils import update_momentum  # noqa: E402
 from lightly.transforms import MoCoV2Transform  # noqa: E402
 
 from mm_instdisc.modules import (ExemplarLoss, ExemplarQueue,  # noqa: E402

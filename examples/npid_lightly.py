@@ -23,8 +23,8 @@ from lightly.data import LightlyDataset  # noqa: E402
 from lightly.transforms import SimCLRViewTransform  # noqa: E402
 
 from mm_instdisc.data import FashionMNIST  # noqa: E402
-from mm_instdisc.modules import (MemoryBank, NPIDLoss, topk_accuracy,  # noqa: E402
-                                 weighted_knn)
+from mm_instdisc.modules import (MemoryBank, NPIDLoss,  # noqa: E402
+                                 topk_accuracy, weighted_knn)
 
 
 def IDXImages(root, split='train', limit=None):

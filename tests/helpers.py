@@ -62,7 +62,8 @@ def tiny_npid_cfg(data_root, work_dir, n_train=64, epochs=2, batch_size=16,
     tiny_fmnist_runtime(cfg, data_root, epochs, batch_size, seed)
     cfg.custom_hooks = [
         dict(type='RandomStateHook'),
-        dict(type='MemoryBankHook', init=init, log_interval=1)
+        dict(type='MemoryBankHook', init=init, log_interval=1),
+        dict(type='KNNReferenceHook')
     ]
     return cfg
 
@@ -175,9 +176,10 @@ def unit_f32(*shape, seed, dim=-1):
 
 # ------------------------------------------------------------------ NPID
 def build_tiny_npid(bank_size=32, loss_mode='nce'):
-    import mm_instdisc.models  # noqa: F401
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     cfg = Config.fromfile(FMNIST_CONFIG).model
     cfg.bank_size = bank_size
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
@@ -212,9 +214,10 @@ ADCO_FMNIST_CONFIG = os.path.join(
 
 def build_tiny_adco(num_negatives=24, feat_dim=16, **overrides):
     """The Fashion-MNIST AdCo model at width 8, D=16."""
-    import mm_instdisc.models  # noqa: F401
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     cfg = Config.fromfile(ADCO_FMNIST_CONFIG).model
     cfg.num_negatives = num_negatives
     cfg.feat_dim = feat_dim
@@ -290,9 +293,10 @@ EXEMPLAR_V1_FMNIST_CONFIG = os.path.join(
 def build_tiny_exemplar(queue_len=24, feat_dim=16,
                         config=EXEMPLAR_FMNIST_CONFIG, **overrides):
     """The Fashion-MNIST Exemplar model at width 8, D=16."""
-    import mm_instdisc.models  # noqa: F401
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     cfg = Config.fromfile(config).model
     cfg.queue_len = queue_len
     cfg.feat_dim = feat_dim
@@ -386,9 +390,9 @@ def build_npid(bank_size: int = 64, **backbone):
     """The CPU NPID model (ResNet_CIFAR width 16 unless overridden)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401
-    from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(NPID_MODEL_CONFIG)
     cfg.model.bank_size = bank_size
@@ -420,9 +424,9 @@ def build_splitmask(vocab_size: int = 64):
     import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401
-    from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(SPLITMASK_MODEL_CONFIG)
     dims, heads = TINY_VIT_ARCH['embed_dims'], TINY_VIT_ARCH['num_heads']

@@ -3,7 +3,6 @@ import glob
 import os
 
 import pytest
-import torch
 
 from tests.helpers import ROOT
 

@@ -55,5 +55,3 @@ def default_work_dir(cfg, args) -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.launcher = args.launcher
-
-

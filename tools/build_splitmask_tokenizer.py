@@ -43,12 +43,11 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    import mm_instdisc.engine  # noqa: F401
-    import mm_instdisc.models  # noqa: F401
     from mmpretrain.registry import MODELS
 
-    from mm_instdisc.engine.hooks.splitmask_tokenizer_hook import \
-        collect_patches
+    import mm_instdisc.engine  # noqa: F401
+    import mm_instdisc.models  # noqa: F401
+    from mm_instdisc.modules.splitmask import collect_patches
     tok_cfg = cfg.model.target_generator
     if args.mode:
         tok_cfg.mode = args.mode

@@ -10,7 +10,8 @@ the whole demo, baselines included, fits in 15 minutes on 2 cores.
 1. kNN baselines on the test set: raw pixels and the randomly initialised
    network (same architecture, same 128-d embedding);
 2. NPID pretraining through mmengine's Runner with the registered NPID,
-   NPIDHead, MemoryBankHook and KNNMetric (kNN against the bank each epoch);
+   NPIDHead, MemoryBankHook, KNNReferenceHook and KNNMetric (kNN against the
+   bank each epoch);
 3. kNN with the trained network; a table of top-1 accuracies, a PNG of loss
    and kNN accuracy per epoch, and a retrieval grid (top-10 neighbours of test
    queries, as in figure 5 of the NPID paper), all in the work dir.
@@ -23,6 +24,7 @@ import os.path as osp
 import time
 
 import _common  # noqa: F401  (sys.path, compat patches)
+
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -32,8 +34,8 @@ import mm_instdisc.datasets  # noqa: F401
 import mm_instdisc.engine  # noqa: F401
 import mm_instdisc.evaluation  # noqa: F401
 import mm_instdisc.models  # noqa: F401
-from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
-                              knn_evaluate, pixel_features)
+from mm_instdisc.evaluation import (build_knn_dataloaders, extract_features,
+                                    knn_evaluate, pixel_features)
 from mm_instdisc.modules import knn_topk
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -16,6 +16,7 @@ import os.path as osp
 
 import _common  # noqa: F401  (sys.path, compat patches)
 from _common import add_common_args, default_work_dir, finish_args
+
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner

@@ -13,11 +13,12 @@ import json
 import time
 
 import _common  # noqa: F401
+
 import torch
 from mmengine.config import Config
 
-from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
-                              knn_evaluate, load_model)
+from mm_instdisc.evaluation import (build_knn_dataloaders, extract_features,
+                                    knn_evaluate, load_model)
 
 
 def parse_args():
@@ -49,7 +50,7 @@ def main():
     if args.use_bank:
         if not hasattr(model, 'memory_bank'):
             raise SystemExit('--use-bank: this model has no memory bank')
-        from mm_instdisc.engine.hooks.memory_bank_hook import dataset_labels
+        from mm_instdisc.evaluation import dataset_labels
         train_feats = model.memory_bank.bank.detach()
         train_labels = dataset_labels(train_loader.dataset)
     else:

@@ -9,6 +9,7 @@ import os.path as osp
 import _common  # noqa: F401
 from _common import (add_common_args, default_work_dir, finish_args,
                      set_default_dataloader_cfg)
+
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -28,21 +29,21 @@ def parse_args():
 
 
 def add_knn_reference(cfg) -> None:
-    """A kNN test needs a reference set: without NPID's MemoryBankHook (or
-    an explicit KNNReferenceHook) add a KNNReferenceHook, which extracts the
-    training images' features."""
+    """A kNN test needs a reference set: add a KNNReferenceHook if the
+    config has none (NPID's memory bank, or the training images' features
+    for models without a bank)."""
     evaluator = cfg.get('test_evaluator') or {}
     evaluators = evaluator if isinstance(evaluator, (list, tuple)) else [
         evaluator]
     if not any(e.get('type') == 'KNNMetric' for e in evaluators):
         return
     hooks = cfg.get('custom_hooks') or []
-    if any(h.get('type') in ('MemoryBankHook', 'KNNReferenceHook')
-           for h in hooks):
+    if any(h.get('type') == 'KNNReferenceHook' for h in hooks):
         return
     cfg.custom_hooks = list(hooks) + [dict(type='KNNReferenceHook')]
-    print('tools/test.py: KNNMetric without MemoryBankHook; added '
-          "dict(type='KNNReferenceHook') (reference = the training images)")
+    print('tools/test.py: KNNMetric without a reference hook; added '
+          "dict(type='KNNReferenceHook') (reference = the memory bank, or "
+          'the training images)')
 
 
 def main():

@@ -5,11 +5,11 @@
 """
 import argparse
 
-import torch
-
 import _common  # noqa: F401  (sys.path, compat patches)
 from _common import (add_common_args, default_work_dir, finish_args,
                      set_default_dataloader_cfg)
+
+import torch
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner

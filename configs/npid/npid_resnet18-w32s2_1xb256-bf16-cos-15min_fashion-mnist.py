@@ -86,5 +86,7 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='RandomStateHook'),
     dict(type='MemoryBankHook', init='forward', log_interval=50),
+    # kNN validation against the memory bank
+    dict(type='KNNReferenceHook'),
 ]
 auto_scale_lr = dict(base_batch_size=256)

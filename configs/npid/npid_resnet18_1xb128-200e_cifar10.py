@@ -20,5 +20,7 @@ custom_hooks = [
     # first step (a random bank delays learning by an epoch or two and makes
     # early positives noise; docs/npid.md)
     dict(type='MemoryBankHook', init='forward', log_interval=100),
+    # kNN validation against the memory bank
+    dict(type='KNNReferenceHook'),
 ]
 auto_scale_lr = dict(base_batch_size=128)

@@ -61,5 +61,7 @@ custom_hooks = [
     # (3.6 GB of host memory there), and a checkpoint re-shards itself when
     # resumed on another number of ranks
     dict(type='MemoryBankHook', init='random', log_interval=100),
+    # kNN validation against the memory bank
+    dict(type='KNNReferenceHook'),
 ]
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))

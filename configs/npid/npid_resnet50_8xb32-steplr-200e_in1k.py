@@ -13,10 +13,11 @@ _base_ = [
 model = dict(data_preprocessor={{_base_.data_preprocessor}})
 
 # BatchNorm across GPUs: plain BN, per-GPU batch statistics in the forward
-# pass, as in the official recipe (lemniscate.pytorch trains with nn.DataParallel, whose BN uses per-GPU batch statistics);
-# BNStatsSyncHook averages the running statistics over the ranks before
-# every checkpoint and validation, so that neither depends on which rank's
-# statistics survive. For SyncBN set model.backbone.norm_cfg=dict(type='SyncBN').
+# pass, as in the official recipe (lemniscate.pytorch trains with
+# nn.DataParallel, whose BN uses per-GPU batch statistics); BNStatsSyncHook
+# averages the running statistics over the ranks before every checkpoint and
+# validation, so that neither depends on which rank's statistics survive.
+# For SyncBN set model.backbone.norm_cfg=dict(type='SyncBN').
 custom_hooks = [
     dict(type='RandomStateHook'),
     dict(type='BNStatsSyncHook'),
@@ -24,6 +25,8 @@ custom_hooks = [
     # first step (a random bank delays learning by an epoch or two and makes
     # early positives noise; docs/npid.md)
     dict(type='MemoryBankHook', init='forward', log_interval=100),
+    # kNN validation against the memory bank
+    dict(type='KNNReferenceHook'),
 ]
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=3))
 auto_scale_lr = dict(base_batch_size=256)

@@ -15,13 +15,13 @@
 import os.path as osp
 
 from mmdet.datasets import CocoDataset
-
-from mm_instdisc.apis.selfsup_to_backbone import (backbone_family,
-                                                  get_state_dict,
-                                                  list_prefixes)
 from mmdet.registry import DATASETS
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+from mm_instdisc.utils.selfsup_to_backbone import (backbone_family,
+                                                   get_state_dict,
+                                                   list_prefixes)
 
 MAKE_SET = ('mm-instdisc-make-fmnist-coco --out {root} (or python '
             'tools/dataset_converters/make_fmnist_coco.py --out {root})')
@@ -60,7 +60,7 @@ def pretrained_checkpoints(module, prefix: str = 'model'):
                 key = '.'.join(p for p in (prefix, name, 'init_cfg',
                                            'checkpoint') if p)
                 found.append((key, str(c.get('checkpoint', '')),
-                               c.get('prefix'), m))
+                              c.get('prefix'), m))
     return found
 
 

@@ -2,7 +2,7 @@ from mm_instdisc.utils import apply_compat_patches
 
 apply_compat_patches()
 
+from .data_preprocessors import *  # noqa: F401,F403,E402
 from .heads import *  # noqa: F401,F403,E402
 from .necks import *  # noqa: F401,F403,E402
 from .selfsup import *  # noqa: F401,F403,E402
-from .data_preprocessors import *  # noqa: F401,F403,E402

@@ -6,21 +6,20 @@ from .knn import knn_topk, knn_vote, topk_accuracy, weighted_knn
 from .memory_bank import MemoryBank
 from .npid_loss import NPIDLoss, sample_negatives
 from .parametric_instance import ParametricInstanceLoss
-from .splitmask import (SplitMaskGenerator, SplitMaskLoss, SplitMaskTokenizer, block_mask, splitmask_step)  # noqa: E501
-
-__all__ = [
-    'ExemplarLoss', 'ExemplarQueue', 'UNFILLED_LABEL',
-    'MemoryBank', 'NPIDLoss', 'sample_negatives', 'knn_topk', 'knn_vote',
-    'weighted_knn', 'topk_accuracy', 'AdversarialNegatives', 'AdCoLoss'
-]
-__all__ += ['SplitMaskGenerator', 'SplitMaskLoss', 'SplitMaskTokenizer', 'block_mask', 'splitmask_step']  # noqa: E501
-__all__ += ['ParametricInstanceLoss']
-__all__ += ['BatchAugment']
-from .sharded_memory_bank import (ShardedMemoryBank, shard_bounds,  # noqa: E402
-                                  sharded_knn_topk,
+from .sharded_memory_bank import (ShardedMemoryBank, all_gather_cat,
+                                  shard_bounds, sharded_knn_topk,
                                   sharded_row_logits,
                                   sharded_sampled_softmax_loss,
                                   sharded_softmax_loss)
-__all__ += ['ShardedMemoryBank', 'shard_bounds', 'sharded_knn_topk',
-            'sharded_row_logits', 'sharded_sampled_softmax_loss',
-            'sharded_softmax_loss']
+from .splitmask import (SplitMaskGenerator, SplitMaskLoss, SplitMaskTokenizer,
+                        block_mask, block_masks, splitmask_step)
+
+__all__ = [
+    'AdCoLoss', 'AdversarialNegatives', 'BatchAugment', 'ExemplarLoss',
+    'ExemplarQueue', 'MemoryBank', 'NPIDLoss', 'ParametricInstanceLoss',
+    'ShardedMemoryBank', 'SplitMaskGenerator', 'SplitMaskLoss',
+    'SplitMaskTokenizer', 'UNFILLED_LABEL', 'all_gather_cat', 'block_mask',
+    'block_masks', 'knn_topk', 'knn_vote', 'sample_negatives', 'shard_bounds',
+    'sharded_knn_topk', 'sharded_row_logits', 'sharded_sampled_softmax_loss',
+    'sharded_softmax_loss', 'splitmask_step', 'topk_accuracy', 'weighted_knn'
+]

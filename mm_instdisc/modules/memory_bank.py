@@ -7,7 +7,6 @@ from torch import Tensor, nn
 
 from ._checks import PeriodicCheck, check_finite
 
-
 _check_finite = check_finite  # old name, kept for importers
 
 
@@ -165,4 +164,3 @@ class MemoryBank(nn.Module):
     def extra_repr(self) -> str:
         return (f'length={self.length}, feat_dim={self.feat_dim}, '
                 f'momentum={self.momentum}')
-

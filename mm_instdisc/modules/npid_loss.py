@@ -138,7 +138,7 @@ def softmax_over_bank(feats: Tensor, idx: Tensor, bank: Tensor,
 
 
 class NPIDLoss(nn.Module):
-    """Loss of non-parametric instance discrimination against a memory bank.
+    r"""Loss of non-parametric instance discrimination against a memory bank.
 
     Three modes:
 

@@ -1,4 +1,5 @@
 from .compat import apply_compat_patches
+from .data_samples import sample_indices
 from .dist import shutdown_distributed
 
-__all__ = ['apply_compat_patches', 'shutdown_distributed']
+__all__ = ['apply_compat_patches', 'sample_indices', 'shutdown_distributed']

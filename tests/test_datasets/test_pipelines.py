@@ -4,7 +4,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from tests.helpers import ROOT
 
@@ -13,6 +12,7 @@ def build_dataset(cfg_path, loader, data_root):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import DATASETS
+
     import mm_instdisc.datasets  # noqa: F401  (compat patches)
     cfg = Config.fromfile(os.path.join(ROOT, cfg_path))
     init_default_scope('mmpretrain')
@@ -83,8 +83,9 @@ def test_imagenet_npid_pipeline(tmp_path):
 @pytest.mark.parametrize('backend', ['cv2', 'pillow'])
 @pytest.mark.parametrize('factor', [-0.4, -0.1, 0.25])
 def test_adjust_hue_numpy2_safe(backend, factor):
-    import mm_instdisc.datasets  # noqa: F401
     import mmcv
+
+    import mm_instdisc.datasets  # noqa: F401
     img = np.random.default_rng(1).integers(0, 255, (8, 8, 3), dtype=np.uint8)
     out = mmcv.adjust_hue(img, factor, backend=backend)
     assert out.shape == img.shape and out.dtype == img.dtype

@@ -23,6 +23,7 @@ def data_root(tmp_path_factory):
 
 def make_runner(cfg, *hooks):
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     for h in hooks:
@@ -231,9 +232,10 @@ def _worker(rank, world, port, out):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     torch.manual_seed(100 + rank)  # different init on purpose
-    import mm_instdisc.engine  # noqa: F401
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+
+    import mm_instdisc.engine  # noqa: F401
     init_default_scope('mmpretrain')
     # 8 global keys/step: 2 init steps; warm temperatures: sizeable gradients
     model = build_tiny_adco(num_negatives=12, head=dict(
@@ -358,6 +360,7 @@ def test_adco_config_recipe_and_optim_wrapper(path):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import HOOKS, MODELS
+
     import mm_instdisc.engine  # noqa: F401
     import mm_instdisc.models  # noqa: F401
     k, t, mem_t, lr, sym, mcrop, n_views = EXPECTED[os.path.basename(path)]
@@ -417,8 +420,9 @@ def test_knn_reference_hook_validates_a_bankless_model(data_root, tmp_path):
     """KNNReferenceHook: kNN validation of AdCo during training, equal to a
     kNN computed by hand from the extracted features."""
     from mmengine.config import Config
-    from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
-                                  knn_evaluate)
+
+    from mm_instdisc.evaluation import (build_knn_dataloaders,
+                                        extract_features, knn_evaluate)
     cfg = tiny_adco_cfg(data_root, tmp_path, epochs=1)
     cfg.val_dataloader = copy.deepcopy(cfg.test_dataloader)
     cfg.val_evaluator = dict(type='KNNMetric', ks=(5, ), temperature=0.07)

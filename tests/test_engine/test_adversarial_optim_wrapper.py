@@ -25,9 +25,10 @@ class Toy(nn.Module):
 
 def build(model=None, custom=None, type_='AdversarialOptimWrapper', lr=0.1,
           **kwargs):
-    import mm_instdisc.engine  # noqa: F401
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+
+    import mm_instdisc.engine  # noqa: F401
     init_default_scope('mmpretrain')
     model = model or Toy()
     custom = {'negatives': dict(NEG_GROUP)} if custom is None else custom
@@ -82,9 +83,10 @@ def test_bad_flags(custom, match):
 
 
 def test_plain_sgd_without_paramwise_cfg_is_rejected():
-    import mm_instdisc.engine  # noqa: F401
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+
+    import mm_instdisc.engine  # noqa: F401
     init_default_scope('mmpretrain')
     with pytest.raises(ValueError, match='no param group is flagged'):
         build_optim_wrapper(Toy(), dict(type='AdversarialOptimWrapper',

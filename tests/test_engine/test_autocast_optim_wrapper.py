@@ -25,9 +25,10 @@ class TinyNet(nn.Module):
 
 
 def build(model, momentum=0.0, lr=0.1, **kwargs):
-    import mm_instdisc.engine  # noqa: F401
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+
+    import mm_instdisc.engine  # noqa: F401
     init_default_scope('mmpretrain')
     cfg = dict(type='AutocastOptimWrapper',
                optimizer=dict(type='SGD', lr=lr, momentum=momentum),
@@ -147,8 +148,9 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 def _runner(work_dir, name, **kwargs):
-    import mm_instdisc.engine  # noqa: F401
     from mmengine.runner import Runner
+
+    import mm_instdisc.engine  # noqa: F401
     return Runner(
         model=RunnerModel.make(),
         work_dir=str(work_dir),

@@ -12,8 +12,9 @@ def _worker(rank, world, port, out):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     torch.manual_seed(100 + rank)  # different init on purpose
-    from mm_instdisc.engine.hooks import MemoryBankHook
     from mmengine.dist import broadcast
+
+    from mm_instdisc.engine.hooks import MemoryBankHook
     model = build_tiny_npid(bank_size=32)
     banks = []
     broadcast(model.memory_bank.bank, src=0)  # what MemoryBankHook does

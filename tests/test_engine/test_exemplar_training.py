@@ -21,6 +21,7 @@ def data_root(tmp_path_factory):
 
 def make_runner(cfg, *hooks):
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     for h in hooks:

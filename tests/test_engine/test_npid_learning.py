@@ -44,8 +44,11 @@ def normalise(x):
 
 
 def build(head):
-    import mm_instdisc.models  # noqa: F401
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
+    init_default_scope('mmpretrain')  # an earlier test may have left mmdet's
     torch.manual_seed(0)
     return MODELS.build(dict(
         type='NPID', bank_size=N_TRAIN, feat_dim=64,

@@ -5,8 +5,7 @@ import os
 import pytest
 import torch
 
-from tests.helpers import (LossRecorder, tiny_npid_cfg,
-                           write_fashion_mnist)
+from tests.helpers import LossRecorder, tiny_npid_cfg, write_fashion_mnist
 
 
 @pytest.fixture(scope='module')
@@ -17,6 +16,7 @@ def data_root(tmp_path_factory):
 
 def run(cfg, recorder=None):
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     if recorder is not None:
@@ -35,7 +35,6 @@ def test_train_logs_knn_and_checkpoints_bank(data_root, tmp_path, init):
                        model.memory_bank.bank)
     assert torch.isfinite(ckpt['state_dict']['head.loss_module.log_z'])
     assert 'optimizer' in ckpt and 'rng_states' in ckpt
-    metrics = runner.message_hub.get_info('eval_metrics') or {}
     scalars = runner.message_hub.log_scalars
     assert 'val/knn/top1_k5' in scalars
     assert 0 <= scalars['val/knn/top1_k5'].current() <= 100
@@ -44,6 +43,7 @@ def test_train_logs_knn_and_checkpoints_bank(data_root, tmp_path, init):
 
 def test_forward_init_fills_bank_with_embeddings(data_root, tmp_path):
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     from mm_instdisc.engine.hooks import MemoryBankHook
     cfg = tiny_npid_cfg(data_root, tmp_path / 'w', epochs=1, init='forward')
@@ -82,7 +82,7 @@ def test_resume_is_exact(data_root, tmp_path):
     resumed = run(cfg_b, resumed_rec)
 
     iters_per_epoch = 64 // 16
-    tail = [l for l in full_rec.losses if l[0] >= iters_per_epoch]  # 0-based
+    tail = [r for r in full_rec.losses if r[0] >= iters_per_epoch]  # 0-based
     assert len(tail) == 2 * iters_per_epoch
     assert resumed_rec.losses == tail
     a, b = full.model.state_dict(), resumed.model.state_dict()

@@ -34,6 +34,7 @@ def tiny_cfg(data_root, work_dir, n_train=64, epochs=1, batch_size=16):
 
 def run(cfg):
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     runner.train()

@@ -44,7 +44,7 @@ N_TRAIN, N_TEST, EPOCHS = 4000, 1000, 5
 
 
 def knn_top1(model, loaders, feature='backbone'):
-    from mm_instdisc.apis import extract_features, knn_evaluate
+    from mm_instdisc.evaluation import extract_features, knn_evaluate
     tr = extract_features(model, loaders[0], feature)
     te = extract_features(model, loaders[1], feature)
     return knn_evaluate(tr[0], tr[1], te[0], te[1], ks=(200, ),
@@ -55,8 +55,9 @@ def knn_top1(model, loaders, feature='backbone'):
 def test_recipe_ends_above_random_init(tmp_path, name):
     from mmengine.config import Config
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
-    from mm_instdisc.apis import build_knn_dataloaders
+    from mm_instdisc.evaluation import build_knn_dataloaders
     torch.set_num_threads(1)
     cfg = Config.fromfile(os.path.join(ROOT, RECIPES[name]))
     cfg.work_dir = str(tmp_path)

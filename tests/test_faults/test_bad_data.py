@@ -4,8 +4,8 @@ import pytest
 
 
 def test_bad_split_and_corrupt_file(tmp_path):
-    from mm_instdisc.datasets import FashionMNISTIDX
     from mm_instdisc.data import read_idx
+    from mm_instdisc.datasets import FashionMNISTIDX
     with pytest.raises(ValueError, match="Illegal split: 'val'"):
         FashionMNISTIDX(data_root=str(tmp_path), split='val')
     bad = tmp_path / 'bad'

@@ -81,6 +81,7 @@ def test_checkpoint_problem_names_what_is_wrong(tmp_path):
 
 def run(cfg):
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     runner.train()

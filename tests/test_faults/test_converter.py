@@ -8,7 +8,8 @@ from tests.helpers import (FMNIST_LINEAR_CONFIG, build_npid, build_splitmask,
 
 
 def test_backbone_family_and_prefixes():
-    from mm_instdisc.apis import backbone_family, list_prefixes
+    from mm_instdisc.utils.selfsup_to_backbone import (backbone_family,
+                                                       list_prefixes)
     npid = build_npid().state_dict()
     vit = build_splitmask().state_dict()
     strip = lambda sd: {k[len('backbone.'):]: v for k, v in sd.items()  # noqa
@@ -46,6 +47,7 @@ def test_unverified_conversion_says_so_and_records_architecture(tmp_path):
 def test_list_prefixes_names_the_key_encoder(tmp_path):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
     import mm_instdisc.models  # noqa: F401
     init_default_scope('mmpretrain')
     cfg = tiny_adco_cfg(tmp_path, tmp_path / 'w')

@@ -57,6 +57,7 @@ def test_detection_configs_check_their_checkpoints():
     import os
 
     from mmengine.config import Config
+
     from tests.helpers import ROOT
     paths = glob.glob(os.path.join(ROOT, 'configs/**/mask-rcnn*.py'),
                       recursive=True)

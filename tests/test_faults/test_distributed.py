@@ -28,6 +28,7 @@ def _bn_worker(rank, world, port, out):
     from types import SimpleNamespace
 
     from mmengine.hooks import CheckpointHook
+
     from mm_instdisc.engine.hooks import BNStatsSyncHook
     runner = SimpleNamespace(model=model, iter=0, max_iters=10, hooks=[
         CheckpointHook(interval=2, by_epoch=False)])

@@ -29,6 +29,7 @@ def iteration_based(cfg, crash_after=None, record=None):
     after iteration ``crash_after`` was checkpointed."""
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     cfg = copy.deepcopy(cfg)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=MAX_ITERS,

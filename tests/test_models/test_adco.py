@@ -21,7 +21,7 @@ def test_init_phase_fills_negatives_then_resets_key_encoder():
     for step in range(3):
         out = model(**prep(model, adco_views(4, seed=step)), mode='loss')
         assert set(out) == {'loss', 'adv_ce', 'neg_prob', 'neg_sim_max',
-                                'neg_sim_mean', 'pos_sim'}
+                            'neg_sim_mean', 'pos_sim'}
         assert torch.isfinite(out['loss'])
         assert int(model.negatives.num_filled) == min(4 * step, 10)
         out['loss'].backward()

@@ -17,8 +17,9 @@ AUGMENT = dict(
 
 
 def build(**kwargs):
-    import mm_instdisc.models.data_preprocessors  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models.data_preprocessors  # noqa: F401
     cfg = dict(
         type='BatchAugmentPreprocessor', mean=MEAN, std=STD, augment=AUGMENT)
     return MODELS.build({**cfg, **kwargs})
@@ -105,10 +106,11 @@ def test_without_augment_is_selfsup_preprocessor():
 
 
 def build_model(seed):
-    import mm_instdisc.models  # noqa: F401
-    import mm_instdisc.models.data_preprocessors  # noqa: F401
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
+    import mm_instdisc.models.data_preprocessors  # noqa: F401
     cfg = Config.fromfile(FMNIST_CONFIG).model
     cfg.bank_size = 16
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
@@ -234,7 +236,7 @@ def test_runner_training_and_exact_resume(tmp_path):
 
     run('part', epochs=1)
     resumed, resumed_losses = run('part', epochs=2, resume=True)
-    assert resumed_losses == [l for l in full_losses if l[0] >= 2]
+    assert resumed_losses == [r for r in full_losses if r[0] >= 2]
     a, b = full.model.state_dict(), resumed.model.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k

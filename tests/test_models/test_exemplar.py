@@ -72,8 +72,9 @@ def test_same_class_queue_entries_are_excluded():
 
 def test_head_equals_mmpretrain_contrastive_head_when_labels_differ():
     """All labels distinct: MoCo's loss (mmpretrain's ContrastiveHead)."""
-    import mm_instdisc.models  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     head = MODELS.build(dict(type='ExemplarHead', temperature=0.2))
     moco = MODELS.build(dict(type='ContrastiveHead',
                              loss=dict(type='CrossEntropyLoss'),

@@ -1,10 +1,8 @@
-import copy
 
 import pytest
 import torch
 
 from tests.helpers import build_tiny_npid, npid_batch
-
 
 STATS = {'nce': {'log_z', 'pos_h', 'neg_h'}, 'softmax': {'pos_prob'},
          'sampled_softmax': {'pos_prob'}}
@@ -26,6 +24,19 @@ def test_loss_then_bank_update(loss_mode):
     assert changed.nonzero().flatten().tolist() == [1, 4, 9, 30]
     assert torch.allclose(model.memory_bank.bank.norm(dim=1),
                           torch.ones(32), atol=1e-5)
+
+
+def test_loss_over_an_unapplied_bank_update_is_an_error():
+    """The bank update has one owner (MemoryBankHook, or the loop's own
+    flush_bank_update call): forgetting it fails loudly, not silently with a
+    bank that never moves."""
+    model = build_tiny_npid(loss_mode='softmax')
+    data = model.data_preprocessor(npid_batch([1, 4]), True)
+    model(**data, mode='loss')['loss'].backward()
+    with pytest.raises(RuntimeError, match='MemoryBankHook'):
+        model(**data, mode='loss')
+    model.flush_bank_update()
+    assert torch.isfinite(model(**data, mode='loss')['loss'])
 
 
 def test_tensor_and_predict_modes():

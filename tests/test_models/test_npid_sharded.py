@@ -20,9 +20,10 @@ N, D, B = 40, 16, 4
 
 
 def build(mode='softmax', bank=None, **head):
-    import mm_instdisc.models  # noqa: F401
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     cfg = Config.fromfile(CONFIG).model
     cfg.bank_size, cfg.feat_dim = N, D
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
@@ -84,8 +85,6 @@ def _worker(rank, world, port, out, case):
 def _reference(world, case, full0):
     """One process, replicated bank: the mean over ranks of each rank's
     mean loss, its gradient, and the update by the gathered batch."""
-    import math
-
     import torch.nn.functional as F
 
     from mm_instdisc.modules import (MemoryBank, ShardedMemoryBank,

@@ -6,9 +6,10 @@ from tests.helpers import PARAMETRIC_CONFIG, npid_batch
 
 
 def build_tiny(num_instances=32, head=None):
-    import mm_instdisc.models  # noqa: F401
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     cfg = Config.fromfile(PARAMETRIC_CONFIG).model
     cfg.num_instances = num_instances
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
@@ -102,6 +103,7 @@ def test_config_matches_npid_but_the_model():
     """Same backbone, neck, data, optimizer and schedule as NPID's
     Fashion-MNIST config; no memory bank or MemoryBankHook."""
     from mmengine.config import Config
+
     from tests.helpers import FMNIST_CONFIG
     par, npid = Config.fromfile(PARAMETRIC_CONFIG), Config.fromfile(
         FMNIST_CONFIG)

@@ -28,8 +28,9 @@ def tiny_cfg(**kw):
 
 
 def build_tiny(**kw):
-    import mm_instdisc.models  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     torch.manual_seed(0)
     model = MODELS.build(tiny_cfg(**kw))
     model.init_weights()
@@ -87,8 +88,9 @@ def test_image_size_not_divisible_by_patch_size():
         model(torch.randn(2, 1, 30, 32), mode='loss')
     with pytest.raises(ValueError, match=r'30x30 .*patch size 4x4'):
         model.backbone(torch.randn(1, 1, 30, 30))
-    import mm_instdisc.models  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     with pytest.raises(ValueError, match=r'image size 30x30 .*16x16'):
         MODELS.build(dict(type='SplitMaskViT', arch=dict(TINY_ARCH),
                           img_size=30, patch_size=16))
@@ -151,11 +153,12 @@ def test_gather_with_grad_single_process():
 
 
 def test_finetune_config_layer_decay():
+    import mmpretrain.engine  # noqa: F401
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+
     import mm_instdisc.models  # noqa: F401
-    import mmpretrain.engine  # noqa: F401
     init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(os.path.join(

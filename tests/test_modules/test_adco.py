@@ -256,9 +256,10 @@ def make_players(seed=0, d=8, k=32, b=16):
 
 
 def build_wrapper(model, lr=0.1, neg_lr=3.0, **kwargs):
-    import mm_instdisc.engine  # noqa: F401
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+
+    import mm_instdisc.engine  # noqa: F401
     init_default_scope('mmpretrain')
     return build_optim_wrapper(model, dict(
         type='AdversarialOptimWrapper',

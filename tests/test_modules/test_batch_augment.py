@@ -9,10 +9,13 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
 from mm_instdisc.modules import batch_augment
-from mm_instdisc.modules.batch_augment import (
-    BatchAugment, adjust_brightness, adjust_contrast, adjust_hue,
-    adjust_saturation, gaussian_blur, hflip, resized_crop, rgb_to_grayscale,
-    sample_crop_boxes, sample_jitter_factors)
+from mm_instdisc.modules.batch_augment import (BatchAugment, adjust_brightness,
+                                               adjust_contrast, adjust_hue,
+                                               adjust_saturation,
+                                               gaussian_blur, hflip,
+                                               resized_crop, rgb_to_grayscale,
+                                               sample_crop_boxes,
+                                               sample_jitter_factors)
 
 BILINEAR = T.InterpolationMode.BILINEAR
 # resized_crop vs torchvision's crop + F.interpolate on [0, 1] images: the

@@ -34,8 +34,8 @@ def slow_exemplar_loss(q, k, queue_keys, labels, queue_labels, t):
     (8, 32, 16, 4, 1.0), (5, 7, 2, 1, 0.2)
 ])
 def test_loss_matches_slow_reference(b, n_queue, d, num_classes, t):
-    q, k, keys = unit(b, d, seed=1), unit(b, d, seed=2), unit(n_queue, d,
-                                                             seed=3)
+    q, k = unit(b, d, seed=1), unit(b, d, seed=2)
+    keys = unit(n_queue, d, seed=3)
     g = torch.Generator().manual_seed(4)
     y = torch.randint(0, num_classes, (b, ), generator=g)
     # -1: unfilled slots
@@ -56,9 +56,9 @@ def moco_infonce(q, k, keys, t):
 
 
 def test_all_labels_distinct_is_exactly_moco():
-    q, k, keys = unit(8, 16, seed=1, dtype=torch.float32), unit(
-        8, 16, seed=2, dtype=torch.float32), unit(64, 16, seed=3,
-                                                   dtype=torch.float32)
+    q = unit(8, 16, seed=1, dtype=torch.float32)
+    k = unit(8, 16, seed=2, dtype=torch.float32)
+    keys = unit(64, 16, seed=3, dtype=torch.float32)
     y = torch.arange(8)  # queries of classes 0-7
     z = torch.arange(8, 72)  # queue of classes 8-71
     loss_fn = ExemplarLoss(temperature=0.2)

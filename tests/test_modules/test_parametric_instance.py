@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mm_instdisc.modules import ParametricInstanceLoss
-from mm_instdisc.modules import parametric_instance
+from mm_instdisc.modules import ParametricInstanceLoss, parametric_instance
 
 
 def ref_loss(f, idx, w, tau):

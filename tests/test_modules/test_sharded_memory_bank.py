@@ -93,6 +93,7 @@ def _row_weights(world):
 
 def _worker(rank, world, port, out):
     import torch.distributed as dist
+
     from mm_instdisc.modules import (sharded_knn_topk, sharded_row_logits,
                                      sharded_sampled_softmax_loss,
                                      sharded_softmax_loss)

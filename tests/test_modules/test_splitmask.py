@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from mm_instdisc.modules.splitmask import (SplitMaskGenerator, SplitMaskLoss,
                                            SplitMaskTokenizer, block_mask,
-                                           info_nce, patchify)
+                                           block_masks, info_nce, patchify)
 
 
 @pytest.mark.parametrize('mode,grid,ratio', [
@@ -58,6 +58,55 @@ def test_block_mask_pads_when_attempts_run_out_and_is_blocky():
     nb = F.conv2d(m[None, None], torch.tensor(
         [[[[0., 1, 0], [1, 0, 1], [0, 1, 0]]]]), padding=1)[0, 0]
     assert ((nb > 0) & (m > 0)).sum() >= 0.9 * m.sum()
+
+
+def _slow_block_mask(height, width, num_masked, generator, min_block,
+                     min_aspect, max_attempts):
+    """The blockwise mask of one image, in plain Python (the reference)."""
+    n = height * width
+    mask, count = [False] * n, 0
+    lo, hi = math.log(min_aspect), math.log(1.0 / min_aspect)
+    draws = torch.rand(4 * max_attempts, generator=generator).tolist()
+    for t in range(max_attempts):
+        missing = num_masked - count
+        if missing <= 0:
+            break
+        u_area, u_aspect, u_top, u_left = draws[4 * t:4 * t + 4]
+        area = min_block + u_area * (max(missing, min_block) - min_block)
+        aspect = math.exp(lo + u_aspect * (hi - lo))
+        bh = min(height, max(1, round(math.sqrt(area * aspect))))
+        bw = min(width, max(1, round(math.sqrt(area / aspect))))
+        top = min(int(u_top * (height - bh + 1)), height - bh)
+        left = min(int(u_left * (width - bw + 1)), width - bw)
+        new = [i * width + j for i in range(top, top + bh)
+               for j in range(left, left + bw) if not mask[i * width + j]]
+        for k in new[:missing]:
+            mask[k] = True
+        count += min(len(new), missing)
+    return torch.tensor(mask), count
+
+
+@pytest.mark.parametrize('grid,num,min_block,min_aspect', [
+    ((14, 14), 98, 16, 0.3), ((7, 7), 24, 4, 0.3), ((8, 12), 40, 4, 0.5),
+    ((14, 14), 150, 4, 0.3)])
+def test_block_masks_batched_equal_per_image_reference(grid, num, min_block,
+                                                       min_aspect):
+    """The whole batch at once gives, mask by mask, what the per-image
+    loop gives with the same random numbers (every mask complete before the
+    attempts run out, so no padding draw sits between images)."""
+    h, w = grid
+    batched = block_masks(64, h, w, num,
+                          torch.Generator().manual_seed(3), min_block,
+                          min_aspect)
+    g = torch.Generator().manual_seed(3)
+    for i in range(64):
+        ref, count = _slow_block_mask(h, w, num, g, min_block, min_aspect, 100)
+        assert count == num
+        assert torch.equal(batched[i], ref), i
+    # image i's mask does not depend on the batch size
+    assert torch.equal(block_masks(5, h, w, num,
+                                   torch.Generator().manual_seed(3),
+                                   min_block, min_aspect), batched[:5])
 
 
 def test_bad_mask_settings():

@@ -36,7 +36,7 @@ def test_adco_lightly_example(data_root):
                '--limit', '64', '--batch-size', '8', '--num-negatives', '16',
                '--max-steps', '5'])
     assert 'backbone kNN top-1' in out
-    line = [l for l in out.splitlines() if l.startswith('negatives:')][0]
+    line = [s for s in out.splitlines() if s.startswith('negatives:')][0]
     assert '16 initialised from keys' in line
     assert float(line.split()[-1]) > 0  # the ascent moved them
 
@@ -44,6 +44,7 @@ def test_adco_lightly_example(data_root):
 @pytest.fixture(scope='module')
 def trained(data_root, tmp_path_factory):
     from mmengine.runner import Runner
+
     import mm_instdisc.engine  # noqa: F401
     work = tmp_path_factory.mktemp('work')
     cfg = tiny_npid_cfg(data_root, work, epochs=1)
@@ -57,10 +58,10 @@ def test_knn_eval_tool_prints_accuracies(trained, tmp_path):
     cfg, ckpt = trained
     out = run(['tools/knn_eval.py', str(cfg), str(ckpt), '--ks', '5', '20',
                '--out', str(tmp_path / 'knn.json')])
-    lines = [l.split() for l in out.splitlines() if l.strip()[:2] in ('5 ', '20')]
-    assert [l[0] for l in lines] == ['5', '20']
-    for l in lines:
-        assert 0 <= float(l[1]) <= float(l[2]) <= 100  # top-1 <= top-5
+    rows = [s.split() for s in out.splitlines() if s.strip()[:2] in ('5 ', '20')]
+    assert [r[0] for r in rows] == ['5', '20']
+    for r in rows:
+        assert 0 <= float(r[1]) <= float(r[2]) <= 100  # top-1 <= top-5
     bank = run(['tools/knn_eval.py', str(cfg), str(ckpt), '--use-bank'])
     assert 'top-1' in bank
 

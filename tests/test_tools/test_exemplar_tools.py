@@ -27,7 +27,7 @@ def test_exemplar_lightly_example(data_root):
     out = run(['examples/exemplar_lightly.py', '--data-root', str(data_root),
                '--limit', '64', '--batch-size', '16', '--max-steps', '3',
                '--queue-len', '32'])
-    line = [l for l in out.splitlines() if 'kNN top-1' in l]
+    line = [s for s in out.splitlines() if 'kNN top-1' in s]
     assert len(line) == 1
     # 3 steps x 16 labelled keys filled the 32-slot queue
     assert 'labelled queue slots 32/32' in line[0]

@@ -21,8 +21,9 @@ SEMI_10PC = os.path.join(
 
 
 def _subset(root, **kwargs):
-    import mm_instdisc.datasets  # noqa: F401
     from mmpretrain.registry import DATASETS
+
+    import mm_instdisc.datasets  # noqa: F401
     return DATASETS.build(dict(
         type='ClassBalancedSubset',
         dataset=dict(type='FashionMNISTIDX', data_root=root, split='train',
@@ -100,7 +101,7 @@ def test_linear_probe_freezes_the_pretrained_backbone(npid_model, npid_ckpt):
         assert torch.equal(model.backbone.state_dict()[k], v), k
     model.train()
     trainable = [n for n, p in model.backbone.named_parameters()
-              if p.requires_grad]
+                 if p.requires_grad]
     assert trainable == []
     assert all(p.requires_grad for p in model.head.parameters())
     bns = [m for m in model.backbone.modules()

@@ -6,12 +6,11 @@ import os
 import pytest
 import torch
 
-from tests.helpers import ROOT
-
+from mm_instdisc.data import read_idx
 from mm_instdisc.datasets.composed_coco import (ComposeSettings,
                                                 make_composed_coco,
                                                 split_item_range)
-from mm_instdisc.data import read_idx
+from tests.helpers import ROOT
 
 CONFIG = os.path.join(
     ROOT, 'configs/benchmarks/mmdetection/fmnist_coco/'

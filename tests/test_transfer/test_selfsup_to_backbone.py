@@ -13,14 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import (FMNIST_LINEAR_CONFIG, ROOT, TINY_VIT_ARCH,
-                           build_npid, build_splitmask, run_converter_tool,
-                           save_selfsup_checkpoint)
-
-from mm_instdisc.apis.selfsup_to_backbone import (check_backbone_keys,
+from mm_instdisc.utils.selfsup_to_backbone import (check_backbone_keys,
                                                    convert_selfsup_checkpoint,
                                                    get_state_dict,
                                                    selfsup_to_backbone)
+from tests.helpers import (FMNIST_LINEAR_CONFIG, ROOT, TINY_VIT_ARCH,
+                           build_npid, build_splitmask, run_converter_tool,
+                           save_selfsup_checkpoint)
 
 FMNIST_DET_CONFIG = os.path.join(
     ROOT, 'configs/benchmarks/mmdetection/fmnist_coco/'
@@ -64,8 +63,9 @@ def _mmpretrain_backbone(**cfg) -> nn.Module:
 
 
 def _mmdet_backbone(**cfg) -> nn.Module:
-    import mm_instdisc.det  # noqa: F401
     from mmdet.registry import MODELS
+
+    import mm_instdisc.det  # noqa: F401
     return MODELS.build(cfg)
 
 
@@ -76,6 +76,7 @@ def _config_backbone(config: str, **overrides) -> nn.Module:
     builds it there), from mmpretrain's otherwise.
     """
     from mmengine.config import Config
+
     import mm_instdisc.models  # noqa: F401
     cfg = Config.fromfile(config)
     backbone = cfg.model.backbone.copy()
@@ -213,6 +214,7 @@ def test_splitmask_configs_init_cfg_load_checkpoint(config, overrides,
     """
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
     import mm_instdisc.models  # noqa: F401
     selfsup = build_splitmask()
     ckpt = save_selfsup_checkpoint(selfsup, tmp_path / 'epoch_20.pth')
@@ -229,8 +231,9 @@ def test_splitmask_configs_init_cfg_load_checkpoint(config, overrides,
     cfg.model.backbone.update(TINY_VIT)
     cfg.merge_from_dict(dict(model=overrides))
     if cfg.get('default_scope') == 'mmdet':
-        import mm_instdisc.det  # noqa: F401
         from mmdet.registry import MODELS
+
+        import mm_instdisc.det  # noqa: F401
         init_default_scope('mmdet')
     else:
         from mmpretrain.registry import MODELS
@@ -251,10 +254,11 @@ def test_splitmask_configs_init_cfg_load_checkpoint(config, overrides,
 
 def test_fmnist_detector_loads_npid_checkpoint(npid_model, npid_ckpt):
     """The CPU Mask R-CNN config's backbone takes the NPID demo checkpoint."""
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
     import mm_instdisc.det  # noqa: F401
-    from mmdet.registry import MODELS
     cfg = Config.fromfile(FMNIST_DET_CONFIG)
     init_default_scope('mmdet')
     cfg.model.backbone.init_cfg.checkpoint = npid_ckpt
@@ -325,10 +329,10 @@ def test_res_layer_extra_norm():
     # the C4 config's RoI head is mmpretrain's, registered into mmdet's
     # registry by importing mm_instdisc.det (what the config's
     # custom_imports does)
-    import mm_instdisc.det  # noqa: F401
     from mmdet.registry import MODELS
-    from mmpretrain.models.utils.res_layer_extra_norm import \
-        ResLayerExtraNorm
+    from mmpretrain.models.utils.res_layer_extra_norm import ResLayerExtraNorm
+
+    import mm_instdisc.det  # noqa: F401
     assert MODELS.get('ResLayerExtraNorm') is ResLayerExtraNorm
     head = MODELS.build(dict(type='ResLayerExtraNorm', depth=18, stage=3,
                              norm_cfg=dict(type='BN', requires_grad=True),
@@ -378,12 +382,12 @@ def test_converter_tool_verify_vit_allow_missing(tmp_path):
 def test_c4_config_builds_with_the_extra_norm():
     """The R50-C4 transfer config (mmdet side) builds, its RoI head being
     mmpretrain's ResLayerExtraNorm with the norm after res5."""
-    import mm_instdisc.det  # noqa: F401
     from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmpretrain.models.utils.res_layer_extra_norm import \
-        ResLayerExtraNorm
+    from mmpretrain.models.utils.res_layer_extra_norm import ResLayerExtraNorm
+
+    import mm_instdisc.det  # noqa: F401
     cfg = Config.fromfile(os.path.join(
         ROOT, 'configs/benchmarks/mmdetection/mask-rcnn_r50-c4_ms-1x_coco.py'))
     cfg.model.backbone.init_cfg = None

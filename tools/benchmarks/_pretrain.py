@@ -48,7 +48,7 @@ def train_run(name, cfg, work_dir, epochs, threads, note=''):
 def knn_and_probe(train, test, probe_epochs=10, seed=0):
     """Weighted kNN (cosine, tau 0.07, k = 20 and 200) and linear-probe
     top-1 (%) of (features, labels) pairs: the read-out of the benchmarks."""
-    from mm_instdisc.apis import knn_evaluate, linear_probe
+    from mm_instdisc.evaluation import knn_evaluate, linear_probe
     acc = knn_evaluate(train[0], train[1], test[0], test[1], ks=(20, 200),
                        temperature=0.07)
     probe = linear_probe(train[0], train[1], test[0], test[1],
@@ -60,11 +60,12 @@ def knn_and_probe(train, test, probe_epochs=10, seed=0):
 def setup_mmpretrain():
     """Register mm_instdisc's components, apply its compat fixes and make
     mmpretrain the default scope (for in-process model building)."""
+    from mmengine.registry import init_default_scope
+
     import mm_instdisc.datasets  # noqa: F401
     import mm_instdisc.engine  # noqa: F401
     import mm_instdisc.evaluation  # noqa: F401
     import mm_instdisc.models  # noqa: F401
-    from mmengine.registry import init_default_scope
     init_default_scope('mmpretrain')
 
 

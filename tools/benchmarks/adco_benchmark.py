@@ -43,8 +43,10 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+# tools/benchmarks is on sys.path now
+from _pretrain import setup_mmpretrain, train_run  # noqa: E402
+
 import torch  # noqa: E402
-from _pretrain import setup_mmpretrain, train_run  # noqa: E402  (tools/benchmarks)
 
 CONFIGS = dict(
     adco='configs/adco/adco_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py',
@@ -115,7 +117,8 @@ def run_config(name, args):
 
 
 def knn_rows(name, cfg, checkpoint, loaders, features=('backbone', 'embed')):
-    from mm_instdisc.apis import extract_features, knn_evaluate, load_model
+    from mm_instdisc.evaluation import (extract_features, knn_evaluate,
+                                        load_model)
     model = load_model(copy.deepcopy(cfg), checkpoint)
     train_loader, test_loader = loaders
     row = dict(name=name)
@@ -254,7 +257,8 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     setup_mmpretrain()
-    from mm_instdisc.apis import build_knn_dataloaders, knn_evaluate, pixel_features
+    from mm_instdisc.evaluation import (build_knn_dataloaders, knn_evaluate,
+                                        pixel_features)
     os.makedirs(args.work_dir, exist_ok=True)
     res_path = osp.join(args.work_dir, 'results.json')
     results = json.load(open(res_path)) if osp.exists(res_path) else {}
@@ -280,8 +284,8 @@ def main():
             continue
         cfg = run_config(name, args)
         ckpt, seconds = train_run(
-        name, cfg, osp.join(args.work_dir, name.replace('/', '')), args.epochs,
-        args.threads, f' on {args.train_size} images')
+            name, cfg, osp.join(args.work_dir, name.replace('/', '')),
+            args.epochs, args.threads, f' on {args.train_size} images')
         results['runs'][name] = dict(checkpoint=ckpt, seconds=seconds)
         results['rows'][name] = knn_rows(name, cfg, ckpt, loaders)
         print(results['rows'][name], flush=True)

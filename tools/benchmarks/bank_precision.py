@@ -32,8 +32,8 @@ def main():
     from mmengine.config import Config
     torch.set_num_threads(args.threads)
     setup_mmpretrain()
-    from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
-                                  load_model)
+    from mm_instdisc.evaluation import (build_knn_dataloaders,
+                                        extract_features, load_model)
     from mm_instdisc.modules import topk_accuracy, weighted_knn
     cfg = Config.fromfile(args.config)
     model = load_model(cfg, args.checkpoint)

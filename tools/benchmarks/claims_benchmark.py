@@ -20,7 +20,7 @@ pretrain  The starts of (1), (3) and (4), each pretrained for
           neck, data and optimiser. Read-outs on the 128-d embedding and on
           the backbone's pooled features: weighted kNN (tau 0.07, k = 20 and
           200; test images against the pretraining images) and a linear
-          probe (mm_instdisc.apis.linear_probe). Baselines: raw pixels, the
+          probe (mm_instdisc.evaluation.linear_probe). Baselines: raw pixels, the
           random-init network, the supervised start.
 (2) nce   NPID with NCE and m noise samples for each m in ``--ms`` against
           the full softmax (kNN of the embedding). Claim: accuracy rises
@@ -62,9 +62,10 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from _pretrain import (knn_and_probe, last_metrics, parse_starts,  # noqa: E402
+                       setup_mmpretrain, train_run)
+
 import torch  # noqa: E402
-from _pretrain import (knn_and_probe, last_metrics,  # noqa: E402
-                       parse_starts, setup_mmpretrain, train_run)
 
 SECTIONS = ('pretrain', 'param', 'nce', 'det', 'semisup')
 NPID_CFG = 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py'
@@ -243,7 +244,7 @@ def pretrained_config_file(name):
 
 
 def model_readouts(cfg, ckpt, loaders, args, name, features):
-    from mm_instdisc.apis import extract_features, load_model
+    from mm_instdisc.evaluation import extract_features, load_model
     model = load_model(copy.deepcopy(cfg), ckpt)
     row = {}
     for feature in features:
@@ -258,7 +259,7 @@ def model_readouts(cfg, ckpt, loaders, args, name, features):
 
 def param_section(args, results, save, start_rows):
     """(1) non-parametric vs parametric instance softmax."""
-    from mm_instdisc.apis import build_knn_dataloaders, pixel_features
+    from mm_instdisc.evaluation import build_knn_dataloaders, pixel_features
     rows = results.setdefault('rows', {})
     npid_cfg, npid_ckpt, npid_s = npid_run(args, None)
     param_cfg = parametric_config(args)
@@ -282,8 +283,7 @@ def param_section(args, results, save, start_rows):
             continue
         if cfg is None:
             px = pixel_features(loaders[0]), pixel_features(loaders[1])
-            row = dict(pixels=knn_and_probe(*px, args.probe_epochs,
-                                             args.seed))
+            row = dict(pixels=knn_and_probe(*px, args.probe_epochs, args.seed))
         else:
             torch.manual_seed(args.seed)
             row = model_readouts(cfg, ckpt, loaders, args, name, features)
@@ -297,8 +297,9 @@ def param_section(args, results, save, start_rows):
 
 def nce_section(args, results, save):
     """(2) NCE accuracy as m grows, against the full softmax."""
-    from mm_instdisc.apis import (build_knn_dataloaders, extract_features,
-                                  knn_evaluate, load_model)
+    from mm_instdisc.evaluation import (build_knn_dataloaders,
+                                        extract_features, knn_evaluate,
+                                        load_model)
     rows = results.setdefault('rows', {})
     for m in list(args.ms) + [None]:
         name = 'softmax' if m is None else f'm={m}'
@@ -419,8 +420,8 @@ def verdicts(res, args):
             + (f" (random init: embed knn_k200 {rnd['embed']['knn_k200']:.2f}"
                f", linear {rnd['embed']['linear']:.2f})"
                if rnd and 'embed' in rnd else ''),
-            {len(pairs): 'yes', 0: 'no'}.get(wins, f'partly ({wins} of '
-                                                    f'{len(pairs)})')))
+            {len(pairs): 'yes', 0: 'no'}.get(
+                wins, f'partly ({wins} of {len(pairs)})')))
     nce = res.get('nce', {}).get('rows', {})
     ms = sorted((r['m'], r['knn_k200']) for r in nce.values() if r['m'])
     if ms and 'softmax' in nce:
@@ -624,8 +625,8 @@ def report(res, args, pngs, command):
             emb, bb = r.get('embed'), r.get('backbone') or r.get('pixels')
             cells = [f"{emb[k]:.2f}" if emb else '-'
                      for k in ('knn_k20', 'knn_k200', 'linear')]
-            cells += [f"{bb[k]:.2f}" for k in ('knn_k20', 'knn_k200',
-                                                'linear')]
+            cells += [f"{bb[k]:.2f}"
+                      for k in ('knn_k20', 'knn_k200', 'linear')]
             lines.append(f"| {name} | {' | '.join(cells)} | {r['epochs']} | "
                          f"{fmt_time(r['seconds'])} |")
         lines += ['', 'Raw pixels: the 784 mean-centred pixels (in the '

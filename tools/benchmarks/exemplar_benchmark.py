@@ -22,7 +22,7 @@ is then evaluated on the same features: the global-average-pooled last
 stage (128-d, L2-normalised), extracted with the test pipeline for the
 pretraining images (reference / training set) and the first ``--test-size``
 test images. Two read-outs: weighted kNN (cosine, tau 0.07, k = 20 and 200)
-and a linear probe (``mm_instdisc.apis.linear_probe``: standardised
+and a linear probe (``mm_instdisc.evaluation.linear_probe``: standardised
 features, full-batch L-BFGS, seed fixed). Raw pixels and the randomly
 initialised network are the baselines.
 
@@ -42,9 +42,9 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from _pretrain import knn_and_probe, setup_mmpretrain, train_run  # noqa: E402
+
 import torch  # noqa: E402
-from _pretrain import (knn_and_probe, setup_mmpretrain,  # noqa: E402
-                       train_run)
 
 CONFIGS = dict(
     exemplar='configs/exemplar/'
@@ -124,7 +124,7 @@ def evaluate(name, train_feats, test_feats, args):
 
 
 def backbone_features(name, cfg, checkpoint, loaders):
-    from mm_instdisc.apis import extract_features, load_model
+    from mm_instdisc.evaluation import extract_features, load_model
     model = load_model(copy.deepcopy(cfg), checkpoint)
     train_loader, test_loader = loaders
     tr = extract_features(model, train_loader, 'backbone',
@@ -172,7 +172,7 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     setup_mmpretrain()
-    from mm_instdisc.apis import build_knn_dataloaders, pixel_features
+    from mm_instdisc.evaluation import build_knn_dataloaders, pixel_features
     os.makedirs(args.work_dir, exist_ok=True)
     res_path = osp.join(args.work_dir, 'results.json')
     results = json.load(open(res_path)) if osp.exists(res_path) else {}
@@ -203,8 +203,8 @@ def main():
     for name in args.only or RUNS:
         cfg = run_config(name, args)
         ckpt, seconds = train_run(
-        name, cfg, osp.join(args.work_dir, name), args.epochs, args.threads,
-        f' on {args.train_size} images')
+            name, cfg, osp.join(args.work_dir, name), args.epochs,
+            args.threads, f' on {args.train_size} images')
         results['runs'][name] = dict(checkpoint=ckpt, seconds=seconds)
         feats = backbone_features(name, cfg, ckpt, loaders)
         results['rows'][name] = evaluate(name, *feats, args)

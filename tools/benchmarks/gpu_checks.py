@@ -32,8 +32,8 @@ import torch.nn.functional as F
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)  # the device machine has the checkout, not an install
 
-from mm_instdisc.modules import (AdCoLoss, BatchAugment, ExemplarLoss,  # noqa: E402
-                                 NPIDLoss, ShardedMemoryBank,
+from mm_instdisc.modules import (AdCoLoss, BatchAugment,  # noqa: E402
+                                 ExemplarLoss, NPIDLoss, ShardedMemoryBank,
                                  sharded_knn_topk, sharded_softmax_loss)
 from mm_instdisc.modules.npid_loss import softmax_over_bank  # noqa: E402
 from mm_instdisc.modules.splitmask import info_nce  # noqa: E402

@@ -77,9 +77,10 @@ TRAIN_STEP_HEADS = {
 
 
 def bench_train_step(args, device):
-    import mm_instdisc.models  # noqa: F401
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
+
+    import mm_instdisc.models  # noqa: F401
     B, m = args.batch, 4096
     width = args.width
     results = {}

@@ -144,8 +144,9 @@ class AugmentedSet(torch.utils.data.Dataset):
 # ----------------------------------------------------------------- model
 def build_model(head, num_train, seed):
     sys.path.insert(0, ROOT)
-    import mm_instdisc.models  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
     torch.manual_seed(seed)
     return MODELS.build(dict(
         type='NPID', bank_size=num_train, feat_dim=128, bank_momentum=0.5,

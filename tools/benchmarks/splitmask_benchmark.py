@@ -234,10 +234,11 @@ def main(argv=None):
 
     import torch
     torch.set_num_threads(args.threads)
+    from mmengine.registry import init_default_scope
+
     import mm_instdisc.datasets  # noqa: F401
     import mm_instdisc.engine  # noqa: F401
     import mm_instdisc.models  # noqa: F401
-    from mmengine.registry import init_default_scope
     init_default_scope('mmpretrain')
 
     os.makedirs(args.work_dir, exist_ok=True)

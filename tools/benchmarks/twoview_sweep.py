@@ -184,14 +184,13 @@ def run(name, cfg, data_root, device):
         iters_per_epoch, cfg['epochs'] = 40, 1
         train_x, train_y = train_x[:2000], train_y[:2000]
         test_x, test_y = test_x[:500], test_y[:500]
-    total = cfg['epochs'] * iters_per_epoch
     log = []
     t0 = time.time()
     it = 0
     for epoch in range(cfg['epochs']):
         # cosine per epoch (by_epoch) to 1% of the base lr, linear warm-up
-        cos = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch /
-                                                 cfg['epochs']))
+        cos = 0.01 + 0.99 * 0.5 * (
+            1 + math.cos(math.pi * epoch / cfg['epochs']))
         perm = torch.randperm(n, device=device)
         stats = []
         for b in range(iters_per_epoch):

@@ -38,7 +38,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mm_instdisc.apis.selfsup_to_backbone import (  # noqa: E402
+from mm_instdisc.utils.selfsup_to_backbone import (  # noqa: E402
     backbone_family, check_backbone_keys, convert_selfsup_checkpoint,
     get_state_dict, list_prefixes)
 
@@ -71,6 +71,7 @@ def parse_args():
 def verify(weights, config: str, out_prefix: str,
            allow_missing=()) -> None:
     import fnmatch
+
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 

@@ -22,7 +22,7 @@ train_dataloader = dict(
         split='train',
         pipeline=train_pipeline))
 
-# weighted kNN on the test set against the memory bank (MemoryBankHook)
+# weighted kNN on the test set against the memory bank (KNNReferenceHook)
 val_dataloader = dict(
     batch_size=256,
     num_workers=0,

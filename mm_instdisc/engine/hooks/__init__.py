@@ -10,5 +10,7 @@ __all__ = [
     'KNNReferenceHook', 'CheckpointSafetyHook', 'BNStatsSyncHook',
     'average_bn_stats'
 ]
-from .splitmask_tokenizer_hook import SplitMaskTokenizerHook  # noqa: E402,F401,E501
+from .splitmask_tokenizer_hook import \
+    SplitMaskTokenizerHook  # noqa: E402,F401,E501
+
 __all__ += ['SplitMaskTokenizerHook']

@@ -8,7 +8,9 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from mm_instdisc.models.selfsup.npid import sample_indices
+from mm_instdisc.modules import all_gather_cat
+from mm_instdisc.utils import sample_indices
+
 from ._checkpoint import (checkpoint_after_this_epoch,
                           checkpoint_after_this_iter)
 
@@ -17,28 +19,21 @@ def _ori(model):
     return model.module if is_model_wrapper(model) else model
 
 
-def dataset_labels(dataset) -> torch.Tensor:
-    """Integer class labels of every image of a dataset, shape (N, )."""
-    if hasattr(dataset, 'get_gt_labels'):
-        return torch.as_tensor(dataset.get_gt_labels()).long()
-    return torch.tensor([int(dataset.get_data_info(i)['gt_label'])
-                         for i in range(len(dataset))])
-
-
 @HOOKS.register_module()
 class MemoryBankHook(Hook):
-    """Initialise, synchronise, apply and report NPID's memory bank.
+    """Initialise, synchronise, update and report NPID's memory bank.
 
     * ``before_train``: checks that the bank has one row per training image,
       then (on a fresh run, not on resume) initialises it either with random
       unit rows or with one forward pass over the training set, and makes
       every rank's bank identical (broadcast from rank 0).
     * ``after_train_iter``: applies the step's bank update (after the
-      optimizer step) and logs bank statistics every ``log_interval``
-      iterations (``bank_norm_min``/``max``, ``bank_mean_norm``).
-    * ``before_val_epoch``/``before_test_epoch``: hands the bank and the
-      training labels to every :class:`KNNMetric` of the evaluator, so
-      weighted kNN on the validation set runs every ``val_interval`` epochs.
+      optimizer step; this hook is the one place that applies it, through
+      ``NPID.flush_bank_update``) and logs bank statistics every
+      ``log_interval`` iterations (``bank_norm_min``/``max``,
+      ``bank_mean_norm``).
+
+    kNN validation against the bank is :class:`KNNReferenceHook`'s job.
 
     With a ``ShardedMemoryBank`` (``NPID(bank=dict(type='ShardedMemoryBank',
     ...))``) each rank holds its rows only: the random initialisation is
@@ -46,9 +41,8 @@ class MemoryBankHook(Hook):
     forward initialisation writes each rank's rows, statistics are reduced
     over the shards, and before every checkpoint the shards are gathered on
     rank 0, which writes the whole bank (checkpoints are written by rank 0
-    alone); loading re-shards it, for any number of ranks. Validation hands
-    the gathered bank to the kNN metric on rank 0. The sync check does not
-    apply (the shards differ by design).
+    alone); loading re-shards it, for any number of ranks. The sync check
+    does not apply (the shards differ by design).
 
     Args:
         init (str): ``'random'`` or ``'forward'``. Defaults to ``'random'``.
@@ -73,7 +67,6 @@ class MemoryBankHook(Hook):
         self.init_batch_size = init_batch_size
         self.log_interval = log_interval
         self.sync_check_interval = sync_check_interval
-        self._labels: Optional[torch.Tensor] = None
         self._full_bank: Optional[torch.Tensor] = None  # for the checkpoint
 
     @staticmethod
@@ -105,6 +98,7 @@ class MemoryBankHook(Hook):
 
     @torch.no_grad()
     def _init_forward(self, runner, model, dataset) -> None:
+        from mm_instdisc.evaluation import iter_features
         loader_cfg = runner.cfg.get('train_dataloader', {})
         bs = self.init_batch_size or loader_cfg.get('batch_size', 64)
         loader = DataLoader(
@@ -112,31 +106,18 @@ class MemoryBankHook(Hook):
             sampler=DefaultSampler(dataset, shuffle=False, round_up=False),
             num_workers=loader_cfg.get('num_workers', 0),
             collate_fn=default_collate)
-        was_training = model.training
-        model.eval()
-        for i, data in enumerate(loader):
-            data = model.data_preprocessor(data, False)
-            feats = model.embed(data['inputs'])
-            idx = sample_indices(data['data_samples'], feats.device)
-            if getattr(model, 'sharded_bank', False):
-                pass  # fill gathers the batch and writes each rank's rows
-            elif is_distributed():
-                # ranks may hold different numbers of samples (no round-up)
-                sizes = all_gather(torch.tensor([idx.numel()], device=idx.device))
-                m = int(max(s.item() for s in sizes))
-                pad_i = idx.new_full((m, ), -1)
-                pad_i[:idx.numel()] = idx
-                pad_f = feats.new_zeros(m, feats.shape[1])
-                pad_f[:idx.numel()] = feats
-                all_i, all_f = torch.cat(all_gather(pad_i)), torch.cat(
-                    all_gather(pad_f))
-                keep = all_i >= 0
-                idx, feats = all_i[keep], all_f[keep]
+        for i, (feats, samples) in enumerate(
+                iter_features(model, loader, 'embed', progress=False)):
+            idx = sample_indices(samples, feats.device)
+            if is_distributed() and not self._is_sharded(model):
+                # a sharded bank's fill gathers the batch itself; ranks may
+                # hold different numbers of samples (no round-up)
+                idx, _ = all_gather_cat(idx)
+                feats, _ = all_gather_cat(feats.contiguous())
             model.memory_bank.fill(idx, feats)
             if i % 50 == 0:
                 runner.logger.info(f'MemoryBankHook: initial forward pass '
                                    f'{i + 1}/{len(loader)} batches')
-        model.train(was_training)
 
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[Sequence[dict]] = None,
@@ -165,7 +146,6 @@ class MemoryBankHook(Hook):
         """All ranks: gather a sharded bank on rank 0 for the checkpoint
         that rank 0 is about to write (after this hook, VERY_LOW priority)."""
         if self._is_sharded(model):
-            model.flush_bank_update()
             self._full_bank = model.memory_bank.gather_to(0)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -200,33 +180,3 @@ class MemoryBankHook(Hook):
         if any(not torch.equal(all_sums[0], s) for s in all_sums[1:]):
             raise RuntimeError('Memory banks differ across ranks: checksums '
                                f'{[s.tolist() for s in all_sums]}')
-
-    def _give_reference(self, runner, evaluator) -> None:
-        from mm_instdisc.evaluation import KNNMetric
-        metrics = [m for m in getattr(evaluator, 'metrics', [])
-                   if isinstance(m, KNNMetric)]
-        if not metrics:
-            return
-        model = self._model(runner)
-        model.flush_bank_update()
-        if self._labels is None:
-            self._labels = dataset_labels(runner.train_dataloader.dataset)
-        if self._labels.numel() != model.memory_bank.length:
-            raise ValueError(f'{self._labels.numel()} training labels for a '
-                             f'bank of {model.memory_bank.length} rows.')
-        if self._is_sharded(model):
-            # the evaluator computes metrics on rank 0: the whole bank there
-            ref = model.memory_bank.gather_to(0)
-            if ref is None:
-                return
-            ref = ref.float()
-        else:
-            ref = model.memory_bank.bank.detach()
-        for m in metrics:
-            m.set_reference(ref, self._labels)
-
-    def before_val_epoch(self, runner) -> None:
-        self._give_reference(runner, runner.val_evaluator)
-
-    def before_test_epoch(self, runner) -> None:
-        self._give_reference(runner, runner.test_evaluator)

@@ -1,4 +1,4 @@
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 from mmengine.dist import broadcast, get_rank
@@ -6,40 +6,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
-from torch import Tensor, nn
 
-from mm_instdisc.modules.splitmask import SplitMaskTokenizer
-
-
-@torch.no_grad()
-def collect_patches(tokenizer: SplitMaskTokenizer,
-                    data_preprocessor: nn.Module, loader: Iterable,
-                    num_images: int, max_patches: int,
-                    seed: int = 0) -> Tensor:
-    """Normalised patches (N, C*p*p) of the first ``num_images`` images.
-
-    Batches go through ``data_preprocessor`` as in training; at most
-    ``max_patches`` patches are kept (a seeded random subset).
-    """
-    chunks, seen = [], 0
-    for batch in loader:
-        inputs = data_preprocessor(batch, False)['inputs']
-        if isinstance(inputs, (list, tuple)):
-            inputs = inputs[0]
-        inputs = inputs[:num_images - seen]
-        x = tokenizer.normalised_patches(inputs.cpu())  # (B, L, P)
-        chunks.append(x.reshape(-1, x.shape[-1]))
-        seen += inputs.shape[0]
-        if seen >= num_images:
-            break
-    if not chunks:
-        raise ValueError('collect_patches: the data loader gave no images.')
-    patches = torch.cat(chunks)
-    if patches.shape[0] > max_patches:
-        g = torch.Generator().manual_seed(seed)
-        keep = torch.randperm(patches.shape[0], generator=g)[:max_patches]
-        patches = patches[keep]
-    return patches
+from mm_instdisc.modules.splitmask import SplitMaskTokenizer, collect_patches
 
 
 @HOOKS.register_module()

@@ -4,7 +4,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from mm_instdisc.modules import topk_accuracy, weighted_knn
+from ..knn import knn_evaluate
 
 
 @METRICS.register_module()
@@ -12,9 +12,10 @@ class KNNMetric(BaseMetric):
     """Weighted kNN accuracy of embeddings against a reference set.
 
     The reference (features and labels of the training set) is handed over
-    by :class:`MemoryBankHook` (NPID's memory bank) or by
-    :meth:`set_reference`; queries are the ``feat`` fields that the model's
-    ``predict`` mode writes into the validation samples. Results are
+    by :class:`KNNReferenceHook` (NPID's memory bank, or the training
+    images' embeddings) or by :meth:`set_reference`; queries are the
+    ``feat`` fields that the model's ``predict`` mode writes into the
+    validation samples. Results are
     ``knn/top1_k{k}`` and ``knn/top5_k{k}`` for each k.
 
     Args:
@@ -58,15 +59,11 @@ class KNNMetric(BaseMetric):
         if self._ref_feats is None:
             raise RuntimeError(
                 'KNNMetric has no reference set: add '
-                "dict(type='MemoryBankHook') to custom_hooks (NPID) or call "
+                "dict(type='KNNReferenceHook') to custom_hooks or call "
                 'set_reference(features, labels) before evaluation.')
         query = torch.stack([r['feat'] for r in results])
         labels = torch.stack([r['label'] for r in results])
-        scores = weighted_knn(query, self._ref_feats.to(query.device),
-                              self._ref_labels, ks=self.ks,
-                              temperature=self.temperature)
-        out = {}
-        for k, s in scores.items():
-            for t, acc in topk_accuracy(s, labels, self.topk).items():
-                out[f'top{t}_k{k}'] = acc
-        return out
+        res = knn_evaluate(self._ref_feats, self._ref_labels, query, labels,
+                           self.ks, self.temperature, self.topk)
+        return {f'top{t}_k{k}': acc
+                for k, accs in res.items() for t, acc in accs.items()}

@@ -2,12 +2,12 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer
 from mmpretrain.models.utils import (build_2d_sincos_position_embedding,
                                      build_norm_layer)
 from mmpretrain.registry import MODELS
-from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 

@@ -9,12 +9,12 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from mm_instdisc.modules import AdversarialNegatives
+
 from .embed_predict import EmbedPredictMixin, MomentumEncoderMixin
 
 
 @MODELS.register_module()
-class AdCo(MomentumEncoderMixin, EmbedPredictMixin,
-             BaseSelfSupervisor):
+class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
     """AdCo: contrastive learning against self-trained negative adversaries.
 
     `AdCo: Adversarial Contrast for Efficient Learning of Unsupervised

@@ -8,6 +8,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from mm_instdisc.modules import ExemplarQueue
+
 from .embed_predict import EmbedPredictMixin, MomentumEncoderMixin
 
 

@@ -9,26 +9,9 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from mm_instdisc.modules import MemoryBank, ShardedMemoryBank
+from mm_instdisc.utils import sample_indices
+
 from .embed_predict import EmbedPredictMixin
-
-
-def sample_indices(data_samples: Optional[List[DataSample]],
-                   device: torch.device) -> Tensor:
-    """Each sample's dataset index (``sample_idx`` metainfo). Shape (B, )."""
-    if not data_samples:
-        raise ValueError('NPID needs data samples carrying `sample_idx` to '
-                         'address the memory bank, got none.')
-    idx = []
-    for i, ds in enumerate(data_samples):
-        if 'sample_idx' not in ds:
-            raise ValueError(
-                f"Data sample {i} has no 'sample_idx' (keys: "
-                f'{sorted(ds.metainfo_keys())}). NPID addresses its memory '
-                "bank with it: keep 'sample_idx' in PackInputs' meta_keys "
-                '(it is there by default) and use a dataset derived from '
-                "mmengine's BaseDataset, which sets it.")
-        idx.append(int(ds.sample_idx))
-    return torch.tensor(idx, dtype=torch.long, device=device)
 
 
 def build_bank(cfg: Optional[dict], length: int, feat_dim: int,
@@ -66,9 +49,11 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
     is part of the model, so it is in every checkpoint. Each training step
     gathers the batch's indices and features from all ranks and applies the
     same momentum update on every rank, so the banks stay identical. The
-    update is applied after the optimizer step (by :class:`MemoryBankHook`,
-    or at the start of the next ``loss`` call), because the full-softmax
-    backward still reads the bank.
+    update is applied after the optimizer step, because the full-softmax
+    backward still reads the bank: ``loss`` leaves it pending and
+    :class:`MemoryBankHook` applies it after every iteration (loops without
+    a runner call :meth:`flush_bank_update` after each step); a ``loss``
+    call over an unapplied update is an error.
 
     Args:
         backbone (dict): Backbone config.
@@ -149,7 +134,13 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
             ``last_stats`` (``log_z``, ``pos_h``, ``neg_h`` for NCE,
             ``pos_prob`` for the softmax modes) for the log.
         """
-        self.flush_bank_update()
+        if self._pending is not None:
+            raise RuntimeError(
+                "NPID: the previous step's memory-bank update was never "
+                "applied. Add dict(type='MemoryBankHook') to custom_hooks "
+                '(it applies the update after each iteration), or call '
+                'model.flush_bank_update() after each optimizer step in a '
+                'loop of your own.')
         feats = self.embed(inputs)  # (B, D)
         idx = sample_indices(data_samples, feats.device)  # (B, )
         if self.sharded_bank:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from mm_instdisc.modules.splitmask import (SplitMaskGenerator,
                                            SplitMaskTokenizer, splitmask_step)
+
 from .embed_predict import EmbedPredictMixin
 
 # the training-free tokeniser is plain PyTorch; register it as it is so that

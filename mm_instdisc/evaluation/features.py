@@ -1,16 +1,75 @@
-"""Feature extraction and weighted kNN evaluation of a trained model."""
+"""Running a model over a data set for evaluation: feature extraction,
+the kNN data loaders of a config, raw-pixel features, training labels, and
+loading a checkpoint into a config's model.
+
+Every loop that runs a model over a loader for evaluation goes through
+:func:`iter_features` (the kNN reference hook, NPID's forward bank
+initialisation, ``tools/knn_eval.py`` and the benchmarks).
+"""
 import copy
 import sys
-from typing import Dict, Sequence, Tuple
+from typing import Iterator, List, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mm_instdisc.modules import topk_accuracy, weighted_knn
+FEATURES = ('embed', 'backbone')
+
+
+def _progress(desc: str, i: int, total: int) -> None:
+    if i % 10 == 0 or i == total - 1:
+        done = int(30 * (i + 1) / total)
+        sys.stderr.write(f'\r[{desc}] [{"#" * done}{"." * (30 - done)}] '
+                         f'{i + 1}/{total} batches')
+        if i == total - 1:
+            sys.stderr.write('\n')
+        sys.stderr.flush()
+
+
+def model_features(model, inputs, feature: str = 'embed') -> Tensor:
+    """One batch's features: the model's L2-normalised ``embed`` output
+    (``feature='embed'``; models without ``embed`` fall back to the
+    backbone) or the L2-normalised global average of the last backbone stage
+    (``'backbone'``; token sequences are used as they come)."""
+    if feature not in FEATURES:
+        raise ValueError(f'Illegal feature: {feature!r}; expected one of '
+                         f'{FEATURES}.')
+    if isinstance(inputs, (list, tuple)):
+        inputs = inputs[0]
+    if feature == 'embed' and hasattr(model, 'embed'):
+        return model.embed(inputs)
+    out = model.backbone(inputs)
+    out = out[-1] if isinstance(out, (list, tuple)) else out
+    return F.normalize(out.flatten(2).mean(2) if out.dim() == 4 else out,
+                       dim=1)
 
 
 @torch.no_grad()
+def iter_features(model, dataloader, feature: str = 'embed',
+                  progress: bool = True, desc: str = 'features'
+                  ) -> Iterator[Tuple[Tensor, List]]:
+    """Yield ``(features (B, D), data_samples)`` for each batch of a loader,
+    the model in eval mode (its training mode is restored at the end).
+
+    Batches go through the model's data preprocessor in evaluation mode;
+    ``feature`` is as in :func:`model_features`. With ``progress`` a bar is
+    written to stderr.
+    """
+    was_training = model.training
+    model.eval()
+    total = len(dataloader)
+    try:
+        for i, data in enumerate(dataloader):
+            data = model.data_preprocessor(data, False)
+            yield (model_features(model, data['inputs'], feature),
+                   data['data_samples'])
+            if progress:
+                _progress(desc, i, total)
+    finally:
+        model.train(was_training)
+
+
 def extract_features(model, dataloader, feature: str = 'embed',
                      progress: bool = True,
                      desc: str = 'features') -> Tuple[Tensor, Tensor]:
@@ -25,38 +84,16 @@ def extract_features(model, dataloader, feature: str = 'embed',
         progress (bool): Print a progress bar to stderr. Defaults to True.
 
     Returns:
-        tuple[Tensor, Tensor]: Features (N, D) and labels (N, ), in dataset
-        order.
+        tuple[Tensor, Tensor]: Features (N, D), float32 on the CPU, and
+        labels (N, ) (-1 for unlabelled samples), in dataset order.
     """
-    model.eval()
     feats, labels, idxs = [], [], []
-    total = len(dataloader)
-    for i, data in enumerate(dataloader):
-        data = model.data_preprocessor(data, False)
-        x = data['inputs']
-        if isinstance(x, (list, tuple)):
-            x = x[0]
-        if feature == 'embed' and hasattr(model, 'embed'):
-            f = model.embed(x)
-        elif feature in ('embed', 'backbone'):
-            out = model.backbone(x)
-            out = out[-1] if isinstance(out, (list, tuple)) else out
-            f = F.normalize(out.flatten(2).mean(2) if out.dim() == 4 else out,
-                            dim=1)
-        else:
-            raise ValueError(f"Illegal feature: {feature!r}; expected 'embed' "
-                             "or 'backbone'.")
+    for f, samples in iter_features(model, dataloader, feature, progress,
+                                    desc):
         feats.append(f.float().cpu())
-        for ds in data['data_samples']:
+        for ds in samples:
             labels.append(int(ds.gt_label[0]) if 'gt_label' in ds else -1)
             idxs.append(int(ds.sample_idx) if 'sample_idx' in ds else len(idxs))
-        if progress and (i % 10 == 0 or i == total - 1):
-            done = int(30 * (i + 1) / total)
-            sys.stderr.write(f'\r[{desc}] [{"#" * done}{"." * (30 - done)}] '
-                             f'{i + 1}/{total} batches')
-            sys.stderr.flush()
-    if progress:
-        sys.stderr.write('\n')
     order = torch.argsort(torch.tensor(idxs))
     return torch.cat(feats)[order], torch.tensor(labels)[order]
 
@@ -95,14 +132,12 @@ def pixel_features(dataloader) -> Tuple[Tensor, Tensor]:
     return x - x.mean(1, keepdim=True), torch.tensor(ys)
 
 
-def knn_evaluate(train_feats: Tensor, train_labels: Tensor,
-                 test_feats: Tensor, test_labels: Tensor,
-                 ks: Sequence[int] = (10, 20, 100, 200),
-                 temperature: float = 0.07) -> Dict[int, Dict[int, float]]:
-    """Top-1/top-5 accuracy (%) of weighted kNN for each k."""
-    scores = weighted_knn(test_feats, train_feats, train_labels, ks=ks,
-                          temperature=temperature)
-    return {k: topk_accuracy(s, test_labels, (1, 5)) for k, s in scores.items()}
+def dataset_labels(dataset) -> Tensor:
+    """Integer class labels of every image of a dataset, shape (N, )."""
+    if hasattr(dataset, 'get_gt_labels'):
+        return torch.as_tensor(dataset.get_gt_labels()).long()
+    return torch.tensor([int(dataset.get_data_info(i)['gt_label'])
+                         for i in range(len(dataset))])
 
 
 def load_model(cfg, checkpoint: str):

@@ -1,7 +1,7 @@
 """Linear probe: a linear classifier trained on frozen, precomputed features.
 
 Used by the benchmarks next to weighted kNN: features come from
-:func:`mm_instdisc.apis.extract_features` (or any (N, D) tensor), the
+:func:`mm_instdisc.evaluation.extract_features` (or any (N, D) tensor), the
 classifier is a single ``nn.Linear`` trained with cross-entropy, and the
 result is the top-1 accuracy on the test features. Torch only, on the
 features' device, deterministic for a given seed (and thread count).

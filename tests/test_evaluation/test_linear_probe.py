@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mm_instdisc.apis import linear_probe
+from mm_instdisc.evaluation import linear_probe
 
 
 def clusters(n_per_class=40, num_classes=4, dim=16, spread=0.3, seed=0,
