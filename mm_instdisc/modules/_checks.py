@@ -36,6 +36,23 @@ def check_finite(name: str, x: Tensor) -> None:
             'input pipeline), or a checkpoint holds corrupted state.')
 
 
+def check_indices(idx: Tensor, length: int, name: str = 'Memory bank',
+                  hint: str = 'Does the bank length match the training set '
+                  'size?') -> None:
+    """Row indices must be a 1-D integer tensor within [0, length).
+
+    Reads the min and max back from the device (on a GPU a bad index would
+    otherwise be a fatal device-side assert).
+    """
+    if idx.dim() != 1 or idx.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f'{name} indices must be a 1-D integer tensor, got '
+                         f'dtype={idx.dtype} shape={tuple(idx.shape)}.')
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= length):
+        raise ValueError(
+            f'{name} index out of range [0, {length}): min {int(idx.min())}, '
+            f'max {int(idx.max())}. {hint}')
+
+
 def check_temperature(name: str, value: float) -> float:
     """A temperature must be a finite number > 0; returns it as a float."""
     try:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import PeriodicCheck, check_finite
+from ._checks import PeriodicCheck, check_finite, check_indices
 
 _check_finite = check_finite  # old name, kept for importers
 
@@ -18,18 +18,6 @@ def check_bank_args(length: int, feat_dim: int, momentum: float) -> None:
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f'Illegal momentum: {momentum}; expected a value '
                          'in [0, 1) (the weight kept on the old entry).')
-
-
-def check_indices(idx: Tensor, length: int) -> None:
-    """Memory-bank indices must be a 1-D integer tensor within [0, length)."""
-    if idx.dim() != 1 or idx.dtype not in (torch.int32, torch.int64):
-        raise ValueError('Memory bank indices must be a 1-D integer tensor, '
-                         f'got dtype={idx.dtype} shape={tuple(idx.shape)}.')
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= length):
-        raise ValueError(
-            f'Memory bank index out of range [0, {length}): min '
-            f'{int(idx.min())}, max {int(idx.max())}. Does the bank length '
-            'match the training set size?')
 
 
 def first_occurrence(idx: Tensor) -> Tensor:

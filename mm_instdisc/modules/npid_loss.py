@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import (PeriodicCheck, check_batch, check_finite,
+from ._checks import (PeriodicCheck, check_batch, check_finite, check_indices,
                       check_temperature, float32_math)
 
 
@@ -426,11 +426,7 @@ class NPIDLoss(nn.Module):
             return
         check_finite('NPID features', feats)
         check_finite('NPID memory bank', bank)
-        if int(idx.min()) < 0 or int(idx.max()) >= n:
-            raise ValueError(
-                f'Bank index out of range [0, {n}): min {int(idx.min())}, max '
-                f'{int(idx.max())}. Does the bank length match the training '
-                'set size?')
+        check_indices(idx, n, 'Bank')
 
     def sharded(self, feats: Tensor, idx: Tensor, bank) -> Tensor:
         """Per-sample loss over a ``ShardedMemoryBank`` (rows split across

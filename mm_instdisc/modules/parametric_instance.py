@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import (PeriodicCheck, check_batch, check_finite,
+from ._checks import (PeriodicCheck, check_batch, check_finite, check_indices,
                       check_temperature, float32_math)
 
 
@@ -136,12 +136,8 @@ class ParametricInstanceLoss(nn.Module):
                              f'{feats.shape[0]} features.')
         idx = idx.to(logits.device).long()
         # every call: on a GPU a bad index is a device-side assert (fatal)
-        if idx.numel() and (int(idx.min()) < 0 or
-                            int(idx.max()) >= self.num_instances):
-            raise ValueError(
-                f'Instance index out of range [0, {self.num_instances}): min '
-                f'{int(idx.min())}, max {int(idx.max())}. num_instances must '
-                'equal the training set size.')
+        check_indices(idx, self.num_instances, 'Instance',
+                      'num_instances must equal the training set size.')
         if self._check.due():
             check_finite('Parametric instance features feats', feats)
         with float32_math(logits) as (logits, ):

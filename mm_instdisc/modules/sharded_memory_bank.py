@@ -38,8 +38,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import PeriodicCheck, check_finite
-from .memory_bank import (check_bank_args, check_indices, first_occurrence,
+from ._checks import PeriodicCheck, check_finite, check_indices
+from .memory_bank import (check_bank_args, first_occurrence,
                           momentum_update_rows)
 from .npid_loss import (sample_negatives, stream_logsumexp,
                         stream_softmax_expectation)

@@ -9,12 +9,21 @@ from torch import Tensor, nn
 
 
 class EmbedPredictMixin:
-    """Adds a ``'predict'`` mode to a ``BaseSelfSupervisor``.
+    """Adds ``embed`` and a ``'predict'`` mode to a ``BaseSelfSupervisor``.
 
-    The subclass provides ``embed(inputs) -> Tensor (B, D)``; ``predict``
+    ``embed(inputs) -> Tensor (B, D)`` is the L2-normalised output of
+    backbone + neck (the one definition shared by NPID, the parametric
+    baseline, AdCo and ExemplarMoCo; SplitMask overrides it); ``predict``
     stores each embedding in its sample's ``feat`` field, which is what
     :class:`KNNMetric` and mmengine's val/test loops consume.
     """
+
+    def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
+        """L2-normalised embeddings of a batch (the first view of a list).
+        Tensor of shape (B, D)."""
+        if isinstance(inputs, (list, tuple)):
+            inputs = inputs[0]
+        return F.normalize(self.neck(self.backbone(inputs))[0], dim=1)
 
     def predict(self, inputs: Union[Tensor, List[Tensor]],
                 data_samples: Optional[List[DataSample]] = None
@@ -63,12 +72,6 @@ class MomentumEncoderMixin:
         self.momentum = float(momentum)
         self.encoder_k = ExponentialMovingAverage(self.query_encoder,
                                                   self.momentum)
-
-    def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
-        """L2-normalised query embeddings. Tensor of shape (B, D)."""
-        if isinstance(inputs, (list, tuple)):
-            inputs = inputs[0]
-        return F.normalize(self.neck(self.backbone(inputs))[0], dim=1)
 
     @torch.no_grad()
     def keys(self, inputs: Tensor) -> Tensor:

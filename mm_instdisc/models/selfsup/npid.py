@@ -1,7 +1,6 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.dist import all_gather
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
@@ -104,13 +103,6 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
     def sharded_bank(self) -> bool:
         """Whether the memory bank is split across the ranks."""
         return isinstance(self.memory_bank, ShardedMemoryBank)
-
-    def embed(self, inputs: Tensor) -> Tensor:
-        """L2-normalised embeddings of a batch. Tensor of shape (B, D)."""
-        if isinstance(inputs, (list, tuple)):
-            inputs = inputs[0]
-        feats = self.neck(self.backbone(inputs))[0]
-        return F.normalize(feats, dim=1)
 
     @torch.no_grad()
     def flush_bank_update(self) -> None:

@@ -1,7 +1,6 @@
 from typing import Dict, List, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -63,13 +62,6 @@ class ParametricInstance(EmbedPredictMixin, BaseSelfSupervisor):
                          init_cfg=init_cfg)
         self.num_instances = int(num_instances)
         self.feat_dim = int(feat_dim)
-
-    def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
-        """L2-normalised embeddings of a batch. Tensor of shape (B, D)."""
-        if isinstance(inputs, (list, tuple)):
-            inputs = inputs[0]
-        feats = self.neck(self.backbone(inputs))[0]
-        return F.normalize(feats, dim=1)
 
     def loss(self, inputs: List[Tensor],
              data_samples: List[DataSample]) -> Dict[str, Tensor]:
