@@ -87,6 +87,12 @@ def _stdlib():
     ('tools/**/*.py', ['mm_instdisc.engine.hooks.' + osp.splitext(
         osp.basename(f))[0] for f in glob.glob(
             osp.join(ROOT, 'mm_instdisc/engine/hooks/*.py'))]),
+    # the experiments library sits on top: nothing in the package uses it
+    ('mm_instdisc/[!b]*/**/*.py', ['mm_instdisc.benchmarks']),
+    # benchmark scripts share code through the library, not each other
+    ('tools/benchmarks/*.py', ['importlib'] + [
+        osp.splitext(osp.basename(f))[0] for f in glob.glob(
+            osp.join(ROOT, 'tools/benchmarks/*.py'))]),
     # the examples are the plain-PyTorch way in
     ('examples/**/*.py', ['mm_instdisc.models', 'mm_instdisc.datasets',
                           'mm_instdisc.engine']),

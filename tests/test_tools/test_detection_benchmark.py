@@ -25,10 +25,7 @@ def test_bad_start_is_a_clear_error(tmp_path):
 
 
 def test_last_metrics_reads_the_last_validation(tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('det_bench', SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from mm_instdisc.benchmarks import last_metrics
     vis = tmp_path / '20260101_000000' / 'vis_data'
     vis.mkdir(parents=True)
     rows = [dict(loss=1.0, step=1),
@@ -38,16 +35,14 @@ def test_last_metrics_reads_the_last_validation(tmp_path):
             {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.4,
              'coco/segm_mAP': 0.25, 'coco/segm_mAP_50': 0.35, 'step': 4}]
     (vis / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in rows))
-    assert bench.last_metrics(str(tmp_path))['coco/bbox_mAP'] == 0.3
-    assert bench.last_metrics(str(tmp_path / 'empty')) is None
+    assert last_metrics(str(tmp_path), 'coco/bbox_mAP')['coco/bbox_mAP'] == 0.3
+    assert last_metrics(str(tmp_path / 'empty'), 'coco/bbox_mAP') is None
 
 
 def test_results_are_matched_by_checkpoint_bytes_epochs_and_seed(tmp_path):
-    import importlib.util
     import shutil
-    spec = importlib.util.spec_from_file_location('det_bench', SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+
+    from mm_instdisc.benchmarks.detection import same_setting
     a = tmp_path / 'a.pth'
     a.write_bytes(b'weights')
     moved = tmp_path / 'elsewhere.pth'
@@ -55,12 +50,12 @@ def test_results_are_matched_by_checkpoint_bytes_epochs_and_seed(tmp_path):
     other = tmp_path / 'b.pth'
     other.write_bytes(b'other weights')
     setting = dict(checkpoint=str(a), epochs=3, seed=0)
-    assert bench.same_setting(setting, str(moved), 3, 0)  # same bytes
-    assert not bench.same_setting(setting, str(other), 3, 0)
-    assert not bench.same_setting(setting, str(moved), 2, 0)
-    assert not bench.same_setting(setting, str(moved), 3, 1)
-    assert not bench.same_setting(setting, 'none', 3, 0)
+    assert same_setting(setting, str(moved), 3, 0)  # same bytes
+    assert not same_setting(setting, str(other), 3, 0)
+    assert not same_setting(setting, str(moved), 2, 0)
+    assert not same_setting(setting, str(moved), 3, 1)
+    assert not same_setting(setting, 'none', 3, 0)
     none = dict(checkpoint='none', epochs=3, seed=0)
-    assert bench.same_setting(none, 'none', 3, 0)
+    assert same_setting(none, 'none', 3, 0)
     a.unlink()  # the recorded checkpoint is gone: cannot be matched
-    assert not bench.same_setting(setting, str(moved), 3, 0)
+    assert not same_setting(setting, str(moved), 3, 0)

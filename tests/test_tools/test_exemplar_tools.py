@@ -53,12 +53,7 @@ def test_exemplar_benchmark_tiny_and_resumable(data_root, tmp_path):
     assert '| Exemplar-v2 (labels filter negatives) |' in table
     assert '| raw pixels (784-d) |' in table
     # resumable: a finished run is not retrained (its wall time is kept)
-    import sys
-    sys.path.insert(0, os.path.join(ROOT, 'tools/benchmarks'))
-    try:
-        from _pretrain import train_run
-    finally:
-        sys.path.pop(0)
+    from mm_instdisc.benchmarks import train_run
     ckpt, seconds = train_run('exemplar', None, str(work / 'exemplar'),
                               epochs=1, threads=1)
     assert ckpt == str(work / 'exemplar' / 'epoch_1.pth')

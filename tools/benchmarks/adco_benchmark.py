@@ -37,22 +37,21 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
+import torch
 
-# tools/benchmarks is on sys.path now
-from _pretrain import setup_mmpretrain, train_run  # noqa: E402
+from mm_instdisc.benchmarks import ROOT, setup_mmpretrain, train_run
+from mm_instdisc.benchmarks.method_runs import ADCO_RUNS as RUNS
+from mm_instdisc.benchmarks.method_runs import adco_run_config
 
-import torch  # noqa: E402
 
-CONFIGS = dict(
-    adco='configs/adco/adco_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py',
-    mocov2='configs/mocov2/mocov2_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py',
-    npid='configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py')
-RUNS = ['adco', 'adco-K/4', 'adco-K/8', 'mocov2', 'npid']
+def run_config(name, args):
+    """The config of one run, with the benchmark's common overrides."""
+    return adco_run_config(
+        name, data_root=args.data_root, train_size=args.train_size,
+        epochs=args.epochs, batch_size=args.batch_size,
+        num_negatives=args.num_negatives, seed=args.seed, lr=args.lr)
 
 
 def parse_args():
@@ -77,43 +76,6 @@ def parse_args():
     p.add_argument('--no-docs', action='store_true',
                    help='do not write docs/benchmarks/adco.md')
     return p.parse_args()
-
-
-def run_config(name, args):
-    """The config of one run, with the benchmark's common overrides."""
-    from mmengine.config import Config
-    base = name.split('-')[0]
-    cfg = Config.fromfile(osp.join(ROOT, CONFIGS[base]))
-    K = args.num_negatives
-    if base == 'adco':
-        cfg.model.num_negatives = K // {'adco': 1, 'adco-K/4': 4,
-                                        'adco-K/8': 8}[name]
-    elif base == 'mocov2':
-        cfg.model.queue_len = K
-    elif base == 'npid':
-        cfg.model.bank_size = args.train_size
-        cfg.val_dataloader.dataset.indices = 2000  # per-epoch curve only
-        cfg.val_dataloader.dataset.data_root = args.data_root
-        cfg.train_cfg = dict(type='EpochBasedTrainLoop',
-                             max_epochs=args.epochs, val_interval=args.epochs)
-    if base != 'npid':
-        cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=args.epochs)
-    cfg.train_dataloader.dataset.indices = args.train_size
-    cfg.train_dataloader.dataset.data_root = args.data_root
-    cfg.test_dataloader.dataset.data_root = args.data_root
-    cfg.train_dataloader.batch_size = args.batch_size
-    if args.lr is not None:
-        cfg.optim_wrapper.optimizer.lr = args.lr
-    lr = cfg.optim_wrapper.optimizer.lr
-    cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=args.epochs, by_epoch=True,
-             begin=0, end=args.epochs, eta_min=lr * 0.01)
-    ]
-    cfg.randomness = dict(seed=args.seed)
-    cfg.default_hooks.logger.interval = 20
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
-                                        max_keep_ckpts=1)
-    return cfg
 
 
 def knn_rows(name, cfg, checkpoint, loaders, features=('backbone', 'embed')):

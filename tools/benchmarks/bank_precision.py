@@ -11,11 +11,9 @@ Appends (or replaces) a section in docs/benchmarks/scaling.md.
 """
 import argparse
 import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _pretrain import ROOT, setup_mmpretrain  # noqa: E402
+from mm_instdisc.benchmarks import ROOT, setup_mmpretrain
 
 MARK = '## Half-precision bank: kNN on a trained checkpoint'
 

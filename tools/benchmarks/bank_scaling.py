@@ -18,14 +18,12 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
 import torch.multiprocessing as mp
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)  # an uninstalled checkout, as the other benchmarks
+from mm_instdisc.benchmarks import ROOT
 
 
 def parse_args():

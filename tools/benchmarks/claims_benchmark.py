@@ -27,7 +27,7 @@ pretrain  The starts of (1), (3) and (4), each pretrained for
           with m and approaches the full softmax.
 (3) det   Mask R-CNN (ResNet-18 w16 FPN) fine-tuned ``--det-epochs`` on the
           composed Fashion-MNIST COCO set from every start, COCO box / mask
-          AP (detection_benchmark.run_start; the set is generated if
+          AP (mm_instdisc.benchmarks.finetune_detector; the set is generated if
           missing, items disjoint from the pretraining images).
 (4) semisup  Every start fine-tuned end to end with 1% and with 10% of the
           labels (class-balanced subsets, seed ``--seed``), top-1 on the
@@ -51,21 +51,21 @@ docs/benchmarks/claims_quick.md.
 """
 import argparse
 import copy
-import importlib
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
+import torch
 
-from _pretrain import (knn_and_probe, last_metrics, parse_starts,  # noqa: E402
-                       setup_mmpretrain, train_run)
-
-import torch  # noqa: E402
+from mm_instdisc.benchmarks import (DET_METRICS, ROOT, ensure_fmnist_coco,
+                                    finetune_detector, knn_and_probe,
+                                    last_metrics, parse_starts,
+                                    setup_mmpretrain, train_run)
+from mm_instdisc.benchmarks.method_runs import (ADCO_CONFIGS, EXEMPLAR_CONFIGS,
+                                                adco_run_config,
+                                                exemplar_run_config)
 
 SECTIONS = ('pretrain', 'param', 'nce', 'det', 'semisup')
 NPID_CFG = 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py'
@@ -77,17 +77,15 @@ FT_CFGS = {
     '10%': 'configs/benchmarks/classification/fashion_mnist/'
     'resnet18-w16_1xb128-ft-coslr-30e_fashion-mnist-10pc.py',
 }
-# start -> (benchmark script whose run_config builds it, its run name)
+# start -> (the per-method benchmark whose run it is, its run name)
 PRETRAINED = {
-    'npid': ('adco_benchmark', 'npid'),
-    'mocov2': ('adco_benchmark', 'mocov2'),
-    'adco': ('adco_benchmark', 'adco'),
-    'exemplar-v2': ('exemplar_benchmark', 'exemplar'),
-    'supervised': ('exemplar_benchmark', 'supervised'),
+    'npid': ('adco', 'npid'),
+    'mocov2': ('adco', 'mocov2'),
+    'adco': ('adco', 'adco'),
+    'exemplar-v2': ('exemplar', 'exemplar'),
+    'supervised': ('exemplar', 'supervised'),
 }
 UNSUPERVISED = ('npid', 'mocov2', 'adco')
-DET_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
-               'coco/segm_mAP_50')
 
 
 def parse_args():
@@ -198,12 +196,15 @@ def parametric_config(args):
 
 
 def pretrain_config(name, args):
-    ns = argparse.Namespace(
-        train_size=args.train_size, test_size=args.test_size,
-        epochs=args.pretrain_epochs, batch_size=128, num_negatives=4096,
-        queue_len=4096, lr=None, seed=args.seed, data_root=args.data_root)
-    module, run = PRETRAINED[name]
-    return importlib.import_module(module).run_config(run, ns)
+    """A pretrained start's config: the per-method benchmark's run (the
+    library's ``method_runs``) at this benchmark's sizes."""
+    bench, run = PRETRAINED[name]
+    common = dict(data_root=args.data_root, train_size=args.train_size,
+                  epochs=args.pretrain_epochs, batch_size=128, seed=args.seed)
+    if bench == 'adco':
+        return adco_run_config(run, num_negatives=4096, **common)
+    return exemplar_run_config(run, test_size=args.test_size, queue_len=4096,
+                               **common)
 
 
 def npid_run(args, m):
@@ -238,9 +239,9 @@ def starts(args, names):
 
 
 def pretrained_config_file(name):
-    module, run = PRETRAINED[name]
-    cfgs = importlib.import_module(module).CONFIGS
-    return cfgs[run.split('-')[0]]
+    bench, run = PRETRAINED[name]
+    return (ADCO_CONFIGS if bench == 'adco' else EXEMPLAR_CONFIGS)[
+        run.split('-')[0]]
 
 
 def model_readouts(cfg, ckpt, loaders, args, name, features):
@@ -320,15 +321,10 @@ def nce_section(args, results, save):
 def det_section(args, results, save, start_ckpts):
     """(3) Mask R-CNN transfer from every start, once per ``--det-seeds``
     seed (seed 0 in ``det/<start>``, seed s in ``det/seed<s>/<start>``)."""
-    import detection_benchmark
     root = args.det_data_root
-    if not osp.exists(osp.join(root, 'annotations', 'instances_val.json')):
-        subprocess.run([
-            sys.executable,
-            osp.join(ROOT, 'tools/dataset_converters/make_fmnist_coco.py'),
-            '--fmnist-root', args.data_root, '--out', root, '--num-train',
-            str(args.det_images[0]), '--num-val', str(args.det_images[1])
-        ], check=True, cwd=ROOT)
+    ensure_fmnist_coco(root, fmnist_root=args.data_root,
+                       num_train=args.det_images[0],
+                       num_val=args.det_images[1])
     sizes = []
     for split in ('train', 'val'):
         with open(osp.join(root, 'annotations',
@@ -339,13 +335,11 @@ def det_section(args, results, save, start_ckpts):
     for name, ckpt in start_ckpts.items():
         runs = []
         for seed in args.det_seeds:
-            ns = argparse.Namespace(
-                work_dir=osp.join(args.work_dir, 'det',
-                                  f'seed{seed}' if seed else ''),
-                epochs=args.det_epochs, seed=seed, data_root=root,
-                threads=args.threads)
-            done = detection_benchmark.run_or_reuse(slug(name), ckpt, ns)
-            runs.append(done)
+            work_dir = osp.join(args.work_dir, 'det',
+                                f'seed{seed}' if seed else '', slug(name))
+            runs.append(finetune_detector(
+                slug(name), ckpt, work_dir, data_root=root,
+                epochs=args.det_epochs, seed=seed, threads=args.threads))
         rows[name] = dict(
             checkpoint=ckpt, epochs=args.det_epochs, seeds=args.det_seeds,
             seconds=sum(r['seconds'] for r in runs),

@@ -36,24 +36,15 @@ import copy
 import json
 import os
 import os.path as osp
-import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
+import torch
 
-from _pretrain import knn_and_probe, setup_mmpretrain, train_run  # noqa: E402
+from mm_instdisc.benchmarks import (ROOT, knn_and_probe, setup_mmpretrain,
+                                    train_run)
+from mm_instdisc.benchmarks.method_runs import EXEMPLAR_RUNS as RUNS
+from mm_instdisc.benchmarks.method_runs import exemplar_run_config
 
-import torch  # noqa: E402
-
-CONFIGS = dict(
-    exemplar='configs/exemplar/'
-    'exemplar-v2_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py',
-    mocov2='configs/mocov2/'
-    'mocov2_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py',
-    supervised='configs/supervised/'
-    'resnet18-w16_1xb128-coslr-10e_fashion-mnist.py')
-RUNS = ['exemplar', 'mocov2', 'supervised']
 LABELS = {
     'raw pixels': 'raw pixels (784-d)',
     'random init': 'random-init network',
@@ -91,26 +82,10 @@ def parse_args():
 
 def run_config(name, args):
     """The config of one run, with the benchmark's common overrides."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, CONFIGS[name]))
-    if name in ('exemplar', 'mocov2'):
-        cfg.model.queue_len = args.queue_len
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=args.epochs)
-    cfg.train_dataloader.dataset.indices = args.train_size
-    cfg.train_dataloader.dataset.data_root = args.data_root
-    cfg.test_dataloader.dataset.data_root = args.data_root
-    cfg.test_dataloader.dataset.indices = args.test_size
-    cfg.train_dataloader.batch_size = args.batch_size
-    lr = cfg.optim_wrapper.optimizer.lr
-    cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=args.epochs, by_epoch=True,
-             begin=0, end=args.epochs, eta_min=lr * 0.01)
-    ]
-    cfg.randomness = dict(seed=args.seed)
-    cfg.default_hooks.logger.interval = 20
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
-                                        max_keep_ckpts=1)
-    return cfg
+    return exemplar_run_config(
+        name, data_root=args.data_root, train_size=args.train_size,
+        test_size=args.test_size, epochs=args.epochs,
+        batch_size=args.batch_size, queue_len=args.queue_len, seed=args.seed)
 
 
 def evaluate(name, train_feats, test_feats, args):

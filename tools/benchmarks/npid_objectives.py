@@ -36,14 +36,13 @@ import math
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mm_instdisc.benchmarks import ROOT
 
 # name -> NPIDHead settings (and a one-line description for the report)
 RUNS = {
@@ -97,7 +96,6 @@ def parse_args():
 
 # ----------------------------------------------------------------- data
 def load_split(root, split, limit):
-    sys.path.insert(0, ROOT)
     from mm_instdisc.data import read_idx
     prefix = 'train' if split == 'train' else 't10k'
 
@@ -143,7 +141,6 @@ class AugmentedSet(torch.utils.data.Dataset):
 
 # ----------------------------------------------------------------- model
 def build_model(head, num_train, seed):
-    sys.path.insert(0, ROOT)
     from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401

@@ -39,11 +39,8 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _pretrain import (ROOT, last_metrics, setup_mmpretrain,  # noqa: E402
-                       train_run)
-
-sys.path.insert(0, ROOT)  # an uninstalled checkout, as the other benchmarks
+from mm_instdisc.benchmarks import (ROOT, ensure_fmnist_coco, last_metrics,
+                                    setup_mmpretrain, train_run)
 
 # method -> (recipe config, epochs it trains, a line for the report)
 METHODS = {
@@ -562,12 +559,9 @@ def detection(args, seed):
     ``--detection-parallel`` processes (detection_benchmark.py reuses
     finished starts and resumes interrupted ones)."""
     import subprocess
-    data_root = osp.join(ROOT, 'data/fmnist_coco')
-    if not osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
-        # once, before the parallel fine-tunings (each would make it)
-        subprocess.run([sys.executable, osp.join(
-            ROOT, 'tools/dataset_converters/make_fmnist_coco.py'), '--out',
-            data_root], check=True, cwd=ROOT)
+
+    # once, before the parallel fine-tunings (each would make it)
+    ensure_fmnist_coco(osp.join(ROOT, 'data/fmnist_coco'))
     starts = list(det_starts(args, seed).items())
     n = max(1, args.detection_parallel)
     procs = []

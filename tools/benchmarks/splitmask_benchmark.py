@@ -27,13 +27,9 @@ import gzip
 import json
 import os
 import struct
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mm_instdisc.benchmarks import ROOT
 
 PRETRAIN = os.path.join(
     ROOT, 'configs/splitmask/'

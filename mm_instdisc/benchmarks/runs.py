@@ -1,12 +1,41 @@
-"""Shared by the pretraining benchmarks: one resumable training run."""
+"""One resumable training run through ``tools/train.py``, the read-out of
+the benchmarks, and the overrides of their small Fashion-MNIST runs."""
+import glob
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
 import time
+from typing import Optional
 
+#: The checkout the benchmarks run in (``tools/``, ``configs/``, ``data/``).
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _checkout(path: str) -> str:
+    if not osp.exists(path):
+        raise FileNotFoundError(
+            f'{path} not found: the benchmarks run in a checkout of '
+            f'mm_instdisc (tools/, configs/), not from a wheel; this package '
+            f'is imported from {ROOT}.')
+    return path
+
+
+def run_tool(script: str, args: list, work_dir: str, threads: int,
+             message: str) -> float:
+    """Run ``tools/<script>`` with ``args`` in a subprocess limited to
+    ``threads`` threads, resuming from ``work_dir``'s last checkpoint if it
+    has one; returns the wall seconds."""
+    cmd = [sys.executable, _checkout(osp.join(ROOT, 'tools', script)), *args]
+    if osp.exists(osp.join(work_dir, 'last_checkpoint')):
+        cmd.insert(3, '--resume')  # after the config, before --cfg-options
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    print(f'{message}: {" ".join(cmd)}', flush=True)
+    t = time.time()
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    return time.time() - t
 
 
 def train_run(name, cfg, work_dir, epochs, threads, note=''):
@@ -29,17 +58,9 @@ def train_run(name, cfg, work_dir, epochs, threads, note=''):
     cfg_path = osp.join(work_dir, 'config.py')
     cfg.work_dir = work_dir
     cfg.dump(cfg_path)
-    cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), cfg_path,
-           '--work-dir', work_dir]
-    if osp.exists(osp.join(work_dir, 'last_checkpoint')):
-        cmd.append('--resume')
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads))
-    print(f'[{name}] training {epochs} epochs{note}: {" ".join(cmd)}',
-          flush=True)
-    t = time.time()
-    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
-    spent += time.time() - t
+    spent += run_tool('train.py', [cfg_path, '--work-dir', work_dir],
+                      work_dir, threads,
+                      f'[{name}] training {epochs} epochs{note}')
     with open(timing, 'w') as f:
         json.dump(dict(seconds=spent), f)
     return final, spent
@@ -72,7 +93,6 @@ def setup_mmpretrain():
 def last_metrics(work_dir, key):
     """The last logged row of mmengine's scalars that holds ``key`` (the
     last validation), or None."""
-    import glob
     found = None
     for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                           'scalars.json'))):
@@ -97,3 +117,35 @@ def parse_starts(parser, values, starts=None):
             parser.error(f'--start {s!r}: checkpoint {ckpt!r} does not exist')
         starts[name] = ckpt
     return starts
+
+
+def fmnist_run_config(config: str, *, data_root: str, train_size: int,
+                      epochs: int, batch_size: int, seed: int,
+                      lr: Optional[float] = None,
+                      test_size: Optional[int] = None):
+    """A Fashion-MNIST config (path relative to the checkout) with the
+    overrides every small benchmark run shares: the first ``train_size``
+    training images from ``data_root``, ``epochs`` epochs at ``batch_size``
+    with cosine lr to 1% (``lr`` replaces the config's), the seed, a log
+    line every 20 iterations and one checkpoint kept per epoch."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(_checkout(osp.join(ROOT, config)))
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+    cfg.train_dataloader.dataset.indices = train_size
+    cfg.train_dataloader.dataset.data_root = data_root
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.test_dataloader.dataset.data_root = data_root
+    if test_size is not None:
+        cfg.test_dataloader.dataset.indices = test_size
+    if lr is not None:
+        cfg.optim_wrapper.optimizer.lr = lr
+    lr = cfg.optim_wrapper.optimizer.lr
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0,
+             end=epochs, eta_min=lr * 0.01)
+    ]
+    cfg.randomness = dict(seed=seed)
+    cfg.default_hooks.logger.interval = 20
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
+                                        max_keep_ckpts=1)
+    return cfg
