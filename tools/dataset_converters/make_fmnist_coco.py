@@ -21,13 +21,12 @@ import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from mm_instdisc.data import read_idx  # noqa: E402
-from mm_instdisc.datasets.composed_coco import (  # noqa: E402
-    DEFAULT_ITEM_RANGE, ComposeSettings, make_composed_coco, split_item_range)
+from mm_instdisc.benchmarks import ROOT
+from mm_instdisc.benchmarks.composed_coco import (DEFAULT_ITEM_RANGE,
+                                                  ComposeSettings,
+                                                  make_composed_coco,
+                                                  split_item_range)
+from mm_instdisc.data import read_idx
 
 
 def find_idx(root: str, stem: str) -> str:
