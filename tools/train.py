@@ -44,16 +44,13 @@ def merge_args(cfg, args):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     default_work_dir(cfg, args)
     if args.amp:
-        # AdCo's wrapper has AMP twins that keep the negatives ascending;
         # mmengine's AmpOptimWrapper refuses CPUs, ours runs bf16 there
-        adversarial = cfg.optim_wrapper.get('type') == 'AdversarialOptimWrapper'
+        # (AdCo's negatives ascend under any wrapper: maximize=True)
         if torch.cuda.is_available():
-            cfg.optim_wrapper.type = ('AdversarialAmpOptimWrapper' if adversarial
-                                      else 'AmpOptimWrapper')
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
         else:
-            cfg.optim_wrapper.type = ('AdversarialAutocastOptimWrapper'
-                                      if adversarial else 'AutocastOptimWrapper')
+            cfg.optim_wrapper.type = 'AutocastOptimWrapper'
             cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
     # atomic checkpoint writes, and --resume past a damaged latest checkpoint
     hooks = cfg.get('custom_hooks') or []

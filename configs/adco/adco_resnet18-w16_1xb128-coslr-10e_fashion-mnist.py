@@ -8,12 +8,12 @@ _base_ = [
 ]
 
 optim_wrapper = dict(
-    type='AdversarialOptimWrapper',
+    type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.03, momentum=0.9, weight_decay=5e-4),
     paramwise_cfg=dict(
         custom_keys={
             'negatives':
-            dict(adversarial=True, lr=3.0, momentum=0.9, weight_decay=1e-4)
+            dict(maximize=True, lr=3.0, momentum=0.9, weight_decay=1e-4)
         }))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=10, by_epoch=True, begin=0, end=10)

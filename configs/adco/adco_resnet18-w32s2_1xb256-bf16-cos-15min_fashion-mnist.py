@@ -57,13 +57,12 @@ model = dict(
         mem_temperature=0.05,
         batch_negatives=True))
 
+# the base's bf16 AutocastOptimWrapper; the negatives ascend (maximize=True)
 optim_wrapper = dict(
-    type='AdversarialAutocastOptimWrapper',
-    schedule_adversarial_lr=True,
     paramwise_cfg=dict(
         custom_keys={
             'negatives':
-            dict(adversarial=True, lr=1.0, momentum=0.9, weight_decay=1e-4)
+            dict(maximize=True, lr=1.0, momentum=0.9, weight_decay=1e-4)
         }))
 
 max_epochs = 9
@@ -76,7 +75,9 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)
 custom_hooks = [
     dict(type='RandomStateHook'),
-    dict(type='AdCoNegativesInitHook', log_interval=50),
+    # the negatives' lr follows the encoder's warm-up + cosine (from 1.0)
+    dict(type='AdCoNegativesInitHook', schedule_adversarial_lr=True,
+         log_interval=50),
 ]
 # tools/test.py and tools/knn_eval.py still evaluate a checkpoint (kNN of the
 # embeddings against the training set); no validation during training

@@ -11,7 +11,7 @@ key, the other keys of the (global) batch and K learned negatives
 :class:`AdCoLoss` returns both values from one forward, each with the
 gradient of its own player only, so one ``backward`` of their sum gives
 the encoder its descent gradient and the negatives the gradient that the
-optimizer (``AdversarialOptimWrapper``) negates into an ascent step.
+optimizer turns into an ascent step (``maximize=True`` in their param group).
 """
 from typing import Dict, Optional, Tuple
 
@@ -174,7 +174,7 @@ class AdCoLoss(nn.Module):
       gradient reaches only the queries (the encoder descends on it);
     * ``negatives_loss``: at ``mem_temperature`` (``mem_t``), queries and keys
       detached, so its gradient reaches only the negatives, which *ascend* on
-      it (the optimizer negates it, see ``AdversarialOptimWrapper``).
+      it (their optimizer param group has ``maximize=True``).
 
     Its gradient w.r.t. a normalised column is
     :math:`\\frac{1}{B\\,\\mathrm{mem\\_t}} \\sum_i p_{ij} q_i`, with

@@ -11,7 +11,7 @@ from tests.helpers import (ROOT, LossRecorder, adco_views, build_tiny_adco,
                            run_dist_train, spawn_gloo, tiny_adco_cfg,
                            write_fashion_mnist)
 
-NEG_KEYS = {'negatives': dict(adversarial=True, lr=3.0, momentum=0.9,
+NEG_KEYS = {'negatives': dict(maximize=True, lr=3.0, momentum=0.9,
                               weight_decay=1e-4)}
 
 
@@ -33,7 +33,8 @@ def make_runner(cfg, *hooks):
 
 class StateRecorder:
     """After each iteration (after AdCoNegativesInitHook): negatives, fill
-    count, freeze flag, and whether the key encoder equals the query one."""
+    count, whether the optimizer has not touched them yet (no momentum
+    buffer: frozen), and whether the key encoder equals the query one."""
 
     def __init__(self):
         from mmengine.hooks import Hook
@@ -57,7 +58,8 @@ class StateRecorder:
                 rec.rows.append(dict(
                     weight=m.negatives.weight.detach().clone(),
                     filled=int(m.negatives.num_filled),
-                    frozen=runner.optim_wrapper.adversarial_frozen,
+                    frozen=(m.negatives.weight
+                            not in runner.optim_wrapper.optimizer.state),
                     key_is_query=same))
 
         self.rows = []
@@ -89,10 +91,10 @@ def test_train_initialises_from_keys_then_ascends(data_root, tmp_path):
     assert torch.equal(sd['negatives.weight'], runner.model.negatives.weight)
     assert int(sd['negatives.num_filled']) == 40
     opt = ckpt['optimizer']
-    assert opt['adversarial_hparams'] == [dict(lr=3.0, momentum=0.9,
-                                               weight_decay=1e-4)]
-    adv_group = [g for g in opt['param_groups'] if g.get('adversarial')]
+    adv_group = [g for g in opt['param_groups'] if g.get('maximize')]
     assert len(adv_group) == 1
+    assert (adv_group[0]['lr'], adv_group[0]['momentum'],
+            adv_group[0]['weight_decay']) == (3.0, 0.9, 1e-4)
     assert 'momentum_buffer' in opt['state'][adv_group[0]['params'][0]]
     scalars = runner.message_hub.log_scalars
     for key in ('train/adv_ce', 'train/neg_filled', 'train/adversarial_lr',
@@ -114,7 +116,7 @@ def test_negatives_lr_constant_under_runner_schedulers(data_root, tmp_path):
 
             def step(*args, **kwargs):
                 seen.append([(g['lr'], g['momentum'], g['weight_decay'],
-                              g.get('adversarial', False))
+                              g.get('maximize', False))
                              for g in opt.param_groups])
                 return inner(*args, **kwargs)
 
@@ -130,9 +132,10 @@ def test_negatives_lr_constant_under_runner_schedulers(data_root, tmp_path):
     make_runner(cfg, StepSpy()).train()
     assert len(seen) == 8
     enc_lrs = set()
-    for groups in seen:
+    for i, groups in enumerate(seen):
         adv = [g[:3] for g in groups if g[3]]
-        assert adv == [(3.0, 0.9, 1e-4)]
+        # step 0 fills the 16 negatives from keys: they are frozen
+        assert adv == [(0.0, 0.0, 0.0) if i == 0 else (3.0, 0.9, 1e-4)]
         enc_lrs |= {g[0] for g in groups if not g[3]}
     assert len(enc_lrs) >= 6
 
@@ -174,21 +177,20 @@ def test_resume_is_exact(data_root, tmp_path):
 
 
 @pytest.mark.parametrize('change, error, match', [
-    (dict(optim_wrapper=dict(type='OptimWrapper')), TypeError,
-     'AdversarialOptimWrapper'),
-    (dict(optim_wrapper=dict(type='AmpOptimWrapper')), (TypeError,
-                                                        AssertionError),
-     'AdversarialOptimWrapper|only available'),
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(custom_keys={}))),
+     ValueError, 'does not have maximize=True'),
     (dict(optim_wrapper=dict(paramwise_cfg=dict(
         custom_keys={'negative_bank': NEG_KEYS['negatives']}))), ValueError,
-     'no param group is flagged'),
+     'does not have maximize=True'),
     (dict(optim_wrapper=dict(paramwise_cfg=dict(custom_keys={
         'negatives': NEG_KEYS['negatives'],
-        'neck': dict(adversarial=True)}))), ValueError,
+        'neck': dict(maximize=True)}))), ValueError,
      'other than negatives.weight'),
     (dict(optim_wrapper=dict(paramwise_cfg=dict(
-        custom_keys={'negatives': dict(adversarial_=True)}))), ValueError,
-     'did you mean'),
+        custom_keys={'negatives': dict(adversarial=True)}))), ValueError,
+     "the key 'adversarial'"),
+    (dict(optim_wrapper=dict(clip_grad=dict(max_norm=1.0))), ValueError,
+     'Remove clip_grad'),
     (dict(model=dict(head=dict(mem_temperature=0.0))), ValueError,
      r'mem_temperature \(mem_t\)'),
 ])
@@ -243,15 +245,29 @@ def _worker(rank, world, port, out):
     ddp = torch.nn.parallel.DistributedDataParallel(model,
                                                     broadcast_buffers=False)
     wrapper = build_optim_wrapper(ddp, dict(
-        type='AdversarialOptimWrapper',
+        type='OptimWrapper',
         optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4),
         paramwise_cfg=dict(custom_keys=NEG_KEYS)))
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mm_instdisc.engine.hooks import AdCoNegativesInitHook
+    hook = AdCoNegativesInitHook()
+    runner = SimpleNamespace(
+        model=ddp, optim_wrapper=wrapper, iter=0,
+        message_hub=MessageHub.get_instance(f'adco_ddp_{rank}'),
+        logger=SimpleNamespace(info=lambda *a: None,
+                               warning=lambda *a: None))
+    hook.before_train(runner)
     local = []
     model.negatives.weight.register_hook(
         lambda g: local.append(g.detach().clone()))  # before DDP's all-reduce
     rows = []
     for step in range(5):
-        wrapper.adversarial_frozen = not model.negatives.initialised
+        runner.iter = step
+        frozen = not model.negatives.initialised
+        hook.before_train_iter(runner, step)
         data = model.data_preprocessor(adco_views(4, seed=10 * step + rank),
                                        True)
         losses = ddp(**data, mode='loss')
@@ -259,11 +275,11 @@ def _worker(rank, world, port, out):
         grad = model.negatives.weight.grad.clone()
         wrapper.step()
         wrapper.zero_grad()
-        model.flush_negatives_init()
+        hook.after_train_iter(runner, step)  # writes the keys
         rows.append(dict(weight=model.negatives.weight.detach().clone(),
                          grad=grad, local=local[-1],
                          filled=int(model.negatives.num_filled),
-                         frozen=wrapper.adversarial_frozen))
+                         frozen=frozen))
     torch.save(rows, os.path.join(out, f'rank{rank}.pt'))
     dist.destroy_process_group()
 
@@ -380,19 +396,22 @@ def test_adco_config_recipe_and_optim_wrapper(path):
     assert (num if isinstance(num, int) else sum(num)) == n_views
     model = MODELS.build(m)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    assert [p is model.negatives.weight
-            for p in wrapper.adversarial_params()] == [True]
     neg_lr, scheduled, reset = NEGATIVES.get(os.path.basename(path),
                                              (3.0, False, True))
     assert model.reset_key_encoder_after_init is reset
-    assert wrapper.schedule_adversarial_lr is scheduled
+    hooks = [h for h in (HOOKS.build(c) for c in cfg.custom_hooks)
+             if type(h).__name__ == 'AdCoNegativesInitHook']
+    assert len(hooks) == 1
+    hook = hooks[0]
+    group = hook.check_optimizer(model, wrapper)  # the hook's checks pass
+    assert group['params'] == [model.negatives.weight]
+    assert hook.schedule_adversarial_lr is scheduled
+    hook._group = group
     pinned = dict(momentum=0.9, weight_decay=1e-4)
     if not scheduled:
         pinned['lr'] = neg_lr
-    assert wrapper.adversarial_hparams == [pinned]
-    assert [g['lr'] for g in wrapper.adversarial_groups()] == [neg_lr]
-    hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
-    assert any(type(h).__name__ == 'AdCoNegativesInitHook' for h in hooks)
+    assert hook.pinned() == pinned
+    assert group['lr'] == neg_lr
     if 'in1k' in path:
         sched = cfg.param_scheduler[0]
         assert (sched.type, sched.T_max, sched.eta_min) == (
@@ -479,7 +498,7 @@ def test_test_tool_evaluates_a_bankless_checkpoint(data_root, tmp_path):
 def test_amp_on_cpu_trains_adco_in_bf16_with_ascending_negatives(
         data_root, tmp_path, monkeypatch):
     """tools/train.py --amp on a machine without a GPU picks the bf16
-    autocast twin of the adversarial wrapper; the negatives still ascend."""
+    AutocastOptimWrapper; the negatives still ascend (maximize=True)."""
     import argparse
     import importlib.util
     monkeypatch.syspath_prepend(os.path.join(ROOT, 'tools'))
@@ -496,7 +515,7 @@ def test_amp_on_cpu_trains_adco_in_bf16_with_ascending_negatives(
     cfg = train_tool.merge_args(cfg, args)
     if torch.cuda.is_available():
         pytest.skip('on a GPU machine --amp picks the fp16 wrapper')
-    assert cfg.optim_wrapper.type == 'AdversarialAutocastOptimWrapper'
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
     rec = StateRecorder()
     runner = make_runner(cfg, rec.hook)
     runner.train()

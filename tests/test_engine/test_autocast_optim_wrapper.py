@@ -250,32 +250,25 @@ def test_channels_last():
     assert buf.is_contiguous(memory_format=cl)
 
 
-def test_combines_with_adversarial_mixin():
-    """AdCo: ``AdversarialMixin`` + this wrapper ascends the flagged group
-    exactly as ``AdversarialOptimWrapper`` does under a manual autocast."""
+def test_ascends_a_maximize_group():
+    """AdCo: a param group with maximize=True ascends under this wrapper
+    exactly as under the plain OptimWrapper in a manual autocast."""
+    from mmengine.optim import OptimWrapper
+
     from mm_instdisc.engine import AutocastOptimWrapper
-    from mm_instdisc.engine.optimizers.adversarial_optim_wrapper import (
-        AdversarialMixin, AdversarialOptimWrapper)
-
-    class AdversarialAutocastOptimWrapper(AdversarialMixin,
-                                          AutocastOptimWrapper):
-
-        def __init__(self, optimizer, **kwargs):
-            super().__init__(optimizer=optimizer, **kwargs)
-            self._setup_adversarial()
 
     def make(cls):
         torch.manual_seed(0)
         enc, neg = nn.Linear(6, 4), nn.Linear(4, 5, bias=False)
         opt = torch.optim.SGD(
             [dict(params=enc.parameters()),
-             dict(params=neg.parameters(), adversarial=True, lr=3.0,
+             dict(params=neg.parameters(), maximize=True, lr=3.0,
                   momentum=0.9, weight_decay=1e-4)], lr=0.1, momentum=0.9)
         return nn.ModuleDict(dict(enc=enc, neg=neg)), cls(optimizer=opt)
 
     x = torch.randn(8, 6)
-    ma, wa = make(AdversarialAutocastOptimWrapper)
-    mb, wb = make(AdversarialOptimWrapper)
+    ma, wa = make(AutocastOptimWrapper)
+    mb, wb = make(OptimWrapper)
     neg0 = ma['neg'].weight.detach().clone()
     for _ in range(3):
         with wa.optim_context(ma):
@@ -289,7 +282,6 @@ def test_combines_with_adversarial_mixin():
         assert torch.equal(p, q), n
     # the negatives ascended: the loss grew along them
     assert (ma['neg'].weight.norm() > neg0.norm())
-    assert 'adversarial_hparams' in wa.state_dict()
 
 
 def test_float16_delegates_to_amp_loss_scaling(monkeypatch):

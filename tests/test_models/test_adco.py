@@ -183,17 +183,16 @@ def test_tensor_and_predict_modes():
     assert torch.allclose(out[0].feat.norm(), torch.tensor(1.), atol=1e-5)
 
 
-def test_warns_once_without_the_hook(monkeypatch):
-    from mm_instdisc.models.selfsup import adco
-    messages = []
-    monkeypatch.setattr(adco, 'print_log',
-                        lambda msg, **kwargs: messages.append(msg))
+def test_loss_over_unwritten_keys_is_an_error():
+    """The keys of an initialisation step have one writer (the hook, or the
+    loop's own flush_negatives_init call); forgetting it fails loudly."""
     model = build_tiny_adco()
-    model.init_hook_attached = False
     model(**prep(model, adco_views(2)), mode='loss')
-    model(**prep(model, adco_views(2)), mode='loss')
-    assert len(messages) == 1
-    assert 'training without AdCoNegativesInitHook' in messages[0]
+    with pytest.raises(RuntimeError, match='AdCoNegativesInitHook'):
+        model(**prep(model, adco_views(2)), mode='loss')
+    assert model.flush_negatives_init() == 2
+    assert torch.isfinite(model(**prep(model, adco_views(2)),
+                                mode='loss')['loss'])
 
 
 def test_keys_are_unit_and_detached():

@@ -255,18 +255,20 @@ def make_players(seed=0, d=8, k=32, b=16):
     return model, x, keys
 
 
-def build_wrapper(model, lr=0.1, neg_lr=3.0, **kwargs):
-    from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import init_default_scope
+def build_optimizer(model, lr=0.1, neg_lr=3.0):
+    """Plain torch SGD, the negatives' group ascending (maximize=True), as
+    the configs' paramwise_cfg builds it."""
+    return torch.optim.SGD(
+        [dict(params=model['encoder'].parameters()),
+         dict(params=model['negatives'].parameters(), maximize=True,
+              lr=neg_lr, momentum=0.9, weight_decay=1e-4)],
+        lr=lr, momentum=0.9, weight_decay=1e-4)
 
-    import mm_instdisc.engine  # noqa: F401
-    init_default_scope('mmpretrain')
-    return build_optim_wrapper(model, dict(
-        type='AdversarialOptimWrapper',
-        optimizer=dict(type='SGD', lr=lr, momentum=0.9, weight_decay=1e-4),
-        paramwise_cfg=dict(custom_keys={'negatives': dict(
-            adversarial=True, lr=neg_lr, momentum=0.9, weight_decay=1e-4)}),
-        **kwargs))
+
+def step(optimizer, loss):
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
 
 
 def both_losses(model, x, keys, loss_fn):
@@ -277,9 +279,9 @@ def both_losses(model, x, keys, loss_fn):
 def test_ascent_step_raises_negatives_loss():
     model, x, keys = make_players()
     loss_fn = AdCoLoss(0.12, 0.02)
-    wrapper = build_wrapper(model, lr=0.0, neg_lr=0.5)  # negatives only
+    optimizer = build_optimizer(model, lr=0.0, neg_lr=0.5)  # negatives only
     enc0, adv0 = both_losses(model, x, keys, loss_fn)
-    wrapper.update_params(enc0 + (adv0 - adv0.detach()))
+    step(optimizer, enc0 + (adv0 - adv0.detach()))
     with torch.no_grad():
         enc1, adv1 = both_losses(model, x, keys, loss_fn)
     assert adv1 > adv0.detach() + 1e-3  # the negatives got harder
@@ -289,11 +291,11 @@ def test_ascent_step_raises_negatives_loss():
 def test_encoder_step_lowers_encoder_loss():
     model, x, keys = make_players()
     loss_fn = AdCoLoss(0.12, 0.02)
-    wrapper = build_wrapper(model, lr=0.05)
-    wrapper.adversarial_frozen = True  # the negatives hold still
-    w0 = model['negatives'].weight.detach().clone()
+    optimizer = build_optimizer(model, lr=0.05, neg_lr=0.0)
+    optimizer.param_groups[1].update(momentum=0.0, weight_decay=0.0)
+    w0 = model['negatives'].weight.detach().clone()  # they hold still
     enc0, adv0 = both_losses(model, x, keys, loss_fn)
-    wrapper.update_params(enc0 + (adv0 - adv0.detach()))
+    step(optimizer, enc0 + (adv0 - adv0.detach()))
     with torch.no_grad():
         enc1, _ = both_losses(model, x, keys, loss_fn)
     assert torch.equal(model['negatives'].weight, w0)
@@ -301,18 +303,19 @@ def test_encoder_step_lowers_encoder_loss():
 
 
 def test_three_steps_equal_the_official_update():
-    """Our autograd + negation + torch SGD == the official hand-written
-    update v <- m v + g + wd W, W <- W - lr v with g = -dL/dW."""
+    """Our autograd + torch SGD with maximize=True == the official
+    hand-written update v <- m v + g + wd W, W <- W - lr v with
+    g = -dL/dW."""
     model, x, keys = make_players(k=12)
     loss_fn = AdCoLoss(0.12, 0.02)
-    wrapper = build_wrapper(model, lr=0.0)  # the encoder stays fixed
+    optimizer = build_optimizer(model, lr=0.0)  # the encoder stays fixed
     with torch.no_grad():
         q = F.normalize(model['encoder'](x), dim=1).double()
     w_ref = model['negatives'].weight.detach().double().clone()
     v = torch.zeros_like(w_ref)
     for _ in range(3):
         enc, adv = both_losses(model, x, keys, loss_fn)
-        wrapper.update_params(enc + (adv - adv.detach()))
+        step(optimizer, enc + (adv - adv.detach()))
         g = -closed_form_grad(q, keys.double(), w_ref, 0.02)
         v = 0.9 * v + g + 1e-4 * w_ref
         w_ref = w_ref - 3.0 * v
@@ -323,12 +326,12 @@ def test_three_steps_equal_the_official_update():
 def test_negatives_stay_finite_and_unit_at_use():
     model, x, keys = make_players(k=64)
     loss_fn = AdCoLoss(0.12, 0.02)
-    wrapper = build_wrapper(model, lr=0.05)
-    for step in range(30):
-        torch.manual_seed(step)
+    optimizer = build_optimizer(model, lr=0.05)
+    for i in range(30):
+        torch.manual_seed(i)
         xs = x + 0.3 * torch.randn_like(x)
         enc, adv = both_losses(model, xs, keys, loss_fn)
-        wrapper.update_params(enc + (adv - adv.detach()))
+        step(optimizer, enc + (adv - adv.detach()))
     w = model['negatives'].weight
     assert torch.isfinite(w).all()
     assert torch.allclose(model['negatives']().norm(dim=0), torch.ones(64),

@@ -135,8 +135,6 @@ def step_time_ratio(args, repeat):
         model = MODELS.build(cfg.model)
         model.init_weights()
         model.train()
-        if name == 'adco':
-            model.init_hook_attached = True
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
 
         def step(model=model, wrapper=wrapper):

@@ -70,7 +70,7 @@ SETTINGS = {
     'adco_memt0.05_lr1_crop0.3': dict(mem_t=0.05, neg_lr=1.0, crop_min=0.3),
     'adco_memt0.05_lr1_t0.2': dict(mem_t=0.05, neg_lr=1.0, t=0.2),
 }
-# second sweep: the negatives' lr constant (as AdversarialOptimWrapper pins
+# second sweep: the negatives' lr constant (as AdCoNegativesInitHook pins
 # it, after the official code), the key encoder reset to the query encoder
 # when the negatives are filled (as the AdCo model), 9 epochs (the recipe's)
 for _mem_t in (0.1, 0.05, 0.03):

@@ -1,61 +1,87 @@
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapperDict
 from mmpretrain.registry import HOOKS
 from mmpretrain.utils import get_ori_model
 
-from mm_instdisc.engine.optimizers.adversarial_optim_wrapper import \
-    AdversarialMixin
+#: Hyper-parameters of the negatives' param group that the hook pins to
+#: their initial values (``initial_<name>`` once a scheduler has run).
+PINNED = ('lr', 'momentum', 'weight_decay')
+
+_EXAMPLE = ("paramwise_cfg=dict(custom_keys={'negatives': dict(maximize=True, "
+            "lr=3.0, momentum=0.9, weight_decay=1e-4)})")
 
 
-def find_adversarial_wrapper(optim_wrapper) -> AdversarialMixin:
-    """The adversarial optimizer wrapper of a runner (also inside a dict)."""
-    if isinstance(optim_wrapper, AdversarialMixin):
-        return optim_wrapper
-    if isinstance(optim_wrapper, OptimWrapperDict):
-        found = [w for w in optim_wrapper.values()
-                 if isinstance(w, AdversarialMixin)]
-        if len(found) == 1:
-            return found[0]
-    raise TypeError(
-        f'AdCo needs an optimizer wrapper that ascends its negatives, got '
-        f'{type(optim_wrapper).__name__}. Set optim_wrapper.type='
-        "'AdversarialOptimWrapper' (or 'AdversarialAmpOptimWrapper' / "
-        "'AdversarialAutocastOptimWrapper' for mixed precision on a GPU / CPU, "
-        "not 'AmpOptimWrapper' or 'AutocastOptimWrapper') with paramwise_cfg=dict("
-        "custom_keys={'negatives': dict(adversarial=True, lr=3.0, "
-        'momentum=0.9, weight_decay=1e-4)}).')
+def negatives_param_group(optim_wrapper, weight):
+    """(optim wrapper, param group) that holds ``weight`` (also inside an
+    ``OptimWrapperDict``)."""
+    wrappers = (list(optim_wrapper.values())
+                if isinstance(optim_wrapper, OptimWrapperDict)
+                else [optim_wrapper])
+    for wrapper in wrappers:
+        for group in wrapper.optimizer.param_groups:
+            if any(p is weight for p in group['params']):
+                return wrapper, group
+    raise ValueError("AdCo's negatives.weight is in no optimizer param group; "
+                     'is the optimizer built over the whole model?')
 
 
 @HOOKS.register_module()
 class AdCoNegativesInitHook(Hook):
-    """Check, initialise and report AdCo's adversarial negatives.
+    """Everything AdCo's adversarial negatives need from the training loop.
 
-    * ``before_train``: checks that the optimizer wrapper is adversarial
-      (``AdversarialOptimWrapper``/``AdversarialAmpOptimWrapper``) and that
-      its adversarial param groups hold exactly the model's
-      ``negatives.weight`` (a custom key matching nothing, or matching
-      encoder parameters, fails here instead of silently training wrong).
-    * ``before_train_iter``: while the negatives are being initialised from
-      keys (``AdCo(negatives_init='keys')``), freezes them in the optimizer
-      (``adversarial_frozen``), as the official code leaves them untouched
-      by the optimizer in that phase.
-    * ``after_train_iter``: after the optimizer step, writes the iteration's
-      all-gathered keys into the next columns (the model resets its key
-      encoder when the last one is written) and logs ``train/neg_filled``
-      (fraction filled) and column statistics every ``log_interval``
-      iterations; warns once if, after the initialisation, the negatives'
-      softmax mass (``neg_prob`` of the model's outputs) stays below
-      ``dead_prob`` for ``dead_iters`` iterations in a row: their gradient
-      is then about zero and they no longer take part in training (seen on
-      small data with mem_t = 0.02; a larger ``head.mem_temperature``
-      revives them).
+    The ascent itself is the optimizer's: the negatives' param group has
+    ``maximize=True`` (torch's SGD, Adam, AdamW ... read it per group), set
+    through ``paramwise_cfg.custom_keys`` like any per-group option::
 
-    The initialisation state (``negatives.num_filled``) is part of the model,
-    so it is checkpointed and a resumed run continues where it stopped.
+        optim_wrapper = dict(
+            type='OptimWrapper',  # or AmpOptimWrapper, AutocastOptimWrapper
+            optimizer=dict(type='SGD', lr=0.03, momentum=0.9,
+                           weight_decay=1e-4),
+            paramwise_cfg=dict(custom_keys={'negatives': dict(
+                maximize=True, lr=3.0, momentum=0.9, weight_decay=1e-4)}))
+
+    so any optim wrapper ascends them, mmpretrain's ``tools/train.py
+    --amp`` included (with SGD, maximize negates the gradient before weight
+    decay and momentum: exactly the official update
+    :math:`v \\leftarrow m v - g + \\lambda W,\\ W \\leftarrow W - lr\\,v`).
+    This hook does the rest:
+
+    * ``before_train``: checks that the negatives' group has
+      ``maximize=True`` and holds only ``negatives.weight``, that no other
+      group ascends, and that no ``clip_grad`` is set (a global norm would
+      mix the negatives' large ascent gradients, which carry 1/mem_t, into
+      the encoder's clipping; the official code clips nothing).
+    * ``before_train_iter``: pins the group's lr, momentum and weight
+      decay to their initial values, so param schedulers (which write every
+      group) leave them constant as in the official code; with
+      ``schedule_adversarial_lr=True`` the lr follows the schedulers from
+      its own initial value, momentum and weight decay stay pinned. While
+      the negatives are initialised from keys (``AdCo(negatives_init=
+      'keys')``) the group's lr, momentum and weight decay are 0 for the
+      step, so the negatives are untouched and get no momentum buffer, as
+      the official code leaves them; ``after_train_iter`` restores them
+      before the schedulers step.
+    * ``after_train_iter``: after the optimizer step, writes the
+      iteration's all-gathered keys into the next columns (the model resets
+      its key encoder when the last one is written, unless
+      ``reset_key_encoder=False``), logs ``train/adversarial_lr``,
+      ``train/neg_filled`` and column statistics every ``log_interval``
+      iterations, and warns once if, after the initialisation, the
+      negatives' softmax mass (``neg_prob``) stays below ``dead_prob`` for
+      ``dead_iters`` iterations in a row: their gradient is then about zero
+      and they no longer take part in training (a larger
+      ``head.mem_temperature`` revives them).
+
+    The initialisation state (``negatives.num_filled``) is part of the
+    model and the initial hyper-parameters are part of the optimizer's
+    param groups, so a resumed run continues where it stopped.
 
     Args:
+        schedule_adversarial_lr (bool): Let param schedulers drive the
+            negatives' lr. Defaults to False (constant, as the official
+            AdCo code).
         log_interval (int): Iterations between statistics. Defaults to 50.
         dead_prob (float): ``neg_prob`` below which the negatives count as
             out of reach. Defaults to 1e-6.
@@ -63,21 +89,28 @@ class AdCoNegativesInitHook(Hook):
             0 disables it. Defaults to 200.
     """
 
-    priority = 'NORMAL'  # after the optimizer step, before CheckpointHook
+    priority = 'NORMAL'  # after the step, before ParamSchedulerHook (LOW)
 
-    def __init__(self, log_interval: int = 50, dead_prob: float = 1e-6,
+    def __init__(self, schedule_adversarial_lr: bool = False,
+                 log_interval: int = 50, dead_prob: float = 1e-6,
                  dead_iters: int = 200) -> None:
+        if not isinstance(schedule_adversarial_lr, bool):
+            raise ValueError(f'schedule_adversarial_lr must be True or False, '
+                             f'got {schedule_adversarial_lr!r}.')
         if log_interval < 1:
             raise ValueError(f'Illegal log_interval: {log_interval}; must be '
                              '>= 1.')
         if dead_iters < 0:
             raise ValueError(f'Illegal dead_iters: {dead_iters}; must be >= '
                              '0.')
+        self.schedule_adversarial_lr = schedule_adversarial_lr
         self.log_interval = log_interval
         self.dead_prob = dead_prob
         self.dead_iters = dead_iters
         self._dead_count = 0
         self._warned_dead = False
+        self._group: Optional[dict] = None
+        self._frozen: Optional[Dict[str, float]] = None
 
     @staticmethod
     def _model(runner):
@@ -89,26 +122,53 @@ class AdCoNegativesInitHook(Hook):
                             f'{type(model).__name__}.')
         return model
 
+    # ------------------------------------------------------------- checks
+    def check_optimizer(self, model, optim_wrapper) -> dict:
+        """The negatives' param group, after checking the optimizer setup
+        (raises a ValueError naming the fix)."""
+        weight = model.negatives.weight
+        wrapper, group = negatives_param_group(optim_wrapper, weight)
+        optimizer = wrapper.optimizer
+        for i, g in enumerate(optimizer.param_groups):
+            if 'adversarial' in g:
+                raise ValueError(
+                    f"Param group {i} has the key 'adversarial': the "
+                    'adversarial optim wrappers are gone; ascend the '
+                    "negatives with torch's maximize=True instead, "
+                    f'{_EXAMPLE}, and any optim wrapper type.')
+        if 'maximize' not in optimizer.defaults:
+            raise ValueError(
+                f'{type(optimizer).__name__} has no maximize option, so it '
+                "cannot ascend AdCo's negatives; use SGD (the paper's), "
+                'Adam or AdamW.')
+        if group.get('maximize') is not True:
+            raise ValueError(
+                "The param group of AdCo's negatives.weight does not have "
+                "maximize=True, so the negatives would descend with the "
+                'encoder instead of ascending; set ' + _EXAMPLE + '.')
+        others = [p for p in group['params'] if p is not weight]
+        ascending = [p for g in optimizer.param_groups
+                     if g is not group and g.get('maximize') is True
+                     for p in g['params']]
+        if others or ascending:
+            names = {id(p): n for n, p in model.named_parameters()}
+            bad = sorted(names.get(id(p), '?') for p in others + ascending)
+            raise ValueError(
+                f'Parameters other than negatives.weight would be trained by '
+                f'ascent (maximize=True): {bad}. Make the custom key match '
+                "only the negatives ('negatives').")
+        if getattr(wrapper, 'clip_grad_kwargs', None):
+            raise ValueError(
+                'AdCo with optim_wrapper.clip_grad: the global norm would mix '
+                "the negatives' ascent gradients (which carry 1/mem_t) into "
+                "the encoder's clipping; the official code clips nothing. "
+                'Remove clip_grad.')
+        return group
+
+    # -------------------------------------------------------------- hooks
     def before_train(self, runner) -> None:
         model = self._model(runner)
-        wrapper = find_adversarial_wrapper(runner.optim_wrapper)
-        weight = model.negatives.weight
-        adv = wrapper.adversarial_params()
-        if not any(p is weight for p in adv):
-            raise ValueError(
-                "The model's negatives.weight is in no param group flagged "
-                "adversarial=True: paramwise_cfg.custom_keys needs a key "
-                "matching its name 'negatives.weight', e.g. "
-                "custom_keys={'negatives': dict(adversarial=True, lr=3.0)}.")
-        if len(adv) != 1:
-            names = {id(p): n for n, p in model.named_parameters()}
-            others = sorted(names.get(id(p), '?') for p in adv
-                            if p is not weight)
-            raise ValueError(
-                f'Parameters other than negatives.weight are flagged '
-                f'adversarial and would be trained by ascent: {others}. Make '
-                'the custom key match only the negatives.')
-        model.init_hook_attached = True
+        self._group = self.check_optimizer(model, runner.optim_wrapper)
         neg = model.negatives
         if neg.initialised:
             runner.logger.info(f'AdCo negatives ready ({neg.init} init, '
@@ -119,15 +179,30 @@ class AdCoNegativesInitHook(Hook):
                 f'{int(neg.num_filled)}/{neg.num_negatives} columns filled; '
                 'they are frozen until all are filled.')
 
+    def pinned(self) -> Dict[str, float]:
+        """The values this hook holds the negatives' group at."""
+        g = self._group
+        keys = [k for k in PINNED if k in g
+                and not (k == 'lr' and self.schedule_adversarial_lr)]
+        return {k: g.get(f'initial_{k}', g[k]) for k in keys}
+
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[Sequence[dict]] = None) -> None:
-        model = self._model(runner)
-        wrapper = find_adversarial_wrapper(runner.optim_wrapper)
-        wrapper.adversarial_frozen = not model.negatives.initialised
+        if self._group is None:  # used without a runner's before_train
+            self._group = self.check_optimizer(self._model(runner),
+                                               runner.optim_wrapper)
+        self._group.update(self.pinned())
+        if not self._model(runner).negatives.initialised:
+            keys = [k for k in PINNED if k in self._group]
+            self._frozen = {k: self._group[k] for k in keys}
+            self._group.update({k: 0.0 for k in keys})
 
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[Sequence[dict]] = None,
                          outputs: Optional[dict] = None) -> None:
+        if self._frozen is not None:
+            self._group.update(self._frozen)
+            self._frozen = None
         model = self._model(runner)
         neg = model.negatives
         was_ready = neg.initialised
@@ -141,8 +216,11 @@ class AdCoNegativesInitHook(Hook):
                  'key encoder kept (reset_key_encoder=False).'))
         if was_ready and outputs and 'neg_prob' in outputs:
             self._check_alive(runner, float(outputs['neg_prob']))
+        hub = runner.message_hub
+        if self._group is not None:
+            hub.update_scalar('train/adversarial_lr',
+                              float(self._group['lr']))
         if self.every_n_train_iters(runner, self.log_interval):
-            hub = runner.message_hub
             hub.update_scalar('train/neg_filled',
                               int(neg.num_filled) / neg.num_negatives)
             for k, v in neg.stats().items():

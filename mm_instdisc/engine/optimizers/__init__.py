@@ -1,9 +1,3 @@
-from .adversarial_optim_wrapper import (AdversarialAmpOptimWrapper,
-                                        AdversarialAutocastOptimWrapper,
-                                        AdversarialOptimWrapper)
 from .cpu_amp_optim_wrapper import AutocastOptimWrapper
 
-__all__ = [
-    'AdversarialOptimWrapper', 'AdversarialAmpOptimWrapper',
-    'AdversarialAutocastOptimWrapper', 'AutocastOptimWrapper'
-]
+__all__ = ['AutocastOptimWrapper']

@@ -2,7 +2,6 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.dist import all_gather, get_rank
-from mmengine.logging import print_log
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -31,10 +30,12 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
     it at ``head.mem_temperature``. Both gradients come from one backward:
     the returned ``loss`` has the value of the encoder loss, plus the
     negatives' loss minus its detached copy (value 0, gradient that of the
-    negatives' loss). The optimizer must negate the negatives' gradient:
-    use ``AdversarialOptimWrapper`` with
-    ``paramwise_cfg=dict(custom_keys={'negatives': dict(adversarial=True,
-    lr=3.0, ...)})``, and ``AdCoNegativesInitHook``, which checks that.
+    negatives' loss). The optimizer ascends the negatives: their param
+    group has torch's ``maximize=True``
+    (``paramwise_cfg=dict(custom_keys={'negatives': dict(maximize=True,
+    lr=3.0, ...)})``, any optim wrapper), and ``AdCoNegativesInitHook``
+    checks that and does the rest (pinned hyper-parameters, the frozen
+    initialisation phase, filling the negatives from keys).
     As a parameter of the DDP-wrapped model the negatives' gradient is
     averaged over ranks by DDP, as the official code's explicit all-reduce
     does, and every rank applies the same step.
@@ -47,8 +48,10 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
     until all K columns are filled, training runs the official code's
     initialisation phase: the loss uses only each query's own key as
     positive and the (partly filled) negatives, the negatives are not
-    updated by the optimizer (``AdCoNegativesInitHook`` freezes them), and
-    after each step the all-gathered keys fill the next columns. When the
+    updated by the optimizer (``AdCoNegativesInitHook`` zeroes their lr,
+    momentum and weight decay for those steps), and after each step the
+    all-gathered keys fill the next columns (the hook writes them; a
+    ``loss`` over unwritten keys is an error). When the
     last column is filled, the key encoder is reset to the query encoder,
     as in the official code. These iterations (K / global batch size, e.g.
     256 for 65536 and 256) count as ordinary training iterations here,
@@ -114,17 +117,15 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
         self.negatives = AdversarialNegatives(num_negatives, feat_dim,
                                               init=negatives_init)
         self._pending_keys: Optional[Tensor] = None
-        # set by AdCoNegativesInitHook after it checked the optim wrapper
-        self.init_hook_attached = False
-        self._warned = False
 
     # ------------------------------------------------------------ encoders
     @torch.no_grad()
     def flush_negatives_init(self) -> int:
         """Write the last step's keys into the negatives (initialisation).
 
-        Called after the optimizer step by ``AdCoNegativesInitHook`` (or at
-        the start of the next ``loss``). Returns the number of columns
+        Called after the optimizer step by ``AdCoNegativesInitHook`` (a
+        loop of one's own calls it after each step). Returns the number of
+        columns
         written; resets the key encoder when the last column is filled
         (unless built with ``reset_key_encoder=False``).
         """
@@ -154,19 +155,6 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
         """All-gathered keys (M, D) and the row of this rank's first key."""
         return torch.cat(all_gather(k.contiguous())), get_rank() * k.shape[0]
 
-    def _warn_without_hook(self) -> None:
-        if self.init_hook_attached or self._warned:
-            return
-        self._warned = True
-        print_log(
-            'AdCo is training without AdCoNegativesInitHook: nothing checks '
-            'that the optimizer ascends the negatives '
-            "(AdversarialOptimWrapper with custom_keys={'negatives': "
-            'dict(adversarial=True, ...)}), and the negatives are not frozen '
-            'while they are initialised from keys. Add '
-            "dict(type='AdCoNegativesInitHook') to custom_hooks.",
-            logger='current', level=30)
-
     def loss(self, inputs: List[Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, Tensor]:
         """Both players' losses of a batch of views.
@@ -186,8 +174,14 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
             positive; see ``AdCoLoss.negatives_stats``). All but ``loss``
             are logged only.
         """
-        self._warn_without_hook()
-        self.flush_negatives_init()
+        if self._pending_keys is not None:
+            raise RuntimeError(
+                "AdCo: the previous step's keys were never written into the "
+                "negatives. Add dict(type='AdCoNegativesInitHook') to "
+                'custom_hooks (it writes them after each iteration and checks '
+                'that the optimizer ascends the negatives), or call '
+                'model.flush_negatives_init() after each optimizer step in a '
+                'loop of your own.')
         self._check_views(inputs)
         self.encoder_k.update_parameters(
             self.query_encoder)
