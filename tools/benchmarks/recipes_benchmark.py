@@ -36,11 +36,11 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
-from mm_instdisc.benchmarks import (ROOT, ensure_fmnist_coco, last_metrics,
-                                    setup_mmpretrain, train_run)
+from mm_instdisc.benchmarks import (DET_METRICS, ROOT, ensure_fmnist_coco,
+                                    finetune_detector, knn_and_probe,
+                                    last_metrics, setup_mmpretrain, train_run)
 
 # method -> (recipe config, epochs it trains, a line for the report)
 METHODS = {
@@ -124,8 +124,8 @@ DET_CONFIG = ('configs/benchmarks/mmdetection/fmnist_coco/'
               'mask-rcnn_resnet18-w32s2-fpn_1xb4-6e_fmnist-coco.py')
 DET_METHODS = ('npid', 'mocov2', 'adco', 'exemplar')
 DET_EPOCHS = 3
-DET_METRICS = (('coco/bbox_mAP', 'box AP'), ('coco/bbox_mAP_50', 'box AP50'),
-               ('coco/segm_mAP', 'mask AP'), ('coco/segm_mAP_50', 'mask AP50'))
+DET_COLUMNS = tuple(zip(DET_METRICS, ('box AP', 'box AP50', 'mask AP',
+                                      'mask AP50')))
 
 
 def parse_args():
@@ -158,8 +158,7 @@ def parse_args():
 def readout(cfg, checkpoint, loaders, seed, feature='backbone'):
     """kNN k=20/200 and linear probe of the pooled backbone, or of
     ``feature`` (see FEATURE), or of pixels."""
-    from mm_instdisc.evaluation import (extract_features, knn_evaluate,
-                                        linear_probe, load_model,
+    from mm_instdisc.evaluation import (extract_features, load_model,
                                         pixel_features)
     if checkpoint == 'pixels':
         tr, te = pixel_features(loaders[0]), pixel_features(loaders[1])
@@ -167,11 +166,8 @@ def readout(cfg, checkpoint, loaders, seed, feature='backbone'):
         model = load_model(cfg, checkpoint)
         tr = extract_features(model, loaders[0], feature, desc='train')
         te = extract_features(model, loaders[1], feature, desc='test')
-    knn = knn_evaluate(tr[0], tr[1], te[0], te[1], ks=(20, 200),
-                       temperature=0.07)
-    probe = linear_probe(tr[0], tr[1], te[0], te[1], num_classes=10,
-                         seed=seed)
-    return dict(knn_k20=knn[20][1], knn_k200=knn[200][1], linear=probe['top1'])
+    row = knn_and_probe(tr, te, seed=seed)
+    return {k: row[k] for k in ('knn_k20', 'knn_k200', 'linear')}
 
 
 def val_curve(work_dir, wall_s):
@@ -555,31 +551,24 @@ def det_starts(args, seed):
 
 
 def detection(args, seed):
-    """Fine-tune Mask R-CNN from every start of ``seed``, in
-    ``--detection-parallel`` processes (detection_benchmark.py reuses
-    finished starts and resumes interrupted ones)."""
-    import subprocess
+    """Fine-tune Mask R-CNN from every start of ``seed``,
+    ``--detection-parallel`` at a time with 1 thread each (finished starts
+    are reused, interrupted ones resume)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    # once, before the parallel fine-tunings (each would make it)
-    ensure_fmnist_coco(osp.join(ROOT, 'data/fmnist_coco'))
-    starts = list(det_starts(args, seed).items())
-    n = max(1, args.detection_parallel)
-    procs = []
-    for i in range(n):
-        group = starts[i::n]
-        if not group:
-            continue
-        cmd = [sys.executable, osp.join(ROOT, 'tools/benchmarks/detection_benchmark.py'),
-               '--config', osp.join(ROOT, DET_CONFIG), '--seed', str(seed),
-               '--epochs', str(DET_EPOCHS), '--threads', '1',
-               '--work-dir', osp.join(args.work_dir, 'detection', f'seed{seed}')]
-        for name, ckpt in group:
-            cmd += ['--start', f'{name}={ckpt}']
-        print(f'[detection seed {seed}] {" ".join(cmd)}', flush=True)
-        procs.append(subprocess.Popen(cmd, cwd=ROOT))
-    failed = [p.args for p in procs if p.wait() != 0]
-    if failed:
-        raise RuntimeError(f'detection fine-tuning failed: {failed}')
+    data_root = osp.join(ROOT, 'data/fmnist_coco')
+    ensure_fmnist_coco(data_root)  # once, before the parallel fine-tunings
+    work_dir = osp.join(args.work_dir, 'detection', f'seed{seed}')
+
+    def run(start):
+        name, ckpt = start
+        return finetune_detector(
+            name, ckpt, osp.join(work_dir, name), data_root=data_root,
+            config=osp.join(ROOT, DET_CONFIG), epochs=DET_EPOCHS, seed=seed,
+            threads=1)
+
+    with ThreadPoolExecutor(max(1, args.detection_parallel)) as pool:
+        list(pool.map(run, det_starts(args, seed).items()))
 
 
 def detection_section(args):
@@ -602,9 +591,9 @@ def detection_section(args):
              'recipe\'s checkpoint of seed s and from random init, fine-tuning seed s; COCO AP on '
              'the 500 val images. Written by `--detection-seeds`; mean +- std over the seeds, each '
              'seed in brackets. 1 thread per fine-tuning, two side by side.', '',
-             '| start | seeds | ' + ' | '.join(n for _, n in DET_METRICS)
+             '| start | seeds | ' + ' | '.join(n for _, n in DET_COLUMNS)
              + ' | fine-tuning wall time | box AP beats random init |',
-             '|---|---|' + '---|' * len(DET_METRICS) + '---|---|']
+             '|---|---|' + '---|' * len(DET_COLUMNS) + '---|---|']
     rbox = statistics.mean(100 * r['coco/bbox_mAP'] for r in runs.get('random', [])) \
         if runs.get('random') else float('nan')
     for name in ['random', *DET_METHODS]:
@@ -612,7 +601,7 @@ def detection_section(args):
         if not rs:
             continue
         cells = []
-        for key, _ in DET_METRICS:
+        for key, _ in DET_COLUMNS:
             vals = [100 * r[key] for r in rs]
             cells.append(f'{mean_std(vals)} ({" / ".join(f"{v:.1f}" for v in vals)})')
         walls = ', '.join(f'{r["seconds"] / 60:.1f}' for r in rs)

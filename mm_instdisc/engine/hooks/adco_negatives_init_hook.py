@@ -188,9 +188,6 @@ class AdCoNegativesInitHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[Sequence[dict]] = None) -> None:
-        if self._group is None:  # used without a runner's before_train
-            self._group = self.check_optimizer(self._model(runner),
-                                               runner.optim_wrapper)
         self._group.update(self.pinned())
         if not self._model(runner).negatives.initialised:
             keys = [k for k in PINNED if k in self._group]
