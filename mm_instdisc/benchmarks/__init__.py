@@ -9,11 +9,11 @@ as the scripts do.
 """
 from .detection import (DET_CONFIG, DET_METRICS, ensure_fmnist_coco,
                         finetune_detector)
-from .runs import (ROOT, fmnist_run_config, knn_and_probe, last_metrics,
-                   parse_starts, setup_mmpretrain, train_run)
+from .runs import (ROOT, finetune_classifier, fmnist_run_config, knn_and_probe,
+                   last_metrics, parse_starts, setup_mmpretrain, train_run)
 
 __all__ = [
     'DET_CONFIG', 'DET_METRICS', 'ROOT', 'ensure_fmnist_coco',
-    'finetune_detector', 'fmnist_run_config', 'knn_and_probe',
+    'finetune_classifier', 'finetune_detector', 'fmnist_run_config', 'knn_and_probe',
     'last_metrics', 'parse_starts', 'setup_mmpretrain', 'train_run'
 ]

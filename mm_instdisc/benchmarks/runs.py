@@ -149,3 +149,66 @@ def fmnist_run_config(config: str, *, data_root: str, train_size: int,
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
                                         max_keep_ckpts=1)
     return cfg
+
+
+def finetune_classifier(name: str, config: str, checkpoint: Optional[str],
+                        work_dir: str, *, seed: int, threads: int,
+                        epochs: Optional[int] = None,
+                        data_root: Optional[str] = None,
+                        test_size: Optional[int] = None) -> dict:
+    """Fine-tune the classification ``config`` (path relative to the
+    checkout) end to end from ``checkpoint`` (``backbone.*`` keys; None or
+    ``'none'``: random init) in ``work_dir``; returns the last validation's
+    ``top1``, the wall ``seconds`` and the ``epochs`` trained.
+
+    ``seed`` seeds the run and, for a ``ClassBalancedSubset``, the labelled
+    subset. With ``epochs`` the schedule becomes cosine over ``epochs``
+    with one validation at the end and a checkpoint every epoch; without,
+    the config's schedule runs unchanged. ``data_root`` and ``test_size``
+    (the first test images) override the config's. A finished run is
+    reused (``train_run``), so two benchmarks asking for the same run share
+    it.
+    """
+    from mmengine.config import Config
+    if checkpoint == 'none':
+        checkpoint = None
+    if checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'[{name}] fine-tuning needs the pretraining checkpoint '
+            f'{checkpoint}, which does not exist')
+    cfg = Config.fromfile(_checkout(osp.join(ROOT, config)))
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    train_set = cfg.train_dataloader.dataset
+    if train_set.get('type') == 'ClassBalancedSubset':
+        train_set.seed = seed  # the labelled subset
+        train_set = train_set.dataset
+    cfg.model.backbone.init_cfg = None if checkpoint is None else dict(
+        type='Pretrained', checkpoint=osp.abspath(checkpoint),
+        prefix='backbone.')
+    if data_root is not None:
+        train_set.data_root = data_root
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        if data_root is not None:
+            loader.dataset.data_root = data_root
+        if test_size is not None:
+            loader.dataset.indices = test_size
+    if epochs is None:
+        epochs = cfg.train_cfg.max_epochs
+    else:
+        cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs,
+                             val_interval=epochs)
+        cfg.param_scheduler = [
+            dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True,
+                 begin=0, end=epochs)
+        ]
+        cfg.default_hooks.checkpoint = dict(
+            type='CheckpointHook', interval=1, max_keep_ckpts=1)
+    _, seconds = train_run(f'{name} fine-tune', cfg, work_dir, epochs,
+                           threads, f' from {checkpoint or "random init"}')
+    row = last_metrics(work_dir, 'accuracy/top1')
+    if row is None:
+        raise RuntimeError(f'[{name}] fine-tuning in {work_dir} logged no '
+                           'accuracy/top1 validation')
+    print(f'[{name}] fine-tuning top-1 {row["accuracy/top1"]:.2f}',
+          flush=True)
+    return dict(top1=row['accuracy/top1'], seconds=seconds, epochs=epochs)

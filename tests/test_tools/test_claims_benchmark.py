@@ -174,7 +174,9 @@ def test_report_and_plots_of_every_section(claims, tmp_path):
         docs_out=str(tmp_path / 'bench.md'), quick=False, seed=0, threads=1,
         train_size=64, test_size=32, epochs=6, probe_epochs=1,
         pretrain_epochs=2, det_epochs=3, det_images=(20, 10),
-        det_seeds=[0, 1])
+        det_seeds=[0, 1], recipes=None, det_config='det.py',
+        ft_cfgs={'1%': 'ft1.py', '10%': 'ft10.py'},
+        network='ResNet-18 w16 (CIFAR stem)')
     res = synthetic_results()
     pngs = claims.plots(res, str(tmp_path), 'bench', args)
     assert sorted(os.path.basename(p) for p in pngs) == [
@@ -186,8 +188,44 @@ def test_report_and_plots_of_every_section(claims, tmp_path):
                   '## (1) Non-parametric', '## (2) NPID', '## (3) Detection',
                   '## (4) Semi-supervised', '![bench_det.png](bench_det.png)'):
         assert title in text, title
-    assert '| npid | 41.0 (40.0 / 42.0) |' in text  # mean (each seed)
+    assert '| npid | 41.0 +- 1.4 (40.0 / 42.0) |' in text  # mean +- std (each seed)
     assert '| raw pixels | - | - | - | 81.00 | 81.00 | 80.00 | 0 | - |' in text
+
+
+def test_recipes_mode_errors(tmp_path):
+    """--recipes names the missing recipe checkpoints and the command that
+    makes them, and refuses the sections and options it does not take."""
+    r = run('--recipes', '0', '--recipes-dir', str(tmp_path / 'none'),
+            '--work-dir', str(tmp_path / 'w'))
+    assert r.returncode == 2
+    assert 'missing recipe checkpoints' in r.stderr
+    assert str(tmp_path / 'none' / 'npid' / 'seed0' / 'epoch_14.pth') in r.stderr
+    assert 'recipes_benchmark.py --seeds 0' in r.stderr
+    r = run('--recipes', '0', '--only', 'nce', '--work-dir', str(tmp_path))
+    assert r.returncode == 2 and "--only ['nce']" in r.stderr
+    r = run('--recipes', '0', '--quick', '--work-dir', str(tmp_path))
+    assert r.returncode == 2 and 'cannot be combined' in r.stderr
+
+
+def test_recipes_report_shows_every_seed(claims, tmp_path):
+    import argparse
+    args = argparse.Namespace(
+        docs_out=str(tmp_path / 'bench.md'), quick=False, seed=0, threads=1,
+        test_size=10000, det_epochs=3, det_images=(2000, 500),
+        det_seeds=[0, 1, 2], recipes=[0, 1, 2], det_config='det.py',
+        ft_cfgs={'1%': 'ft1.py', '10%': 'ft10.py'}, network='w32s2')
+    semi = {}
+    for start, top1 in (('random init', [79.0, 80.0, 81.0]),
+                        ('npid', [81.0, 82.0, 83.0])):
+        for frac in ('1%', '10%'):
+            semi[f'{start} / {frac}'] = dict(
+                start=start, fraction=frac, epochs=10, seeds=[0, 1, 2],
+                top1=sum(top1) / 3, seconds=60, **{'top1/seeds': top1})
+    text = claims.report({'semisup': {'rows': semi}}, args, [], 'cmd')
+    assert '| npid | 1% | 10 | 82.00 +- 1.00 (81.00 / 82.00 / 83.00) |' in text
+    assert 'the 15-minute Fashion-MNIST recipes' in text
+    assert '(4) self-supervised starts beat random init with 10% of the ' \
+        'labels | npid 82.00 vs random init 80.00 | yes |' in text
 
 
 def test_det_and_semisup_sections_tiny(tmp_path):

@@ -4,6 +4,7 @@ and the composed Fashion-MNIST COCO set; writes ``docs/benchmarks/claims.md``.
     python tools/benchmarks/claims_benchmark.py [--quick] [--threads 1]
         [--only pretrain param nce det semisup] [--start NAME=CHECKPOINT ...]
         [--work-dir DIR] [--docs-out FILE]
+    python tools/benchmarks/claims_benchmark.py --recipes 0 1 2
 
 pretrain  The starts of (1), (3) and (4), each pretrained for
           ``--pretrain-epochs`` on the first ``--train-size`` training
@@ -41,6 +42,15 @@ starts are pretrained (``--only pretrain`` first). The report (tables with
 epochs, seed and wall time, a claims summary, PNG plots) is written from
 every section measured so far.
 
+``--recipes SEED ...`` reruns (3) and (4) with the 15-minute recipes as
+starts (``recipes_benchmark.py``; ResNet-18 w32s2 pretrained on all 60,000
+training images): for each seed s, the NPID, MoCo v2, AdCo and Exemplar-v2
+recipes of seed s and random init, each fine-tuned with seed s; the w32s2
+detection and fine-tuning configs; 1% of the labels for the config's 100
+epochs, 10% for 10. Detection runs and 1%-label fine-tunings that the
+recipes benchmark already made (same checkpoint, config and seed) are
+reused from ``--recipes-dir``; writes docs/benchmarks/claims_recipes.md.
+
 Full mode (default; a few hours on 2 cores, less with two invocations side
 by side): 10,000 images, 6 epochs for (1) and (2), m in {1, 16, 256, 4096},
 starts pretrained 20 epochs, detection 3 epochs on 2,000 images, fine-tuning
@@ -59,13 +69,17 @@ import time
 
 import torch
 
-from mm_instdisc.benchmarks import (DET_METRICS, ROOT, ensure_fmnist_coco,
+from mm_instdisc.benchmarks import (DET_CONFIG, DET_METRICS, ROOT,
+                                    ensure_fmnist_coco, finetune_classifier,
                                     finetune_detector, knn_and_probe,
-                                    last_metrics, parse_starts,
-                                    setup_mmpretrain, train_run)
+                                    parse_starts, setup_mmpretrain, train_run)
 from mm_instdisc.benchmarks.method_runs import (ADCO_CONFIGS, EXEMPLAR_CONFIGS,
                                                 adco_run_config,
                                                 exemplar_run_config)
+from mm_instdisc.benchmarks.recipes import DET_CONFIG as RECIPES_DET_CONFIG
+from mm_instdisc.benchmarks.recipes import (FT_RESNET, detection_work_dir,
+                                            finetune_work_dir,
+                                            recipe_checkpoint)
 
 SECTIONS = ('pretrain', 'param', 'nce', 'det', 'semisup')
 NPID_CFG = 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py'
@@ -86,6 +100,14 @@ PRETRAINED = {
     'supervised': ('exemplar', 'supervised'),
 }
 UNSUPERVISED = ('npid', 'mocov2', 'adco')
+# --recipes: start -> its recipe in recipes_benchmark.py, and the configs
+RECIPE_STARTS = {'npid': 'npid', 'mocov2': 'mocov2', 'adco': 'adco',
+                 'exemplar-v2': 'exemplar'}
+RECIPES_FT_CFGS = {
+    '1%': FT_RESNET[0],
+    '10%': 'configs/benchmarks/classification/fashion_mnist/'
+    'resnet18-w32s2_1xb128-ft-coslr-30e_fashion-mnist-10pc.py',
+}
 
 
 def parse_args():
@@ -118,10 +140,20 @@ def parse_args():
                    'init')
     p.add_argument('--no-pretrain-starts', action='store_true',
                    help='(3) and (4) from random init and --start only')
+    p.add_argument('--recipes', type=int, nargs='+', default=None,
+                   metavar='SEED',
+                   help='(3) and (4) from the 15-minute recipes of these '
+                   'seeds (recipes_benchmark.py) instead of pretraining '
+                   'starts')
+    p.add_argument('--recipes-dir',
+                   default=osp.join(ROOT, 'work_dirs/recipes'),
+                   help="recipes_benchmark.py's work dir (--recipes)")
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args()
     quick = args.quick
+    if args.recipes is not None:
+        return recipes_args(p, args)
     defaults = dict(train_size=2000 if quick else 10000,
                     test_size=2000 if quick else 10000,
                     epochs=3 if quick else 6,
@@ -143,6 +175,10 @@ def parse_args():
         args.docs_out = osp.join(ROOT, 'docs/benchmarks/claims_quick.md'
                                  if quick else 'docs/benchmarks/claims.md')
     args.starts = parse_starts(p, args.start, {'random init': 'none'})
+    args.ft_seeds = [args.seed]
+    args.det_config = DET_CONFIG
+    args.ft_cfgs = FT_CFGS
+    args.network = 'ResNet-18 w16 (CIFAR stem)'
     clash = set(args.starts) & set(PRETRAINED)
     if clash and not args.no_pretrain_starts:
         p.error(f'--start {sorted(clash)}: these names are the pretrained '
@@ -318,9 +354,16 @@ def nce_section(args, results, save):
         save()
 
 
+def seed_checkpoint(ckpt, seed):
+    """A start's checkpoint for ``seed``: one for every seed, or (--recipes)
+    {seed: checkpoint}."""
+    return ckpt[seed] if isinstance(ckpt, dict) else ckpt
+
+
 def det_section(args, results, save, start_ckpts):
     """(3) Mask R-CNN transfer from every start, once per ``--det-seeds``
-    seed (seed 0 in ``det/<start>``, seed s in ``det/seed<s>/<start>``)."""
+    seed (seed 0 in ``det/<start>``, seed s in ``det/seed<s>/<start>``;
+    --recipes: the recipes benchmark's detection runs, made or reused)."""
     root = args.det_data_root
     ensure_fmnist_coco(root, fmnist_root=args.data_root,
                        num_train=args.det_images[0],
@@ -335,14 +378,20 @@ def det_section(args, results, save, start_ckpts):
     for name, ckpt in start_ckpts.items():
         runs = []
         for seed in args.det_seeds:
-            work_dir = osp.join(args.work_dir, 'det',
-                                f'seed{seed}' if seed else '', slug(name))
+            if args.recipes is not None:
+                work_dir = detection_work_dir(
+                    args.recipes_dir, seed,
+                    RECIPE_STARTS.get(name, 'random'))
+            else:
+                work_dir = osp.join(args.work_dir, 'det',
+                                    f'seed{seed}' if seed else '', slug(name))
             runs.append(finetune_detector(
-                slug(name), ckpt, work_dir, data_root=root,
+                slug(name), seed_checkpoint(ckpt, seed), work_dir,
+                data_root=root, config=osp.join(ROOT, args.det_config),
                 epochs=args.det_epochs, seed=seed, threads=args.threads))
         rows[name] = dict(
-            checkpoint=ckpt, epochs=args.det_epochs, seeds=args.det_seeds,
-            seconds=sum(r['seconds'] for r in runs),
+            checkpoint=[r['checkpoint'] for r in runs], epochs=args.det_epochs,
+            seeds=args.det_seeds, seconds=sum(r['seconds'] for r in runs),
             **{k: sum(100 * r[k] for r in runs) / len(runs)
                for k in DET_METRICS},
             **{f'{k}/seeds': [100 * r[k] for r in runs]
@@ -352,47 +401,96 @@ def det_section(args, results, save, start_ckpts):
 
 
 def semisup_section(args, results, save, start_ckpts):
-    """(4) fine-tuning with 1% and 10% of the labels from every start."""
-    from mmengine.config import Config
+    """(4) fine-tuning with 1% and 10% of the labels from every start, once
+    per seed (the labelled subset is drawn with the seed too)."""
     rows = results.setdefault('rows', {})
     for start, ckpt in start_ckpts.items():
         for frac, epochs in zip(('1%', '10%'), args.ft_epochs):
-            cfg = Config.fromfile(osp.join(ROOT, FT_CFGS[frac]))
-            if ckpt == 'none':
-                cfg.model.backbone.init_cfg = None
-            else:
-                cfg.model.backbone.init_cfg.checkpoint = osp.abspath(ckpt)
-            cfg.train_dataloader.dataset.dataset.data_root = args.data_root
-            for loader in (cfg.val_dataloader, cfg.test_dataloader):
-                loader.dataset.data_root = args.data_root
-                loader.dataset.indices = args.test_size
-            cfg.train_dataloader.dataset.seed = args.seed
-            cfg.train_cfg = dict(type='EpochBasedTrainLoop',
-                                 max_epochs=epochs, val_interval=epochs)
-            cfg.param_scheduler = [
-                dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True,
-                     begin=0, end=epochs)
-            ]
-            cfg.randomness = dict(seed=args.seed)
-            cfg.default_hooks.checkpoint = dict(
-                type='CheckpointHook', interval=1, max_keep_ckpts=1)
             key = f'{start} / {frac}'
-            wd = osp.join(args.work_dir, 'semisup', slug(start),
-                          frac.rstrip('%') + 'pc')
-            _, seconds = train_run(f'fine-tune {key}', cfg, wd, epochs,
-                                   args.threads, f' from {ckpt}')
-            metrics = last_metrics(wd, 'accuracy/top1')
-            if metrics is None:
-                raise RuntimeError(f'[{key}] no accuracy logged in {wd}')
-            rows[key] = dict(start=start, checkpoint=ckpt, fraction=frac,
-                             epochs=epochs, top1=metrics['accuracy/top1'],
-                             seconds=seconds)
+            runs = []
+            for seed in args.ft_seeds:
+                # random init: the ResNet recipes share one random-init run
+                method = RECIPE_STARTS.get(start, 'npid')
+                if args.recipes is not None and epochs is None and frac == '1%':
+                    # the recipes benchmark's own 1%-label fine-tuning
+                    work_dir = finetune_work_dir(
+                        args.recipes_dir, method, seed, start != 'random init')
+                else:
+                    work_dir = osp.join(
+                        args.work_dir, 'semisup',
+                        '' if args.recipes is None else f'seed{seed}',
+                        slug(start), frac.rstrip('%') + 'pc')
+                data = {} if args.recipes is not None else dict(
+                    data_root=args.data_root, test_size=args.test_size)
+                runs.append(finetune_classifier(
+                    f'{key} seed {seed}', args.ft_cfgs[frac],
+                    seed_checkpoint(ckpt, seed), work_dir, seed=seed,
+                    threads=args.threads, epochs=epochs, **data))
+            top1 = [r['top1'] for r in runs]
+            rows[key] = dict(start=start, fraction=frac, seeds=args.ft_seeds,
+                             checkpoint=[seed_checkpoint(ckpt, s)
+                                         for s in args.ft_seeds],
+                             epochs=runs[0]['epochs'], top1=sum(top1) / len(top1),
+                             **{'top1/seeds': top1},
+                             seconds=sum(r['seconds'] for r in runs))
             print(f'[semisup {key}] {rows[key]}', flush=True)
             save()
 
 
+def seeds_cell(row, key, digits):
+    """``row[key]`` (a mean over seeds), with +- std and each seed's value
+    in brackets when there are several."""
+    each = row.get(f'{key}/seeds', [])
+    if len(each) < 2:
+        return f'{row[key]:.{digits}f}'
+    import statistics
+    return (f'{row[key]:.{digits}f} +- {statistics.stdev(each):.{digits}f} ('
+            + ' / '.join(f'{v:.{digits}f}' for v in each) + ')')
+
+
 def fmt_time(seconds):
     return '-' if seconds is None else f'{seconds / 60:.1f} min'
+
+
+def recipes_args(p, args):
+    """The arguments of ``--recipes``: sections (3) and (4), the recipes of
+    each seed as starts, the w32s2 configs."""
+    if args.quick or args.start or args.no_pretrain_starts:
+        p.error('--recipes takes its starts from --recipes-dir; it cannot be '
+                'combined with --quick, --start or --no-pretrain-starts')
+    if list(args.only) == list(SECTIONS):
+        args.only = ['det', 'semisup']
+    other = [s for s in args.only if s not in ('det', 'semisup')]
+    if other:
+        p.error(f'--only {other}: --recipes measures the sections that '
+                "depend on the starts, 'det' and 'semisup'")
+    missing = [recipe_checkpoint(args.recipes_dir, m, s)
+               for s in args.recipes for m in RECIPE_STARTS.values()
+               if not osp.isfile(recipe_checkpoint(args.recipes_dir, m, s))]
+    if missing:
+        p.error(f'--recipes {args.recipes}: missing recipe checkpoints '
+                f'{missing}; run tools/benchmarks/recipes_benchmark.py '
+                f'--seeds {" ".join(map(str, args.recipes))} first')
+    args.det_seeds = args.ft_seeds = list(args.recipes)
+    args.test_size = args.test_size or 10000
+    args.det_epochs = args.det_epochs or 3
+    args.ft_epochs = args.ft_epochs or [None, 10]
+    args.det_data_root = args.det_data_root or osp.join(ROOT,
+                                                        'data/fmnist_coco')
+    args.det_images = (2000, 500)
+    args.det_config = RECIPES_DET_CONFIG
+    args.ft_cfgs = RECIPES_FT_CFGS
+    args.network = ('ResNet-18 w32s2 (CIFAR stem, width 32, stride-2 first '
+                    'stage; the recipes\' network)')
+    args.work_dir = args.work_dir or osp.join(
+        ROOT, 'work_dirs/claims_benchmark_recipes')
+    args.docs_out = args.docs_out or osp.join(
+        ROOT, 'docs/benchmarks/claims_recipes.md')
+    args.starts = {'random init': {s: 'none' for s in args.recipes}}
+    for name, method in RECIPE_STARTS.items():
+        args.starts[name] = {s: recipe_checkpoint(args.recipes_dir, method, s)
+                             for s in args.recipes}
+    return args
 
 
 def verdicts(res, args):
@@ -548,6 +646,12 @@ def plots(res, out_dir, stem, args):
     return files
 
 
+def mode(args):
+    if args.recipes is not None:
+        return '--recipes mode'
+    return f'{"quick" if args.quick else "full"} mode, seed {args.seed}'
+
+
 def report(res, args, pngs, command):
     def rel(path):
         return osp.relpath(path, osp.dirname(osp.abspath(args.docs_out)))
@@ -556,21 +660,36 @@ def report(res, args, pngs, command):
         '# Benchmarks: the transfer claims, measured at CPU scale', '',
         '<!-- written by tools/benchmarks/claims_benchmark.py; rerun it '
         'rather than editing by hand -->', '',
-        f'`{command}`, {"quick" if args.quick else "full"} mode, seed '
-        f'{args.seed}, {args.threads} thread(s) per training, on a '
-        f'{os.cpu_count()}-core CPU machine; report written '
-        f'{time.strftime("%Y-%m-%d %H:%M")}. Pretraining and classification '
-        f'use one seed, so differences of about one point are within the '
-        f'noise of a single run; detection fine-tuning ran with seed(s) '
-        f'{", ".join(str(x) for x in args.det_seeds)}. Wall times are what '
-        'each training took (several trainings sometimes shared the cores).',
-        '']
+        f'`{command}`, {mode(args)}, {args.threads} thread(s) per training, '
+        f'on a {os.cpu_count()}-core CPU machine; report written '
+        f'{time.strftime("%Y-%m-%d %H:%M")}. '
+        + (f'Every start and fine-tuning of seed s: seeds '
+           f'{", ".join(str(x) for x in args.recipes)}; mean over the seeds, '
+           'each seed in brackets. ' if args.recipes is not None else
+           'Pretraining and classification use one seed, so differences of '
+           'about one point are within the noise of a single run; detection '
+           'fine-tuning ran with seed(s) '
+           f'{", ".join(str(x) for x in args.det_seeds)}. ')
+        + 'Wall times are what each training took (several trainings '
+        'sometimes shared the cores).', '']
+    if args.recipes is not None:
+        lines += [
+            'Starts: the 15-minute Fashion-MNIST recipes of '
+            '`docs/benchmarks/recipes.md` (NPID, MoCo v2, AdCo, Exemplar-v2; '
+            f'{args.network}), pretrained on all 60,000 training images, so '
+            'they saw the detection set\'s source items (training images '
+            '50,000-59,999) unlabelled; random init is the same network. '
+            '`docs/benchmarks/claims.md` has the earlier run (width-16 '
+            'starts pretrained 20 epochs on 10,000 images, one seed) and '
+            'sections (1)-(2). Fine-tuning and detection runs that the '
+            'recipes benchmark made (same checkpoint, config and seed) are '
+            'reused.', '']
     if args.quick:
         lines += ['**Quick mode is a smoke run of every section**: at these '
                   'sizes (a few hundred detection iterations, 2-10 epochs of '
                   'fine-tuning) the numbers do not test the claims; '
                   '`docs/benchmarks/claims.md` has the full run.', '']
-    lines += [
+    lines += [] if args.recipes is not None else [
         'Data: the first '
         f'{args.train_size} Fashion-MNIST training images for pretraining, '
         f'the first {args.test_size} test images for every classification '
@@ -642,8 +761,8 @@ def report(res, args, pngs, command):
         seeds = ', '.join(str(x) for x in args.det_seeds)
         n_train, n_val = res['det'].get('images', args.det_images)
         lines += ['## (3) Detection and instance segmentation transfer', '',
-                  f'Mask R-CNN (ResNet-18 w16 FPN, all layers trained, BN '
-                  f'not frozen) fine-tuned {args.det_epochs} epochs on '
+                  f'`{args.det_config}`: Mask R-CNN ({args.network}, FPN, '
+                  f'all layers trained, BN not frozen) fine-tuned {args.det_epochs} epochs on '
                   f'{n_train} composed images (lr x0.1 for the '
                   f'last epoch); COCO AP on {n_val} val images'
                   + (f', mean over fine-tuning seeds {seeds} (each seed in '
@@ -652,13 +771,8 @@ def report(res, args, pngs, command):
                   '',
                   '| start | box AP | box AP50 | mask AP | mask AP50 | '
                   'epochs | wall time |', '|---|---|---|---|---|---|---|']
-
-        def cell(r, k):
-            each = r.get(f'{k}/seeds', [])
-            return f'{r[k]:.1f}' + (' (' + ' / '.join(
-                f'{v:.1f}' for v in each) + ')' if len(each) > 1 else '')
-
-        lines += [f"| {n} | " + ' | '.join(cell(r, k) for k in DET_METRICS)
+        lines += [f"| {n} | " + ' | '.join(seeds_cell(r, k, 1)
+                                           for k in DET_METRICS)
                   + f" | {r['epochs']} | {fmt_time(r['seconds'])} |"
                   for n, r in det.items()]
         lines.append('')
@@ -666,15 +780,17 @@ def report(res, args, pngs, command):
     if semi:
         lines += ['## (4) Semi-supervised fine-tuning', '',
                   'End to end from each start with 1% / 10% of the labels '
-                  f'(class-balanced subsets of the 60k training set, seed '
-                  f'{args.seed}), cosine lr; top-1 on {args.test_size} test '
+                  '(class-balanced subsets of the 60k training set drawn '
+                  'with the seed; configs '
+                  + ', '.join(f'`{c}`' for c in args.ft_cfgs.values())
+                  + f'), cosine lr; top-1 on {args.test_size} test '
                   'images. Exemplar-v2 and supervised saw the labels of their '
                   'pretraining images, so only the other starts are '
                   'semi-supervised in the strict sense.', '',
                   '| start | labels | epochs | top-1 | wall time |',
                   '|---|---|---|---|---|']
         lines += [f"| {r['start']} | {r['fraction']} | {r['epochs']} | "
-                  f"{r['top1']:.2f} | {fmt_time(r['seconds'])} |"
+                  f"{seeds_cell(r, 'top1', 2)} | {fmt_time(r['seconds'])} |"
                   for r in semi.values()]
         lines.append('')
     lines += [f'![{osp.basename(p)}]({rel(p)})' for p in pngs]
@@ -709,10 +825,13 @@ def main():
         # (1) needs the supervised baseline only
         names = [n for n in names
                  if n == 'supervised' and 'param' in args.only]
-    for name, (ckpt, row) in starts(args, names).items():
-        start_ckpts[name] = ckpt
-        if row:
-            start_rows[name] = row
+    if args.recipes is not None:
+        start_ckpts = dict(args.starts)
+    else:
+        for name, (ckpt, row) in starts(args, names).items():
+            start_ckpts[name] = ckpt
+            if row:
+                start_rows[name] = row
     if start_rows:
         res['pretrain'].setdefault('rows', {}).update(start_rows)
     for section in args.only:

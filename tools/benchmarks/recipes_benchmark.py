@@ -39,39 +39,14 @@ import statistics
 import time
 
 from mm_instdisc.benchmarks import (DET_METRICS, ROOT, ensure_fmnist_coco,
-                                    finetune_detector, knn_and_probe,
-                                    last_metrics, setup_mmpretrain, train_run)
+                                    finetune_classifier, finetune_detector,
+                                    knn_and_probe, setup_mmpretrain, train_run)
+from mm_instdisc.benchmarks.recipes import (DET_CONFIG, DET_EPOCHS,
+                                            DET_METHODS, FINETUNE, FT_RESNET,
+                                            METHODS, detection_work_dir,
+                                            finetune_work_dir,
+                                            recipe_checkpoint)
 
-# method -> (recipe config, epochs it trains, a line for the report)
-METHODS = {
-    'npid': ('configs/npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-             14, 'NPID, sampled softmax over 8192 shared negatives, ResNet-18 w32 (stride-2 first '
-             'stage), batched augmentation, bf16'),
-    'mocov2': ('configs/mocov2/mocov2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-               9, "MoCo v2 (mmpretrain's MoCo), queue 8192, t 0.1, the NPID recipe's "
-               'network, batched augmentation (two views), bf16'),
-    'adco': ('configs/adco/adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-             9, 'AdCo, 8192 adversarial negatives (lr 1), t 0.12, mem_t 0.05, same network '
-             'and augmentation as MoCo v2'),
-    'exemplar': ('configs/exemplar/exemplar-v2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-                 8, 'Exemplar-v2 (MoCo v2 recipe + label filter on the queue)'),
-    'splitmask': ('configs/splitmask/splitmask_vit-w64d4-p4_1xb256-bf16-cos-15min_fashion-mnist.py',
-                  6, 'SplitMask, ViT width 64, 4 layers, 4x4 patches at 28 px, 1-layer decoder, '
-                  'batched augmentation, bf16'),
-}
-
-# read-out by fine-tuning with labels: method -> (fine-tuning config, its
-# epochs, the random-init run it is compared with), run from the recipe's
-# checkpoint and from random init with the run's seed (the labelled subset's
-# seed too). The ResNet recipes share one network, so one random-init
-# fine-tuning per seed serves them all.
-FT_RESNET = ('configs/benchmarks/classification/fashion_mnist/resnet18-w32s2_1xb64-ft-coslr-'
-             '100e_fashion-mnist-1pc.py', 100, 'resnet18-w32s2-random')
-FINETUNE = {
-    'splitmask': ('configs/splitmask/benchmarks/vit-w64d4-p4_splitmask-15min-pre_1xb128-bf16-'
-                  'coslr-30e_fashion-mnist-6k.py', 30, 'splitmask-random'),
-    'npid': FT_RESNET, 'mocov2': FT_RESNET, 'adco': FT_RESNET, 'exemplar': FT_RESNET,
-}
 # what each fine-tuning config trains on (for the report)
 FT_DATA = {
     FINETUNE['splitmask'][0]: '6,000 labelled training images (the first 10% of the training '
@@ -119,11 +94,6 @@ SPLITMASK_NOTE = (
     'with the test suite.')
 
 
-# Mask R-CNN transfer of the ResNet recipes (detection_section)
-DET_CONFIG = ('configs/benchmarks/mmdetection/fmnist_coco/'
-              'mask-rcnn_resnet18-w32s2-fpn_1xb4-6e_fmnist-coco.py')
-DET_METHODS = ('npid', 'mocov2', 'adco', 'exemplar')
-DET_EPOCHS = 3
 DET_COLUMNS = tuple(zip(DET_METRICS, ('box AP', 'box AP50', 'mask AP',
                                       'mask AP50')))
 
@@ -280,40 +250,20 @@ def main():
 
 def finetune(args, method, seed, checkpoint, results, save):
     """Fine-tune with labels (FINETUNE[method]) from ``checkpoint`` (None:
-    random init) through tools/train.py; store the last validation's top-1
-    as ``results[run]['finetune']`` (run = method/seed, or the method's
-    random-init run, e.g. resnet18-w32s2-random/seed). A run that has it is
-    skipped."""
-    from mmengine.config import Config
-    config, epochs, random_run = FINETUNE[method]
+    random init) with the library's ``finetune_classifier``; store the last
+    validation's top-1 as ``results[run]['finetune']`` (run = method/seed, or
+    the method's random-init run, e.g. resnet18-w32s2-random/seed). A run
+    that has it is skipped."""
+    config, _, random_run = FINETUNE[method]
     key = f'{method}/{seed}' if checkpoint else f'{random_run}/{seed}'
     if 'finetune' in results.get(key, {}):
         return
-    if checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(
-            f'[{key}] fine-tuning needs the pretraining checkpoint '
-            f'{checkpoint}, which does not exist')
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    cfg.randomness = dict(seed=seed, deterministic=False)
-    if cfg.train_dataloader.dataset.get('type') == 'ClassBalancedSubset':
-        cfg.train_dataloader.dataset.seed = seed  # the labelled subset
-    cfg.model.backbone.init_cfg = None if checkpoint is None else dict(
-        type='Pretrained', checkpoint=osp.abspath(checkpoint),
-        prefix='backbone.')
-    work_dir = (osp.join(args.work_dir, method, f'finetune_pretrained_seed{seed}')
-                if checkpoint else
-                osp.join(args.work_dir, random_run[:-len('-random')],
-                         f'finetune_random_seed{seed}'))
-    _, wall = train_run(f'{key} fine-tune', cfg, work_dir, epochs,
-                        args.threads)
-    row = last_metrics(work_dir, 'accuracy/top1')
-    if row is None:
-        raise RuntimeError(f'[{key}] fine-tuning in {work_dir} logged no '
-                           'accuracy/top1 validation')
+    row = finetune_classifier(key, config, checkpoint,
+                              finetune_work_dir(args.work_dir, method, seed, checkpoint is not None),
+                              seed=seed, threads=args.threads)
     results.setdefault(key, {})
-    results[key]['finetune'] = row['accuracy/top1']
-    results[key]['finetune_wall_s'] = wall
-    print(f'[{key}] fine-tuning top-1 {row["accuracy/top1"]:.2f}', flush=True)
+    results[key]['finetune'] = row['top1']
+    results[key]['finetune_wall_s'] = row['seconds']
     save()
 
 
@@ -540,8 +490,7 @@ def det_starts(args, seed):
     """NAME -> checkpoint of the detection starts of a seed."""
     starts = {'random': 'none'}
     for m in DET_METHODS:
-        ckpt = osp.join(args.work_dir, m, f'seed{seed}',
-                        f'epoch_{METHODS[m][1]}.pth')
+        ckpt = recipe_checkpoint(args.work_dir, m, seed)
         if osp.isfile(ckpt):
             starts[m] = ckpt
         else:
@@ -558,12 +507,11 @@ def detection(args, seed):
 
     data_root = osp.join(ROOT, 'data/fmnist_coco')
     ensure_fmnist_coco(data_root)  # once, before the parallel fine-tunings
-    work_dir = osp.join(args.work_dir, 'detection', f'seed{seed}')
 
     def run(start):
         name, ckpt = start
         return finetune_detector(
-            name, ckpt, osp.join(work_dir, name), data_root=data_root,
+            name, ckpt, detection_work_dir(args.work_dir, seed, name), data_root=data_root,
             config=osp.join(ROOT, DET_CONFIG), epochs=DET_EPOCHS, seed=seed,
             threads=1)
 
