@@ -57,8 +57,8 @@ def tiny_npid_cfg(data_root, work_dir, n_train=64, epochs=2, batch_size=16,
     cfg.model.neck.in_channels = 64
     cfg.model.feat_dim = 16
     cfg.model.neck.out_channels = 16
-    cfg.model.head.num_negatives = 8
-    cfg.model.head.loss_mode = loss_mode
+    cfg.model.head.loss.num_negatives = 8
+    cfg.model.head.loss.mode = loss_mode
     tiny_fmnist_runtime(cfg, data_root, epochs, batch_size, seed)
     cfg.custom_hooks = [
         dict(type='RandomStateHook'),
@@ -184,8 +184,8 @@ def build_tiny_npid(bank_size=32, loss_mode='nce'):
     cfg.bank_size = bank_size
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
     cfg.neck.in_channels = 64
-    cfg.head.num_negatives = 8
-    cfg.head.loss_mode = loss_mode
+    cfg.head.loss.num_negatives = 8
+    cfg.head.loss.mode = loss_mode
     return MODELS.build(cfg)
 
 
@@ -350,8 +350,8 @@ SPLITMASK_TINY_OPTS = {
     'model.backbone.arch.feedforward_channels': 64,
     'model.neck.embed_dims': 32,
     'model.neck.num_heads': 2,
-    'model.head.embed_dims': 32,
-    'model.head.vocab_size': 64,
+    'model.head.loss.embed_dims': 32,
+    'model.head.loss.vocab_size': 64,
     'model.target_generator.vocab_size': 64,
     'train_cfg.max_epochs': 1,
 }
@@ -430,7 +430,7 @@ def build_splitmask(vocab_size: int = 64):
     dims, heads = TINY_VIT_ARCH['embed_dims'], TINY_VIT_ARCH['num_heads']
     cfg.model.backbone.arch = dict(TINY_VIT_ARCH)
     cfg.model.neck.update(embed_dims=dims, num_heads=heads)
-    cfg.model.head.update(embed_dims=dims, vocab_size=vocab_size)
+    cfg.model.head.loss.update(embed_dims=dims, vocab_size=vocab_size)
     cfg.model.target_generator.vocab_size = vocab_size
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)

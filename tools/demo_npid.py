@@ -10,7 +10,7 @@ the whole demo, baselines included, fits in 15 minutes on 2 cores.
 1. kNN baselines on the test set: raw pixels and the randomly initialised
    network (same architecture, same 128-d embedding);
 2. NPID pretraining through mmengine's Runner with the registered NPID,
-   NPIDHead, MemoryBankHook, KNNReferenceHook and KNNMetric (kNN against the
+   LossHead (NPIDLoss), MemoryBankHook, KNNReferenceHook and KNNMetric (kNN against the
    bank each epoch);
 3. kNN with the trained network; a table of top-1 accuracies, a PNG of loss
    and kNN accuracy per epoch, and a retrieval grid (top-10 neighbours of test
@@ -84,7 +84,7 @@ def parse_args():
                    help="override the config's learning rate (0.06)")
     p.add_argument('--loss-mode', default=None,
                    choices=['nce', 'softmax', 'sampled_softmax'],
-                   help="override the config's NPIDHead loss_mode")
+                   help="override the config's NPIDLoss mode (model.head.loss.mode)")
     p.add_argument('--z-mode', default=None,
                    choices=['sample', 'batch', 'ema', 'once'])
     p.add_argument('--temperature', type=float, default=None)
@@ -123,11 +123,11 @@ def make_cfg(args):
              begin=0, end=args.epochs, eta_min=lr * 0.01)
     ]
     if args.loss_mode:
-        cfg.model.head.loss_mode = args.loss_mode
+        cfg.model.head.loss.mode = args.loss_mode
     if args.z_mode:
-        cfg.model.head.z_mode = args.z_mode
+        cfg.model.head.loss.z_mode = args.z_mode
     if args.temperature:
-        cfg.model.head.temperature = args.temperature
+        cfg.model.head.loss.temperature = args.temperature
     if args.bank_init:
         for h in cfg.custom_hooks:
             if h.type == 'MemoryBankHook':

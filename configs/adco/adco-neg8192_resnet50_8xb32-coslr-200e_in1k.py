@@ -3,5 +3,5 @@
 _base_ = './adco_resnet50_8xb32-coslr-200e_in1k.py'
 
 model = dict(
-    num_negatives=8192, head=dict(temperature=0.14, mem_temperature=0.03))
+    num_negatives=8192, head=dict(loss=dict(temperature=0.14, mem_temperature=0.03)))
 optim_wrapper = dict(optimizer=dict(lr=0.04))

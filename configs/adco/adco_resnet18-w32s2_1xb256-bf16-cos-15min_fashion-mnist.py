@@ -52,10 +52,12 @@ model = dict(
     negatives_init='keys',
     reset_key_encoder=False,
     head=dict(
-        type='AdCoHead',
-        temperature=0.12,
-        mem_temperature=0.05,
-        batch_negatives=True))
+        type='LossHead',
+        loss=dict(
+            type='AdCoLoss',
+            temperature=0.12,
+            mem_temperature=0.05,
+            batch_negatives=True)))
 
 # the base's bf16 AutocastOptimWrapper; the negatives ascend (maximize=True)
 optim_wrapper = dict(

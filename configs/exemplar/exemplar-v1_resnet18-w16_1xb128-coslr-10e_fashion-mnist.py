@@ -10,4 +10,4 @@ model = dict(
         out_channels=128,
         gap_dim=2,
         norm_cfg=None),
-    head=dict(temperature=0.07))
+    head=dict(loss=dict(temperature=0.07)))

@@ -11,4 +11,4 @@ model = dict(
     queue_len=8192,
     feat_dim=128,
     momentum=0.01,  # key encoder m = 0.99
-    head=dict(type='ExemplarHead', temperature=0.2))
+    head=dict(type='LossHead', loss=dict(type='ExemplarLoss', temperature=0.2)))

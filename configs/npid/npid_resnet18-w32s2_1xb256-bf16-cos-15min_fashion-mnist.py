@@ -52,11 +52,13 @@ model = dict(
         gap_dim=2,
         norm_cfg=None),
     head=dict(
-        type='NPIDHead',
-        loss_mode='sampled_softmax',
-        num_negatives=8192,
-        shared_negatives=True,
-        temperature=0.07))
+        type='LossHead',
+        loss=dict(
+            type='NPIDLoss',
+            mode='sampled_softmax',
+            num_negatives=8192,
+            shared_negatives=True,
+            temperature=0.07)))
 
 # the pipeline only packs images: BatchAugmentPreprocessor augments the batch
 train_pipeline = [dict(type='PackInputs')]

@@ -28,7 +28,7 @@ model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
     bank_size=14197088,  # must equal len(train dataset): checked at start
     bank=dict(type='ShardedMemoryBank', dtype='bfloat16'),
-    head=dict(loss_mode='softmax', temperature=0.07))
+    head=dict(loss=dict(mode='softmax', temperature=0.07)))
 
 train_dataloader = dict(
     batch_size=64,

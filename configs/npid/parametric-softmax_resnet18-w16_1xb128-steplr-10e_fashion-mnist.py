@@ -20,7 +20,7 @@ model = dict(
     # Eq. 1 has no temperature (temperature=1.0). With unit embeddings and
     # W ~ N(0, 0.01^2) that leaves logits of ~0.1 and a tiny gradient to the
     # encoder; NPID's tau (0.1) is used so that only W vs bank differs.
-    head=dict(type='ParametricInstanceHead', temperature=0.1, init_std=0.01))
+    head=dict(type='LossHead', loss=dict(type='ParametricInstanceLoss', temperature=0.1, init_std=0.01)))
 
 custom_hooks = [
     dict(type='RandomStateHook'),

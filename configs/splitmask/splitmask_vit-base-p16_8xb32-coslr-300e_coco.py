@@ -5,4 +5,4 @@ _base_ = './splitmask_vit-small-p16_8xb32-coslr-300e_coco.py'
 model = dict(
     backbone=dict(arch='base'),
     neck=dict(embed_dims=768, num_heads=12),
-    head=dict(embed_dims=768))
+    head=dict(loss=dict(embed_dims=768)))

@@ -43,7 +43,7 @@ model = dict(
             feedforward_channels=4 * width),
         img_size=28),
     neck=dict(embed_dims=width, patch_resolution=7, num_layers=1),
-    head=dict(embed_dims=width))
+    head=dict(loss=dict(embed_dims=width)))
 
 # the pipeline only packs images: BatchAugmentPreprocessor augments the batch
 train_pipeline = [dict(type='PackInputs')]

@@ -4,5 +4,6 @@ apply_compat_patches()
 
 from .data_preprocessors import *  # noqa: F401,F403,E402
 from .heads import *  # noqa: F401,F403,E402
+from .losses import *  # noqa: F401,F403,E402
 from .necks import *  # noqa: F401,F403,E402
 from .selfsup import *  # noqa: F401,F403,E402

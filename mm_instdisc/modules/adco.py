@@ -1,6 +1,6 @@
 """Adversarial negatives and the adversarial contrastive loss of AdCo.
 
-Plain PyTorch: usable in an mmengine model (``AdCo`` and ``AdCoHead`` wrap
+Plain PyTorch: usable in an mmengine model (``AdCo`` and its ``LossHead`` wrap
 it) or in a hand-written training loop.
 
 AdCo (Hu et al., CVPR 2021) trains two players on one loss. The encoder

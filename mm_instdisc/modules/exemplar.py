@@ -10,7 +10,7 @@ Same-class images are neither pulled together nor pushed apart.
 labels; :class:`ExemplarLoss` is InfoNCE over ``[positive | negatives]``
 with the same-class negatives masked to :math:`-\\infty` before the
 log-sum-exp. Usable in an mmengine model (``ExemplarMoCo`` and
-``ExemplarHead`` wrap them) or in a hand-written training loop.
+its ``LossHead`` wrap them) or in a hand-written training loop.
 
 Edge cases (each tested):
 

@@ -1,6 +1,6 @@
 """Non-parametric softmax and its NCE approximation (Wu et al., CVPR 2018).
 
-Plain PyTorch: usable in an mmengine model (``NPIDHead`` wraps it) or in a
+Plain PyTorch: usable in an mmengine model (``LossHead`` builds it) or in a
 lightly / hand-written training loop.
 """
 import math

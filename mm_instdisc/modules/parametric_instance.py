@@ -1,6 +1,6 @@
 """Parametric instance classification, the baseline of NPID (Wu et al., 2018).
 
-Plain PyTorch: usable in an mmengine model (``ParametricInstanceHead`` wraps
+Plain PyTorch: usable in an mmengine model (``LossHead`` builds
 it) or in a lightly / hand-written training loop.
 """
 import torch

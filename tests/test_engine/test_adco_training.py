@@ -191,7 +191,7 @@ def test_resume_is_exact(data_root, tmp_path):
      "the key 'adversarial'"),
     (dict(optim_wrapper=dict(clip_grad=dict(max_norm=1.0))), ValueError,
      'Remove clip_grad'),
-    (dict(model=dict(head=dict(mem_temperature=0.0))), ValueError,
+    (dict(model=dict(head=dict(loss=dict(mem_temperature=0.0)))), ValueError,
      r'mem_temperature \(mem_t\)'),
 ])
 def test_bad_config_is_a_clear_error(data_root, tmp_path, change, error,
@@ -241,7 +241,8 @@ def _worker(rank, world, port, out):
     init_default_scope('mmpretrain')
     # 8 global keys/step: 2 init steps; warm temperatures: sizeable gradients
     model = build_tiny_adco(num_negatives=12, head=dict(
-        type='AdCoHead', temperature=0.5, mem_temperature=0.5))
+        type='LossHead',
+        loss=dict(type='AdCoLoss', temperature=0.5, mem_temperature=0.5)))
     ddp = torch.nn.parallel.DistributedDataParallel(model,
                                                     broadcast_buffers=False)
     wrapper = build_optim_wrapper(ddp, dict(
@@ -383,9 +384,10 @@ def test_adco_config_recipe_and_optim_wrapper(path):
     cfg = Config.fromfile(path)
     init_default_scope('mmpretrain')
     m = cfg.model
-    assert (m.num_negatives, m.head.temperature, m.head.mem_temperature,
-            m.symmetric, m.multi_crop) == (k, t, mem_t, sym, mcrop)
-    assert m.head.batch_negatives and m.negatives_init == 'keys'
+    assert (m.num_negatives, m.head.loss.temperature,
+            m.head.loss.mem_temperature, m.symmetric,
+            m.multi_crop) == (k, t, mem_t, sym, mcrop)
+    assert m.head.loss.batch_negatives and m.negatives_init == 'keys'
     assert cfg.optim_wrapper.optimizer.lr == lr
     views = [t for t in cfg.train_dataloader.dataset.pipeline
              if t.type == 'MultiView']

@@ -63,7 +63,7 @@ def test_dist_train_sh_two_cpu_processes(tmp_path):
         'train_dataloader.dataset.indices=64', 'model.bank_size=64',
         'train_dataloader.batch_size=8', 'val_dataloader.dataset.indices=32',
         'model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
-        'model.neck.in_channels=64', 'model.head.num_negatives=16',
+        'model.neck.in_channels=64', 'model.head.loss.num_negatives=16',
         'train_cfg.max_epochs=1',
         'custom_hooks.1.sync_check_interval=1',
     ]

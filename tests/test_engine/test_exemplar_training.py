@@ -261,7 +261,7 @@ def test_exemplar_config_recipe(path):
     cfg = Config.fromfile(path)
     m = cfg.model
     assert m.type == 'ExemplarMoCo'
-    assert (m.queue_len, m.head.temperature, m.neck.type) == (k, t, neck)
+    assert (m.queue_len, m.head.loss.temperature, m.neck.type) == (k, t, neck)
     assert cfg.optim_wrapper.optimizer.lr == lr
     assert cfg.param_scheduler[-1].type == sched  # after any warm-up
     assert cfg.train_cfg.max_epochs == epochs

@@ -38,7 +38,7 @@ def test_config_is_the_advertised_one():
     cfg = Config.fromfile(CONFIG)
     assert cfg.model.bank_size == 14197088
     assert cfg.model.bank == dict(type='ShardedMemoryBank', dtype='bfloat16')
-    assert cfg.model.head.loss_mode == 'softmax'
+    assert cfg.model.head.loss.mode == 'softmax'
     assert cfg.train_dataloader.dataset.type == 'ImageNet21k'
     assert cfg.train_dataloader.batch_size == 64
 

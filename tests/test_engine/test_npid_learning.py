@@ -56,8 +56,8 @@ def build(head):
                       base_channels=16, zero_init_residual=False),
         neck=dict(type='LinearNeck', in_channels=128, out_channels=64,
                   gap_dim=2, norm_cfg=None),
-        head=dict(type='NPIDHead', num_negatives=1024, temperature=0.07,
-                  **head)))
+        head=dict(type='LossHead', loss=dict(
+            type='NPIDLoss', num_negatives=1024, temperature=0.07, **head))))
 
 
 @torch.no_grad()
@@ -78,9 +78,9 @@ def data():
 
 
 @pytest.mark.parametrize('head', [
-    dict(loss_mode='nce', z_mode='sample'),
-    dict(loss_mode='sampled_softmax'),
-    dict(loss_mode='softmax'),
+    dict(mode='nce', z_mode='sample'),
+    dict(mode='sampled_softmax'),
+    dict(mode='softmax'),
 ], ids=['nce', 'sampled_softmax', 'softmax'])
 def test_npid_ends_above_random_init(data, head):
     from mmpretrain.structures import DataSample

@@ -103,7 +103,7 @@ def test_fifteen_minute_recipe_trains_and_resumes(data_root, tmp_path):
         'npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py'))
     cfg.work_dir = str(tmp_path / 'w')
     cfg.model.bank_size = 64
-    cfg.model.head.num_negatives = 16
+    cfg.model.head.loss.num_negatives = 16
     cfg.model.backbone.stem_channels = cfg.model.backbone.base_channels = 8
     cfg.model.neck.in_channels = 64
     tiny_fmnist_runtime(cfg, data_root, epochs=1, batch_size=16)

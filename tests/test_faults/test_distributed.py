@@ -75,13 +75,13 @@ TWO_PROCESS = {  # algorithm -> (config, its tiny --cfg-options)
     'npid': ('configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py',
              TINY + ['model.bank_size=64', 'model.neck.in_channels=64',
                      'model.feat_dim=16', 'model.neck.out_channels=16',
-                     'model.head.num_negatives=8']),
+                     'model.head.loss.num_negatives=8']),
     # the memory bank split over the 2 ranks, exact full softmax across them
     'npid_sharded': (
         'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py',
         TINY + ['model.bank_size=64', 'model.neck.in_channels=64',
                 'model.feat_dim=16', 'model.neck.out_channels=16',
-                'model.head.loss_mode=softmax',
+                'model.head.loss.mode=softmax',
                 'model.bank.type=ShardedMemoryBank',
                 'model.bank.dtype=bfloat16']),
     'adco': ('configs/adco/adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-10k.py',

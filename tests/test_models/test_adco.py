@@ -117,13 +117,13 @@ def test_symmetric_uses_both_views_both_ways():
     torch.manual_seed(0)
     model = build_tiny_adco(negatives_init='random', symmetric=True)
     calls = []
-    orig = model.head.symmetric_loss
+    orig = model.head.loss_module.symmetric
 
     def spy(*args, **kwargs):
         calls.append(args)
         return orig(*args, **kwargs)
 
-    model.head.symmetric_loss = spy
+    model.head.loss_module.symmetric = spy
     out = model(**prep(model, adco_views(4)), mode='loss')
     out['loss'].backward()
     assert len(calls) == 1
@@ -156,7 +156,8 @@ def test_bad_configs():
     with pytest.raises(ValueError, match='cannot be combined'):
         build_tiny_adco(symmetric=True, multi_crop=True)
     with pytest.raises(ValueError, match='mem_temperature'):
-        build_tiny_adco(head=dict(type='AdCoHead', mem_temperature=0.0))
+        build_tiny_adco(head=dict(type='LossHead', loss=dict(
+            type='AdCoLoss', mem_temperature=0.0)))
     with pytest.raises(ValueError, match='Illegal init'):
         build_tiny_adco(negatives_init='zeros')
     with pytest.raises(ValueError, match='Illegal momentum'):

@@ -115,7 +115,7 @@ def build_model(seed):
     cfg.bank_size = 16
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
     cfg.neck.in_channels = 64
-    cfg.head.num_negatives = 4
+    cfg.head.loss.num_negatives = 4
     cfg.data_preprocessor = dict(
         type='BatchAugmentPreprocessor',
         mean=[72.94],

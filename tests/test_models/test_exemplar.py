@@ -1,4 +1,5 @@
-"""The ExemplarMoCo algorithm and ExemplarHead: labels, queue, modes."""
+"""The ExemplarMoCo algorithm and its head (LossHead with ExemplarLoss):
+labels, queue, modes."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -60,7 +61,7 @@ def test_same_class_queue_entries_are_excluded():
     # fraction excluded: 4/8, 4/8, 2/8, 0/8
     assert out['neg_excluded'].item() == pytest.approx(10 / 32)
     # the value equals the loss built by hand
-    t = model.head.temperature
+    t = model.head.loss_module.temperature
     total = 0.0
     for i in range(4):
         keep = queue_labels != labels[i]
@@ -75,7 +76,8 @@ def test_head_equals_mmpretrain_contrastive_head_when_labels_differ():
     from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401
-    head = MODELS.build(dict(type='ExemplarHead', temperature=0.2))
+    head = MODELS.build(dict(type='LossHead',
+                             loss=dict(type='ExemplarLoss', temperature=0.2)))
     moco = MODELS.build(dict(type='ContrastiveHead',
                              loss=dict(type='CrossEntropyLoss'),
                              temperature=0.2))
@@ -116,7 +118,8 @@ def test_bad_labels_are_clear_errors():
     with pytest.raises(ValueError, match='Illegal momentum'):
         build_tiny_exemplar(momentum=1.5)
     with pytest.raises(ValueError, match='Illegal temperature'):
-        build_tiny_exemplar(head=dict(type='ExemplarHead', temperature=-1))
+        build_tiny_exemplar(head=dict(type='LossHead', loss=dict(
+            type='ExemplarLoss', temperature=-1)))
 
 
 def test_state_dict_holds_queues_and_key_encoder():
@@ -154,7 +157,7 @@ def test_key_encoder_follows_query_encoder():
 def test_v1_flavour_linear_neck_and_temperature():
     model = build_tiny_exemplar(config=EXEMPLAR_V1_FMNIST_CONFIG)
     assert type(model.neck).__name__ == 'LinearNeck'
-    assert model.head.temperature == 0.07
+    assert model.head.loss_module.temperature == 0.07
     out = model(**prep(model, exemplar_views([0, 1, 1, 2])), mode='loss')
     assert torch.isfinite(out['loss'])
 

@@ -28,7 +28,8 @@ def build(mode='softmax', bank=None, **head):
     cfg.bank_size, cfg.feat_dim = N, D
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
     cfg.neck.in_channels, cfg.neck.out_channels = 64, D
-    cfg.head = dict(type='NPIDHead', loss_mode=mode, temperature=0.1, **head)
+    cfg.head = dict(type='LossHead', loss=dict(
+        type='NPIDLoss', mode=mode, temperature=0.1, **head))
     if bank is not None:
         cfg.bank = bank
     torch.manual_seed(0)
@@ -43,7 +44,7 @@ def _batch(rank):
     return x, idx, [DataSample(metainfo=dict(sample_idx=i)) for i in idx]
 
 
-# case -> (loss_mode, head options)
+# case -> (NPIDLoss mode, its other options)
 CASES = {
     'softmax': ('softmax', {}),
     'sampled_softmax': ('sampled_softmax',

@@ -15,7 +15,7 @@ def build_tiny(num_instances=32, head=None):
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
     cfg.neck.in_channels = 64
     cfg.feat_dim = cfg.neck.out_channels = 16
-    cfg.head.update(head or {})
+    cfg.head.loss.update(head or {})
     return MODELS.build(cfg)
 
 
@@ -55,7 +55,7 @@ def test_sgd_on_a_fixed_batch_learns_the_instances():
     # fast lr leave BN's running statistics behind
     with torch.no_grad():
         v = model.embed(data['inputs'])
-        pred = model.head.logits(v).argmax(1)
+        pred = model.head.loss_module.logits(v).argmax(1)
     assert pred.tolist() == idx
     assert model(**data, mode='loss')['inst_acc'].item() == 100.0
 
@@ -95,7 +95,7 @@ def test_index_beyond_num_instances_is_a_clear_error():
 
 
 def test_conflicting_head_sizes_are_a_clear_error():
-    with pytest.raises(ValueError, match='head.num_instances=10 differs'):
+    with pytest.raises(ValueError, match='head.loss.num_instances=10 differs'):
         build_tiny(num_instances=32, head=dict(num_instances=10))
 
 

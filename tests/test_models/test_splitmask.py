@@ -20,7 +20,8 @@ def tiny_cfg(**kw):
                       patch_size=4, in_channels=1),
         neck=dict(type='SplitMaskDecoder', embed_dims=32, patch_resolution=8,
                   num_heads=2),
-        head=dict(type='SplitMaskHead', embed_dims=32, vocab_size=64),
+        head=dict(type='LossHead', loss=dict(type='SplitMaskLoss', embed_dims=32,
+                                             vocab_size=64)),
         target_generator=dict(type='SplitMaskTokenizer', patch_size=4,
                               in_channels=1, vocab_size=64, proj_dim=8))
     cfg.update(kw)
@@ -98,8 +99,8 @@ def test_image_size_not_divisible_by_patch_size():
 
 def test_mismatched_parts_raise():
     with pytest.raises(ValueError, match='vocab_size 32 differs'):
-        build_tiny(head=dict(type='SplitMaskHead', embed_dims=32,
-                             vocab_size=32))
+        build_tiny(head=dict(type='LossHead', loss=dict(
+            type='SplitMaskLoss', embed_dims=32, vocab_size=32)))
     with pytest.raises(ValueError, match='patch_resolution'):
         build_tiny(neck=dict(type='SplitMaskDecoder', embed_dims=32,
                              patch_resolution=7, num_heads=2))

@@ -126,7 +126,7 @@ def test_installed_wheel_trains_from_anywhere(wheel, data_root, tmp_path):
     work.mkdir()
     opts = ['--cfg-options', 'train_dataloader.dataset.indices=32',
             'train_dataloader.batch_size=16', 'train_cfg.max_epochs=1',
-            'model.bank_size=32', 'model.head.num_negatives=8',
+            'model.bank_size=32', 'model.head.loss.num_negatives=8',
             'val_dataloader.dataset.indices=16']
     out = run([sys.executable, '-c', 'import mm_instdisc, sys; '
                'print(mm_instdisc.__file__); print(mm_instdisc.get_config('
@@ -179,7 +179,7 @@ def test_mmpretrain_train_from_outside_the_checkout(data_root, tmp_path):
          '--work-dir', 'w', '--cfg-options',
          'train_dataloader.dataset.indices=32',
          'train_dataloader.batch_size=16', 'train_cfg.max_epochs=1',
-         'model.bank_size=32', 'model.head.num_negatives=8',
+         'model.bank_size=32', 'model.head.loss.num_negatives=8',
          'val_dataloader.dataset.indices=16'], cwd=tmp_path,
         env=dict(MM_INSTDISC_DATA=str(os.path.dirname(data_root))))
     assert (tmp_path / 'w' / 'epoch_1.pth').exists()

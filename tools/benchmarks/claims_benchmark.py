@@ -217,9 +217,9 @@ def npid_config(args, m):
     cfg = Config.fromfile(osp.join(ROOT, NPID_CFG))
     cfg.model.bank_size = args.train_size
     if m is None:
-        cfg.model.head.loss_mode = 'softmax'
+        cfg.model.head.loss.mode = 'softmax'
     else:
-        cfg.model.head.num_negatives = m
+        cfg.model.head.loss.num_negatives = m
     return fashion_overrides(cfg, args, args.epochs)
 
 

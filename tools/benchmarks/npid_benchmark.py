@@ -60,14 +60,14 @@ def alternate(fns, device, repeat, warmup=2):
 
 
 # --------------------------------------------------------------------- (a)
-# name -> (NPIDHead settings, bank rows N)
+# name -> (NPIDLoss settings, bank rows N)
 TRAIN_STEP_HEADS = {
-    'shared': (dict(loss_mode='nce', shared_negatives=True), 60000),
-    'per_sample': (dict(loss_mode='nce'), 60000),
-    'per_sample_rows': (dict(loss_mode='nce', dense_logits_limit=0), 60000),
-    'sampled_softmax': (dict(loss_mode='sampled_softmax'), 60000),
-    'softmax_60k': (dict(loss_mode='softmax'), 60000),
-    'softmax_1.28M': (dict(loss_mode='softmax'), 1281167),
+    'shared': (dict(mode='nce', shared_negatives=True), 60000),
+    'per_sample': (dict(mode='nce'), 60000),
+    'per_sample_rows': (dict(mode='nce', dense_logits_limit=0), 60000),
+    'sampled_softmax': (dict(mode='sampled_softmax'), 60000),
+    'softmax_60k': (dict(mode='softmax'), 60000),
+    'softmax_1.28M': (dict(mode='softmax'), 1281167),
 }
 
 
@@ -89,8 +89,8 @@ def bench_train_step(args, device):
                           stem_channels=width, base_channels=width),
             neck=dict(type='LinearNeck', in_channels=width * 8,
                       out_channels=128, gap_dim=2, norm_cfg=None),
-            head=dict(type='NPIDHead', num_negatives=m, temperature=0.07,
-                      **head))
+            head=dict(type='LossHead', loss=dict(
+                type='NPIDLoss', num_negatives=m, temperature=0.07, **head)))
         model = MODELS.build(cfg).to(device).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
         x = torch.randn(B, 3, args.size, args.size, device=device)

@@ -17,7 +17,7 @@ epochs; one thread. Read-out: weighted kNN (cosine, k = 200, tau = 0.07) of the
 global-average-pooled last stage; the 10k training images (un-augmented) are the
 reference, the first 10k test images the queries.
 
-The model is the registered ``NPID`` (with ``NPIDHead``) built from the
+The model is the registered ``NPID`` (its head's loss an ``NPIDLoss``) built from the
 registry and trained by a plain loop (``model.loss``, SGD step,
 ``model.flush_bank_update``), so every mode goes through the code a config
 uses. ``--curves`` also records per-iteration diagnostics: log Z in use, the
@@ -44,24 +44,24 @@ import torch.nn.functional as F
 
 from mm_instdisc.benchmarks import ROOT
 
-# name -> NPIDHead settings (and a one-line description for the report)
+# name -> NPIDLoss settings (and a one-line description for the report)
 RUNS = {
-    'nce-once': (dict(loss_mode='nce', z_mode='once'),
+    'nce-once': (dict(mode='nce', z_mode='once'),
                  'NCE, Z once from the first batch (paper / official code)'),
-    'nce-once-warmup': (dict(loss_mode='nce', z_mode='once', z_warmup=78),
+    'nce-once-warmup': (dict(mode='nce', z_mode='once', z_warmup=78),
                         'NCE, Z re-estimated per batch for 1 epoch (78 steps), '
                         'then frozen'),
-    'nce-ema': (dict(loss_mode='nce', z_mode='ema'),
+    'nce-ema': (dict(mode='nce', z_mode='ema'),
                 'NCE, Z as an EMA (0.99)'),
-    'nce-batch': (dict(loss_mode='nce', z_mode='batch'),
+    'nce-batch': (dict(mode='nce', z_mode='batch'),
                   'NCE, one Z re-estimated on every batch'),
-    'nce-sample': (dict(loss_mode='nce', z_mode='sample'),
+    'nce-sample': (dict(mode='nce', z_mode='sample'),
                    'NCE, Z_i estimated per sample from its own noise rows '
                    '(eq. 8 as written; our default)'),
-    'sampled-softmax': (dict(loss_mode='sampled_softmax'),
+    'sampled-softmax': (dict(mode='sampled_softmax'),
                         'sampled softmax over [positive, 4096 negatives] '
                         '(mmselfsup\'s objective, positive excluded; shipped)'),
-    'softmax': (dict(loss_mode='softmax'),
+    'softmax': (dict(mode='softmax'),
                 'full softmax over the bank (the paper\'s objective; shipped)'),
 }
 REFERENCE = {'mmselfsup 1.0.0 NPID (issue, seeds 0/1)': [71.55, 70.73]}
@@ -151,7 +151,7 @@ def build_model(head, num_train, seed):
                       base_channels=16, zero_init_residual=False),
         neck=dict(type='LinearNeck', in_channels=128, out_channels=128,
                   gap_dim=2, norm_cfg=None),
-        head=dict(type='NPIDHead', **head)))
+        head=dict(type='LossHead', loss=dict(type='NPIDLoss', **head))))
 
 
 @torch.no_grad()

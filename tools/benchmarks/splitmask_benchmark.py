@@ -84,7 +84,7 @@ def pretrain_cfg(method, args, data_root, work_dir):
         cfg.model.backbone.arch = arch(args)
         cfg.model.neck.embed_dims = w
         cfg.model.neck.num_heads = args.heads
-        cfg.model.head.embed_dims = w
+        cfg.model.head.loss.embed_dims = w
     elif method == 'mae':
         cfg.model = dict(
             type='MAE',

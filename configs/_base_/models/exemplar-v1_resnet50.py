@@ -17,4 +17,4 @@ model = dict(
         out_channels=128,
         gap_dim=2,
         norm_cfg=None),
-    head=dict(type='ExemplarHead', temperature=0.07))
+    head=dict(type='LossHead', loss=dict(type='ExemplarLoss', temperature=0.07)))

@@ -23,4 +23,4 @@ model = dict(
         hid_channels=128,
         out_channels=128,
         with_avg_pool=True),
-    head=dict(type='ExemplarHead', temperature=0.2))
+    head=dict(type='LossHead', loss=dict(type='ExemplarLoss', temperature=0.2)))

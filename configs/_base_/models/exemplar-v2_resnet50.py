@@ -11,4 +11,4 @@ model = dict(
         hid_channels=2048,
         out_channels=128,
         with_avg_pool=True),
-    head=dict(temperature=0.2))
+    head=dict(loss=dict(temperature=0.2)))

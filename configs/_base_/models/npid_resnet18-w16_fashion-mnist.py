@@ -24,8 +24,10 @@ model = dict(
         gap_dim=2,
         norm_cfg=dict(type='BN1d')),
     head=dict(
-        type='NPIDHead',
-        loss_mode='nce',
-        num_negatives=4096,
-        temperature=0.1,
-        z_mode='sample'))  # eq. 8 per sample; 'once' collapses (docs/npid.md)
+        type='LossHead',
+        loss=dict(
+            type='NPIDLoss',
+            mode='nce',
+            num_negatives=4096,
+            temperature=0.1,
+            z_mode='sample')))  # eq. 8 per sample; 'once' collapses (docs/npid.md)

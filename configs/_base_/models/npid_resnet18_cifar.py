@@ -16,10 +16,12 @@ model = dict(
         gap_dim=2,
         norm_cfg=None),
     head=dict(
-        type='NPIDHead',
-        loss_mode='nce',
-        num_negatives=4096,
-        temperature=0.1,
-        # Z per sample from its own noise rows (eq. 8 as written): the paper's
-        # one-shot Z collapses NCE on small data (docs/npid.md)
-        z_mode='sample'))
+        type='LossHead',
+        loss=dict(
+            type='NPIDLoss',
+            mode='nce',
+            num_negatives=4096,
+            temperature=0.1,
+            # Z per sample from its own noise rows (eq. 8 as written): the paper's
+            # one-shot Z collapses NCE on small data (docs/npid.md)
+            z_mode='sample')))

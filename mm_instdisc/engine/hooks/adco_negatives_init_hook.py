@@ -72,7 +72,7 @@ class AdCoNegativesInitHook(Hook):
       negatives' softmax mass (``neg_prob``) stays below ``dead_prob`` for
       ``dead_iters`` iterations in a row: their gradient is then about zero
       and they no longer take part in training (a larger
-      ``head.mem_temperature`` revives them).
+      ``head.loss.mem_temperature`` revives them).
 
     The initialisation state (``negatives.num_filled``) is part of the
     model and the initial hyper-parameters are part of the optimizer's
@@ -235,4 +235,4 @@ class AdCoNegativesInitHook(Hook):
                 f'(neg_prob) has stayed below {self.dead_prob} for '
                 f'{self.dead_iters} iterations, so their gradient is about '
                 'zero and they no longer adapt (the batch keys take all the '
-                'mass). Consider a larger model.head.mem_temperature.')
+                'mass). Consider a larger model.head.loss.mem_temperature.')

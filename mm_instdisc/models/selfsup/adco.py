@@ -26,8 +26,8 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
     exponential moving average, keys batch-shuffled across ranks for BN)
     and K learned negatives (:class:`AdversarialNegatives`, a parameter
     ``negatives.weight`` of shape (D, K)). Each step the encoder descends on
-    the contrastive loss at ``head.temperature`` and the negatives ascend on
-    it at ``head.mem_temperature``. Both gradients come from one backward:
+    the contrastive loss at ``head.loss.temperature`` and the negatives ascend on
+    it at ``head.loss.mem_temperature``. Both gradients come from one backward:
     the returned ``loss`` has the value of the encoder loss, plus the
     negatives' loss minus its detached copy (value 0, gradient that of the
     negatives' loss). The optimizer ascends the negatives: their param
@@ -42,7 +42,7 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
 
     Keys are all-gathered, so the positive of a query is at row
     ``rank * B + i`` of the global keys and the other keys of the global
-    batch are negatives too (``head.batch_negatives``).
+    batch are negatives too (``head.loss.batch_negatives``).
 
     Initialisation from keys (``negatives_init='keys'``, official default):
     until all K columns are filled, training runs the official code's
@@ -68,7 +68,8 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
     Args:
         backbone (dict): Backbone config.
         neck (dict): Neck config projecting to ``feat_dim`` (``MoCoV2Neck``).
-        head (dict): ``AdCoHead`` config (temperatures, batch negatives).
+        head (dict): ``LossHead`` config whose loss is an ``AdCoLoss``
+            (temperatures, batch negatives).
         num_negatives (int): K. Defaults to 65536.
         feat_dim (int): D, the embedding size. Defaults to 128.
         momentum (float): Weight of the *new* parameters in the key
@@ -210,8 +211,8 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
             q1, q2 = self.embed(inputs[0]), self.embed(inputs[1])
             k1_all, offset = self._gather(self.keys(inputs[0]))
             k2_all, _ = self._gather(self.keys(inputs[1]))
-            enc, adv = self.head.symmetric_loss(q1, q2, k1_all, k2_all, w_hat,
-                                                offset)
+            enc, adv = self.head.loss_module.symmetric(
+                q1, q2, k1_all, k2_all, w_hat, offset)
             probe = (q1, k2_all, offset, None)
         else:
             q = self.embed(inputs[0])

@@ -62,7 +62,7 @@ class ExemplarMoCo(MomentumEncoderMixin, EmbedPredictMixin,
     A MoCo encoder pair (query encoder = backbone + neck; key encoder = its
     exponential moving average, keys batch-shuffled across ranks for BN),
     a FIFO queue of keys and, in parallel, of the keys' class labels
-    (:class:`mm_instdisc.modules.ExemplarQueue`), and ``ExemplarHead``: the
+    (:class:`mm_instdisc.modules.ExemplarQueue`), and the head's ``ExemplarLoss``: the
     positive of a query is the key of its other view; the negatives are the
     queued keys of *other* classes. Two flavours, by config:
 
@@ -83,7 +83,8 @@ class ExemplarMoCo(MomentumEncoderMixin, EmbedPredictMixin,
     Args:
         backbone (dict): Backbone config.
         neck (dict): Neck config projecting to ``feat_dim``.
-        head (dict): ``ExemplarHead`` config (temperature).
+        head (dict): ``LossHead`` config whose loss is an ``ExemplarLoss``
+            (temperature).
         queue_len (int): K, the number of queued keys. Defaults to 65536.
         feat_dim (int): D, the embedding size. Defaults to 128.
         momentum (float): Weight of the *new* parameters in the key

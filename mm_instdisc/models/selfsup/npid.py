@@ -58,7 +58,7 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
         backbone (dict): Backbone config.
         neck (dict): Neck config projecting to ``feat_dim`` (e.g.
             ``LinearNeck`` with ``gap_dim=2`` and ``norm_cfg=None``).
-        head (dict): ``NPIDHead`` config.
+        head (dict): ``LossHead`` config whose loss is an ``NPIDLoss``.
         bank_size (int): N, the number of training images.
         feat_dim (int): D, the embedding size. Defaults to 128.
         bank_momentum (float): Weight kept on the old bank entry (official

@@ -30,9 +30,9 @@ class ParametricInstance(EmbedPredictMixin, BaseSelfSupervisor):
     Args:
         backbone (dict): Backbone config.
         neck (dict): Neck config projecting to ``feat_dim``.
-        head (dict): ``ParametricInstanceHead`` config; its
-            ``num_instances`` and ``feat_dim`` are set from this class's
-            arguments.
+        head (dict): ``LossHead`` config whose loss is a
+            ``ParametricInstanceLoss``; the loss's ``num_instances`` and
+            ``feat_dim`` are set from this class's arguments.
         num_instances (int): N, the number of training images (the sample
             indices are the class labels).
         feat_dim (int): D, the embedding size. Defaults to 128.
@@ -48,14 +48,15 @@ class ParametricInstance(EmbedPredictMixin, BaseSelfSupervisor):
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         head = dict(head)
+        loss = head['loss'] = dict(head.get('loss') or {})
         for key, value in (('num_instances', num_instances),
                            ('feat_dim', feat_dim)):
-            if head.get(key, value) != value:
+            if loss.get(key, value) != value:
                 raise ValueError(
-                    f'ParametricInstance: head.{key}={head[key]} differs '
-                    f'from the model\'s {key}={value}; set it on the model '
-                    'only.')
-            head[key] = value
+                    f'ParametricInstance: head.loss.{key}={loss[key]} '
+                    f'differs from the model\'s {key}={value}; set it on the '
+                    'model only.')
+            loss[key] = value
         super().__init__(backbone=backbone, neck=neck, head=head,
                          pretrained=pretrained,
                          data_preprocessor=data_preprocessor,

@@ -203,7 +203,7 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
     (:class:`SplitMaskGenerator`); the shared ``backbone``
     (:class:`SplitMaskViT`) encodes A and B separately, the ``neck``
     (:class:`SplitMaskDecoder`) inpaints each branch to all positions, and
-    the ``head`` (:class:`SplitMaskHead`) computes the tokens' cross-entropy
+    the ``head``'s :class:`SplitMaskLoss` computes the tokens' cross-entropy
     of each branch on the other set plus InfoNCE between the pooled branch
     descriptors (negatives: the other images, gathered across ranks). The
     ``target_generator`` is the training-free :class:`SplitMaskTokenizer`,
@@ -219,7 +219,8 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
     Args:
         backbone (dict): :class:`SplitMaskViT` config.
         neck (dict): :class:`SplitMaskDecoder` config.
-        head (dict): :class:`SplitMaskHead` config.
+        head (dict): ``LossHead`` config whose loss is a
+            :class:`SplitMaskLoss`.
         target_generator (dict): :class:`SplitMaskTokenizer` config.
         mask_mode (str): ``'block'`` (paper default) or ``'uniform'``.
             Defaults to ``'block'``.
@@ -269,10 +270,11 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
             raise ValueError(
                 f'SplitMask: tokenizer patch_size {tok.patch_size} differs '
                 f'from the backbone patch_size {self.backbone.patch_size[0]}.')
-        if self.head.vocab_size != tok.vocab_size:
+        if self.head.loss_module.vocab_size != tok.vocab_size:
             raise ValueError(
-                f'SplitMask: head.vocab_size {self.head.vocab_size} differs '
-                f'from the tokenizer vocab_size {tok.vocab_size}.')
+                'SplitMask: head.loss.vocab_size '
+                f'{self.head.loss_module.vocab_size} differs from the '
+                f'tokenizer vocab_size {tok.vocab_size}.')
         if tokenizer_checkpoint is not None:
             self.load_tokenizer(tokenizer_checkpoint)
 

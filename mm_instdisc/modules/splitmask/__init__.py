@@ -13,7 +13,7 @@ of an image are matched by InfoNCE against the other images of the batch.
 
 Everything here imports only torch; the OpenMMLab wrappers live in
 ``mm_instdisc.models`` (``SplitMask``, ``SplitMaskViT``,
-``SplitMaskDecoder``, ``SplitMaskHead``).
+``SplitMaskDecoder``, ``LossHead`` with ``SplitMaskLoss``).
 """
 from .loss import (GatherFn, SplitMaskLoss, gather_tokens, info_nce,
                    mim_cross_entropy, splitmask_step)
