@@ -1,7 +1,9 @@
 """Plain-PyTorch maths of mm_instdisc (imports only torch)."""
 from .adco import AdCoLoss, AdversarialNegatives
 from .batch_augment import BatchAugment
+from .distributed import GatherFn, gather_rows
 from .exemplar import UNFILLED_LABEL, ExemplarLoss, ExemplarQueue
+from .info_nce import info_nce, info_nce_from_logits
 from .knn import knn_topk, knn_vote, topk_accuracy, weighted_knn
 from .memory_bank import MemoryBank
 from .npid_loss import NPIDLoss, sample_negatives
@@ -21,5 +23,6 @@ __all__ = [
     'SplitMaskTokenizer', 'UNFILLED_LABEL', 'all_gather_cat', 'block_mask',
     'block_masks', 'knn_topk', 'knn_vote', 'sample_negatives', 'shard_bounds',
     'sharded_knn_topk', 'sharded_row_logits', 'sharded_sampled_softmax_loss',
-    'sharded_softmax_loss', 'splitmask_step', 'topk_accuracy', 'weighted_knn'
+    'sharded_softmax_loss', 'splitmask_step', 'topk_accuracy', 'weighted_knn',
+    'GatherFn', 'gather_rows', 'info_nce', 'info_nce_from_logits'
 ]

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ._checks import (PeriodicCheck, check_batch, check_finite,
                       check_temperature, float32_math)
+from .info_nce import info_nce_from_logits
 
 
 class AdversarialNegatives(nn.Module):
@@ -318,11 +319,12 @@ class AdCoLoss(nn.Module):
         with float32_math(q, k, negatives) as (q, k, negatives):
             logits, labels = self.logits(q, k, negatives.detach(), pos_offset,
                                          batch_negatives)
-            encoder_loss = F.cross_entropy(logits / self.temperature, labels)
+            encoder_loss = info_nce_from_logits(logits, labels,
+                                                self.temperature)
             logits, labels = self.logits(q.detach(), k, negatives, pos_offset,
                                          batch_negatives)
-            negatives_loss = F.cross_entropy(logits / self.mem_temperature,
-                                             labels)
+            negatives_loss = info_nce_from_logits(logits, labels,
+                                                  self.mem_temperature)
         return encoder_loss, negatives_loss
 
     @torch.no_grad()

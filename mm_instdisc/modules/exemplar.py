@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from ._checks import (PeriodicCheck, check_batch, check_finite,
                       check_temperature, float32_math)
+from .info_nce import info_nce_from_logits
 
 #: Label of a queue slot that holds no real key yet (or a key enqueued
 #: without a label). Real labels are >= 0, so it never matches one.
@@ -289,8 +290,7 @@ class ExemplarLoss(nn.Module):
         logits = self.logits(q, k, queue_keys, labels, queue_labels)
         # logits: (B, 1 + K); the positive is column 0
         target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-        with float32_math(logits) as (logits, ):
-            return F.cross_entropy(logits / self.temperature, target)
+        return info_nce_from_logits(logits, target, self.temperature)
 
     def extra_repr(self) -> str:
         return f'temperature={self.temperature}'

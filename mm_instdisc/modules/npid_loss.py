@@ -7,12 +7,12 @@ import math
 from typing import Optional
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import (PeriodicCheck, check_batch, check_finite, check_indices,
                       check_temperature, float32_math)
+from .distributed import log_mean_exp_over_ranks
 
 
 def sample_negatives(pos_idx: Tensor, num_negatives: int, length: int,
@@ -307,12 +307,7 @@ class NPIDLoss(nn.Module):
         # N * mean(exp(l)) in log space: exp(1/0.01) would overflow
         log_z = (math.log(length) + torch.logsumexp(neg_logits.flatten(), 0) -
                  math.log(neg_logits.numel()))
-        if dist.is_available() and dist.is_initialized():
-            world = dist.get_world_size()
-            parts = [torch.empty_like(log_z) for _ in range(world)]
-            dist.all_gather(parts, log_z.contiguous())
-            log_z = torch.logsumexp(torch.stack(parts), 0) - math.log(world)
-        return log_z
+        return log_mean_exp_over_ranks(log_z)
 
     @torch.no_grad()
     def _update_z(self, neg_logits: Tensor, length: int) -> Tensor:

@@ -31,7 +31,7 @@ With one process (or no process group) everything reduces to the plain
 single-device computation. Plain PyTorch (torch.distributed only).
 """
 import math
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import PeriodicCheck, check_finite, check_indices
+from .distributed import all_gather_cat, all_reduce
+from .distributed import world as _world
 from .memory_bank import (check_bank_args, first_occurrence,
                           momentum_update_rows)
 from .npid_loss import (sample_negatives, stream_logsumexp,
@@ -46,12 +48,6 @@ from .npid_loss import (sample_negatives, stream_logsumexp,
 
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
            'float16': torch.float16}
-
-
-def _world(group=None) -> Tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(group), dist.get_world_size(group)
-    return 0, 1
 
 
 def shard_bounds(length: int, world_size: int, rank: int) -> Tuple[int, int]:
@@ -63,30 +59,6 @@ def shard_bounds(length: int, world_size: int, rank: int) -> Tuple[int, int]:
     per = math.ceil(length / world_size)
     start = min(length, rank * per)
     return start, min(length, start + per)
-
-
-def all_gather_cat(t: Tensor, group=None) -> Tuple[Tensor, List[int]]:
-    """Concatenation over ranks of tensors whose first dimension may differ,
-    and the per-rank sizes. No gradient."""
-    rank, world = _world(group)
-    if world == 1:
-        return t, [t.shape[0]]
-    size = torch.tensor([t.shape[0]], device=t.device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size, group=group)
-    sizes = [int(s) for s in sizes]
-    top = max(sizes)
-    pad = t.new_zeros((top - t.shape[0], ) + tuple(t.shape[1:]))
-    padded = torch.cat([t, pad]) if top > t.shape[0] else t
-    out = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(out, padded.contiguous(), group=group)
-    return torch.cat([o[:s] for o, s in zip(out, sizes)]), sizes
-
-
-def _all_reduce(t: Tensor, op=None, group=None) -> Tensor:
-    if _world(group)[1] > 1:
-        dist.all_reduce(t, op=op or dist.ReduceOp.SUM, group=group)
-    return t
 
 
 class ShardedMemoryBank(nn.Module):
@@ -257,7 +229,7 @@ class ShardedMemoryBank(nn.Module):
                            device=self.bank.device)
         own = self._owned(all_idx)
         rows[own] = self.bank[all_idx[own] - self.start].float()
-        _all_reduce(rows, group=self.group)
+        all_reduce(rows, group=self.group)
         offset = sum(sizes[:self.rank]) if len(sizes) > 1 else 0
         return rows[offset:offset + idx.numel()]
 
@@ -300,9 +272,9 @@ class ShardedMemoryBank(nn.Module):
         inf = torch.tensor(math.inf, device=self.bank.device)
         lo = norms.min() if norms.numel() else inf
         hi = norms.max() if norms.numel() else -inf
-        lo = _all_reduce(lo.clone(), dist.ReduceOp.MIN, self.group)
-        hi = _all_reduce(hi.clone(), dist.ReduceOp.MAX, self.group)
-        total = _all_reduce(self.bank.float().sum(0), group=self.group)
+        lo = all_reduce(lo.clone(), dist.ReduceOp.MIN, self.group)
+        hi = all_reduce(hi.clone(), dist.ReduceOp.MAX, self.group)
+        total = all_reduce(self.bank.float().sum(0), group=self.group)
         return dict(norm_min=lo.item(), norm_max=hi.item(),
                     mean_norm=(total / self.length).norm().item())
 
@@ -330,14 +302,14 @@ class _ShardedSoftmaxCE(torch.autograd.Function):
         f_all, sizes = all_gather_cat(feats.detach(), group)
         run_max, run_sum = stream_logsumexp(f_all, rows, inv_tau, chunk)
         pos = (feats * pos_rows).sum(1) * inv_tau
-        g_max = _all_reduce(run_max.clone(), dist.ReduceOp.MAX, group)
+        g_max = all_reduce(run_max.clone(), dist.ReduceOp.MAX, group)
         if add_positive:
             pos_all, _ = all_gather_cat(pos.detach(), group)
             g_max = torch.maximum(g_max, pos_all)
         scaled = torch.where(torch.isfinite(run_max),
                              run_sum * torch.exp(run_max - g_max),
                              torch.zeros_like(run_sum))
-        total = _all_reduce(scaled, group=group)
+        total = all_reduce(scaled, group=group)
         if add_positive:
             total = total + torch.exp(pos_all - g_max)
         lse_all = g_max + total.log()
@@ -355,7 +327,7 @@ class _ShardedSoftmaxCE(torch.autograd.Function):
         inv_tau = ctx.inv_tau
         expect = stream_softmax_expectation(f_all, rows, lse_all, inv_tau,
                                             ctx.chunk)
-        _all_reduce(expect, group=ctx.group)
+        all_reduce(expect, group=ctx.group)
         expect = expect[ctx.offset:ctx.offset + grad_out.shape[0]]
         weight = -1.0
         if ctx.add_positive:
@@ -397,7 +369,7 @@ class _ShardedRowLogits(torch.autograd.Function):
                 partial[b, k] = (f_all[b] * shard.index_select(
                     0, loc).float()).sum(1)
             saved = (b, k, loc)
-        _all_reduce(partial, group=group)
+        all_reduce(partial, group=group)
         rank = _world(group)[0]
         offset = sum(sizes[:rank]) if len(sizes) > 1 else 0
         ctx.shared, ctx.saved_idx = neg.dim() == 1, saved
@@ -424,7 +396,7 @@ class _ShardedRowLogits(torch.autograd.Function):
                 contrib = g_all.new_zeros(ctx.n_all, shard.shape[1])
                 contrib.index_add_(0, b, vals[:, None] * shard.index_select(
                     0, loc).float())
-        _all_reduce(contrib, group=ctx.group)
+        all_reduce(contrib, group=ctx.group)
         return (contrib[ctx.offset:ctx.offset + grad_out.shape[0]], None,
                 None, None, None, None)
 

@@ -1,13 +1,12 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from mmengine.dist import all_gather, get_rank
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
-from mm_instdisc.modules import AdversarialNegatives
+from mm_instdisc.modules import AdversarialNegatives, gather_rows
 
 from .embed_predict import EmbedPredictMixin, MomentumEncoderMixin
 
@@ -154,7 +153,7 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
 
     def _gather(self, k: Tensor) -> Tuple[Tensor, int]:
         """All-gathered keys (M, D) and the row of this rank's first key."""
-        return torch.cat(all_gather(k.contiguous())), get_rank() * k.shape[0]
+        return gather_rows(k)
 
     def loss(self, inputs: List[Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, Tensor]:

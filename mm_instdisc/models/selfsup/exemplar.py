@@ -1,13 +1,12 @@
 from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.dist import all_gather
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
-from mm_instdisc.modules import ExemplarQueue
+from mm_instdisc.modules import ExemplarQueue, gather_rows
 
 from .embed_predict import EmbedPredictMixin, MomentumEncoderMixin
 
@@ -112,8 +111,8 @@ class ExemplarMoCo(MomentumEncoderMixin, EmbedPredictMixin,
     @torch.no_grad()
     def enqueue(self, k: Tensor, labels: Tensor) -> None:
         """All-gather keys (B, D) and labels (B, ) and enqueue them."""
-        k_all = torch.cat(all_gather(k.contiguous()))  # (M, D)
-        y_all = torch.cat(all_gather(labels.contiguous()))  # (M, )
+        k_all, _ = gather_rows(k)  # (M, D)
+        y_all, _ = gather_rows(labels)  # (M, )
         self.queue.enqueue(k_all, y_all)
 
     def loss(self, inputs: List[Tensor], data_samples: List[DataSample],

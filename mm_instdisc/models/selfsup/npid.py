@@ -1,13 +1,12 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from mmengine.dist import all_gather
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
-from mm_instdisc.modules import MemoryBank, ShardedMemoryBank
+from mm_instdisc.modules import MemoryBank, ShardedMemoryBank, gather_rows
 from mm_instdisc.utils import sample_indices
 
 from .embed_predict import EmbedPredictMixin
@@ -150,8 +149,8 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
         with torch.no_grad():
             pos_sim = (feats * bank.index_select(0, idx)).sum(1).mean()
             # every rank applies the same global update -> identical banks
-            all_idx = torch.cat(all_gather(idx))
-            all_feats = torch.cat(all_gather(feats.detach().contiguous()))
+            all_idx, _ = gather_rows(idx)
+            all_feats, _ = gather_rows(feats)
         self._pending = (all_idx, all_feats)
         # the loss's own diagnostics: log Z, pos/neg h (NCE), pos_prob
         stats = getattr(self.head.loss_module, 'last_stats', {})

@@ -1,7 +1,7 @@
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.dist import all_gather, get_rank, get_world_size
 from mmpretrain.models import VisionTransformer
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.models.utils import (build_2d_sincos_position_embedding,
@@ -10,6 +10,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
+from mm_instdisc.modules import gather_rows
 from mm_instdisc.modules.splitmask import (SplitMaskGenerator,
                                            SplitMaskTokenizer, splitmask_step)
 
@@ -178,20 +179,6 @@ class SplitMaskViT(VisionTransformer):
         return x
 
 
-def gather_with_grad(z: Tensor) -> Tuple[Tensor, int]:
-    """All-gather z (B, D) across ranks, keeping this rank's gradient.
-
-    Returns the global (M, D) tensor and the row of this rank's first entry.
-    Every rank must hold the same B (use ``drop_last=True``).
-    """
-    if get_world_size() == 1:
-        return z, 0
-    parts = all_gather(z.detach().contiguous())
-    rank = get_rank()
-    parts[rank] = z
-    return torch.cat(parts), rank * z.shape[0]
-
-
 @MODELS.register_module()
 class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
     """SplitMask: split the patches, inpaint each half from the other.
@@ -324,4 +311,4 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
         return splitmask_step(inputs, self.backbone, self.neck,
                               self.head.loss, self.target_generator,
                               self.mask_generator, split=self.split,
-                              gather=gather_with_grad)
+                              gather=partial(gather_rows, with_grad=True))

@@ -1,6 +1,6 @@
 """SplitMask's losses (MIM cross-entropy both ways, InfoNCE between the
 pooled descriptors of the two branches) and one training step."""
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -8,9 +8,9 @@ from torch import Tensor, nn
 
 from .._checks import (PeriodicCheck, check_batch, check_finite,
                        check_temperature, float32_math)
+from ..distributed import GatherFn
+from ..info_nce import info_nce
 from .masking import SplitMaskGenerator
-
-GatherFn = Callable[[Tensor], Tuple[Tensor, int]]
 
 
 def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
@@ -41,27 +41,6 @@ def mim_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     with float32_math(logits) as (logits, ):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                targets.reshape(-1))
-
-
-def info_nce(q: Tensor, k: Tensor, temperature: float,
-             pos_offset: int = 0) -> Tensor:
-    """InfoNCE of L2-normalised q (B, D) against k (M, D).
-
-    The positive of ``q[i]`` is ``k[pos_offset + i]``; every other row of k
-    (the other images of the global batch) is a negative. Logits, the
-    division by the temperature and the cross-entropy are computed in
-    float32 (float64 stays float64), also under fp16 / bf16 autocast.
-
-    Raises:
-        ValueError: On an empty batch (q or k without rows).
-    """
-    check_batch('InfoNCE queries q', q)
-    check_batch('InfoNCE keys k', k)
-    with float32_math(q, k) as (q, k):
-        # logits: (B, M)
-        logits = q @ k.t() / temperature
-        labels = torch.arange(q.shape[0], device=q.device) + pos_offset
-        return F.cross_entropy(logits, labels)
 
 
 class SplitMaskLoss(nn.Module):
