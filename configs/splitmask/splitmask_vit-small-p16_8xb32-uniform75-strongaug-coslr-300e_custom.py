@@ -11,7 +11,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-model = dict(mask_mode='uniform', mask_ratio=0.25)
+model = dict(
+    data_preprocessor=dict(mask=dict(mode='uniform', ratio=0.25)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -12,7 +12,7 @@
 #   0.48 s a step, against 0.81 s at 32 px / 2 decoder layers and 1.08 s at
 #   width 128, so 6 epochs (1,404 steps) fit with headroom; the 5,000-image
 #   SplitMask benchmark (docs/benchmarks/splitmask.md) used width 64 too;
-# * augmentation on the batch (BatchAugmentPreprocessor, crops of 50-100% of
+# * augmentation on the batch (SplitMaskPreprocessor's augment, crops of 50-100% of
 #   the image and flips, as the per-sample pipeline of the 20-epoch config);
 # * AdamW lr 1.5e-3 at batch 256 (BEiT / SplitMask), a 200-step warm-up
 #   (the 10-epoch warm-up of 300 would be most of this run) and cosine.
@@ -26,10 +26,6 @@ _base_ = [
 width = 64
 model = dict(
     data_preprocessor=dict(
-        _delete_=True,
-        type='BatchAugmentPreprocessor',
-        mean=[72.94],
-        std=[90.02],
         augment=dict(
             crop_size=28,
             crop_scale=(0.5, 1.0),
@@ -45,7 +41,7 @@ model = dict(
     neck=dict(embed_dims=width, patch_resolution=7, num_layers=1),
     head=dict(loss=dict(embed_dims=width)))
 
-# the pipeline only packs images: BatchAugmentPreprocessor augments the batch
+# the pipeline only packs images: SplitMaskPreprocessor augments the batch
 train_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(batch_size=256, dataset=dict(pipeline=train_pipeline))
 # the test split at its native 28 px (tools/test.py: kNN of pooled tokens)

@@ -13,9 +13,8 @@ TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2,
 def tiny_cfg(**kw):
     cfg = dict(
         type='SplitMask',
-        min_block_patches=4,
-        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.],
-                               std=[1.]),
+        data_preprocessor=dict(type='SplitMaskPreprocessor', mean=[0.],
+                               std=[1.], mask=dict(min_block_patches=4)),
         backbone=dict(type='SplitMaskViT', arch=dict(TINY_ARCH), img_size=32,
                       patch_size=4, in_channels=1),
         neck=dict(type='SplitMaskDecoder', embed_dims=32, patch_resolution=8,
@@ -29,9 +28,11 @@ def tiny_cfg(**kw):
 
 
 def build_tiny(**kw):
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401
+    init_default_scope('mmpretrain')  # another test may have left mmdet's
     torch.manual_seed(0)
     model = MODELS.build(tiny_cfg(**kw))
     model.init_weights()
@@ -216,3 +217,54 @@ def test_mask_rcnn_config_forward_loss_tiny():
     assert torch.isfinite(total)
     total.backward()
     assert model.backbone.patch_embed.projection.weight.grad is not None
+
+
+def test_preprocessor_draws_the_split_the_model_drew_before():
+    """The masks come from the data preprocessor, for the whole batch, on the
+    global RNG where the model's step drew them: the same split as the
+    generator drawn directly, put in the data samples, and the loss of a
+    batch through the preprocessor equals the loss of the same batch given
+    those ids."""
+    from mmpretrain.structures import DataSample
+
+    from mm_instdisc.modules import SplitMaskGenerator
+    model = build_tiny()
+    pre = model.data_preprocessor
+    assert model.mask_generator is pre.mask_generator
+    assert (pre.mask_generator.height, pre.mask_generator.width) == (8, 8)
+    images = [torch.randint(0, 255, (1, 32, 32), dtype=torch.uint8)
+              for _ in range(5)]
+    data = dict(inputs=torch.stack(images),
+                data_samples=[DataSample() for _ in images])
+    torch.manual_seed(3)
+    out = pre(data, training=True)
+    torch.manual_seed(3)
+    ref_a, ref_b = SplitMaskGenerator(8, mode='block', ratio=0.5,
+                                      min_block_patches=4)(5)
+    got_a = torch.stack([s.split_ids_a for s in out['data_samples']])
+    got_b = torch.stack([s.split_ids_b for s in out['data_samples']])
+    assert torch.equal(got_a, ref_a) and torch.equal(got_b, ref_b)
+    # evaluation batches get no split
+    assert 'split_ids_a' not in pre(data, training=False)['data_samples'][0]
+    x = out['inputs'][0] if isinstance(out['inputs'], list) else out['inputs']
+    torch.manual_seed(0)
+    via_samples = model.loss(x, out['data_samples'])['loss']
+    torch.manual_seed(0)
+    from mm_instdisc.modules import splitmask_step
+    direct = splitmask_step(x, model.backbone, model.neck, model.head.loss,
+                            model.target_generator, model.mask_generator,
+                            ids=(ref_a, ref_b))['loss']
+    assert torch.equal(via_samples, direct)
+
+
+def test_old_mask_arguments_name_the_preprocessor():
+    with pytest.raises(TypeError, match=r"mask=dict\(mode='uniform', "
+                       r"ratio=0.25\)"):
+        build_tiny(mask_mode='uniform', mask_ratio=0.25)
+    with pytest.raises(TypeError, match='draws its masks in the data '
+                       'preprocessor'):
+        build_tiny(data_preprocessor=dict(type='SelfSupDataPreprocessor'))
+    with pytest.raises(ValueError, match=r'mask grid 7 differs from the '
+                       r'backbone patch grid \(8, 8\)'):
+        build_tiny(data_preprocessor=dict(type='SplitMaskPreprocessor',
+                                          mask=dict(grid=7)))

@@ -4,15 +4,14 @@
 # 8192-word random-projection tokeniser (no DALL-E) and InfoNCE at t 0.2.
 model = dict(
     type='SplitMask',
-    mask_mode='block',
-    mask_ratio=0.5,
-    min_block_patches=16,
     split=True,
+    # normalises and draws every image's split into A and B
     data_preprocessor=dict(
-        type='SelfSupDataPreprocessor',
+        type='SplitMaskPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
-        to_rgb=True),
+        to_rgb=True,
+        mask=dict(mode='block', ratio=0.5, min_block_patches=16)),
     backbone=dict(
         type='SplitMaskViT',
         arch='deit-small',

@@ -4,12 +4,13 @@
 # patches projected to 16-d).
 model = dict(
     type='SplitMask',
-    mask_mode='block',
-    mask_ratio=0.5,
-    min_block_patches=4,
     split=True,
+    # normalises and draws every image's split into A and B
     data_preprocessor=dict(
-        type='SelfSupDataPreprocessor', mean=[72.94], std=[90.02]),
+        type='SplitMaskPreprocessor',
+        mean=[72.94],
+        std=[90.02],
+        mask=dict(mode='block', ratio=0.5, min_block_patches=4)),
     backbone=dict(
         type='SplitMaskViT',
         arch=dict(

@@ -1,3 +1,4 @@
 from .batch_augment import BatchAugmentPreprocessor
+from .splitmask import SplitMaskPreprocessor
 
-__all__ = ['BatchAugmentPreprocessor']
+__all__ = ['BatchAugmentPreprocessor', 'SplitMaskPreprocessor']

@@ -14,6 +14,7 @@ from mm_instdisc.modules import gather_rows
 from mm_instdisc.modules.splitmask import (SplitMaskGenerator,
                                            SplitMaskTokenizer, splitmask_step)
 
+from ..data_preprocessors.splitmask import MASK_FIELDS, SplitMaskPreprocessor
 from .embed_predict import EmbedPredictMixin
 
 # the training-free tokeniser is plain PyTorch; register it as it is so that
@@ -179,6 +180,22 @@ class SplitMaskViT(VisionTransformer):
         return x
 
 
+def _check_moved_mask_args(moved: dict) -> None:
+    """The masking arguments moved to the data preprocessor: name them."""
+    names = {'mask_mode': 'mode', 'mask_ratio': 'ratio',
+             'min_block_patches': 'min_block_patches'}
+    if not moved:
+        return
+    unknown = sorted(set(moved) - set(names))
+    if unknown:
+        raise TypeError(f'SplitMask got unexpected arguments {unknown}.')
+    new = ', '.join(f'{names[k]}={v!r}' for k, v in moved.items())
+    raise TypeError(
+        f'SplitMask: {sorted(moved)} moved to the data preprocessor, which '
+        "draws the masks: data_preprocessor=dict(type='SplitMaskPreprocessor'"
+        f', mean=..., std=..., mask=dict({new})).')
+
+
 @MODELS.register_module()
 class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
     """SplitMask: split the patches, inpaint each half from the other.
@@ -186,8 +203,9 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
     `Are Large-scale Datasets Necessary for Self-Supervised Pre-training?
     <https://arxiv.org/abs/2112.10740>`_ (El-Nouby et al., 2021).
 
-    Each image's patches are split into disjoint A and B covering it
-    (:class:`SplitMaskGenerator`); the shared ``backbone``
+    Each image's patches are split into disjoint A and B covering it by
+    the data preprocessor (:class:`SplitMaskPreprocessor`, which draws the
+    whole batch's splits and puts them in the data samples); the shared ``backbone``
     (:class:`SplitMaskViT`) encodes A and B separately, the ``neck``
     (:class:`SplitMaskDecoder`) inpaints each branch to all positions, and
     the ``head``'s :class:`SplitMaskLoss` computes the tokens' cross-entropy
@@ -209,39 +227,43 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
         head (dict): ``LossHead`` config whose loss is a
             :class:`SplitMaskLoss`.
         target_generator (dict): :class:`SplitMaskTokenizer` config.
-        mask_mode (str): ``'block'`` (paper default) or ``'uniform'``.
-            Defaults to ``'block'``.
-        mask_ratio (float, optional): Fraction of the patches in A; None for
-            0.5 (block) / 0.25 (uniform). Defaults to None.
-        min_block_patches (int): Smallest mask block. Defaults to 16 (BEiT,
-            for a 14x14 grid); use 4 for small grids.
         split (bool): SplitMask (True) or the BEiT-style single branch.
             Defaults to True.
         tokenizer_checkpoint (str, optional): File written by
             ``tools/build_splitmask_tokenizer.py`` to load the codebook from.
         pretrained (str, optional): Checkpoint to load. Defaults to None.
-        data_preprocessor (dict or nn.Module, optional): Defaults to
-            ``SelfSupDataPreprocessor``.
+        data_preprocessor (dict or nn.Module, optional): A
+            :class:`SplitMaskPreprocessor` (its ``mask`` argument holds the
+            masking: mode, ratio, smallest block); its patch grid is set
+            from the backbone. Defaults to one with block masks.
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
     def __init__(self, backbone: dict, neck: dict, head: dict,
-                 target_generator: dict, mask_mode: str = 'block',
-                 mask_ratio: Optional[float] = None,
-                 min_block_patches: int = 16, split: bool = True,
+                 target_generator: dict, split: bool = True,
                  tokenizer_checkpoint: Optional[str] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 **moved) -> None:
+        _check_moved_mask_args(moved)
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='SplitMaskPreprocessor',
+                                     mask=dict(mode='block',
+                                               min_block_patches=16))
         super().__init__(backbone=backbone, neck=neck, head=head,
                          target_generator=target_generator,
                          pretrained=pretrained,
                          data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         grid = tuple(self.backbone.patch_resolution)
-        self.mask_generator = SplitMaskGenerator(
-            grid, mode=mask_mode, ratio=mask_ratio,
-            min_block_patches=min_block_patches)
+        if not isinstance(self.data_preprocessor, SplitMaskPreprocessor):
+            raise TypeError(
+                'SplitMask draws its masks in the data preprocessor: use '
+                "data_preprocessor=dict(type='SplitMaskPreprocessor', mean=..."
+                ', std=..., mask=dict(mode=..., ratio=..., min_block_patches='
+                f'...)), got {type(self.data_preprocessor).__name__}.')
+        self.data_preprocessor.set_grid(grid)
         self.split = bool(split)
         tok = self.target_generator
         if tuple(self.neck.patch_resolution) != grid:
@@ -292,6 +314,24 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
             return out.mean(dim=(2, 3))
         return out
 
+    @property
+    def mask_generator(self) -> SplitMaskGenerator:
+        """The data preprocessor's :class:`SplitMaskGenerator`."""
+        return self.data_preprocessor.mask_generator
+
+    def _split_ids(self, inputs: Tensor,
+                   data_samples: Optional[List[DataSample]]
+                   ) -> Tuple[Tensor, Tensor]:
+        """(ids_a, ids_b) (B, L_A), (B, L_B) of the batch: those the data
+        preprocessor put in the data samples, or drawn now when the batch
+        did not come through it (a direct ``model(x, mode='loss')``)."""
+        if data_samples and all(s is not None and MASK_FIELDS[0] in s
+                                for s in data_samples):
+            return tuple(torch.stack([s.get(f) for s in data_samples])
+                         for f in MASK_FIELDS)
+        return self.data_preprocessor.draw(inputs.shape[0],
+                                           device=inputs.device)
+
     def loss(self, inputs: Union[Tensor, List[Tensor]],
              data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
         """SplitMask losses of a batch.
@@ -299,7 +339,9 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
         Args:
             inputs (Tensor or list[Tensor]): Images (B, C, H, W) (the first
                 view if a list).
-            data_samples (list[DataSample]): Unused.
+            data_samples (list[DataSample]): With the split of each image
+                (``split_ids_a`` / ``split_ids_b``, set by the data
+                preprocessor); without, the split is drawn here.
 
         Returns:
             dict[str, Tensor]: ``loss`` (optimised) and, logged only,
@@ -311,4 +353,5 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
         return splitmask_step(inputs, self.backbone, self.neck,
                               self.head.loss, self.target_generator,
                               self.mask_generator, split=self.split,
+                              ids=self._split_ids(inputs, data_samples),
                               gather=partial(gather_rows, with_grad=True))

@@ -1,6 +1,6 @@
 """SplitMask's losses (MIM cross-entropy both ways, InfoNCE between the
 pooled descriptors of the two branches) and one training step."""
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -184,7 +184,8 @@ def splitmask_step(images: Tensor, encoder: Callable, decoder: Callable,
                    loss_fn: Callable, tokenizer: Callable,
                    mask_generator: SplitMaskGenerator, split: bool = True,
                    gather: Optional[GatherFn] = None,
-                   generator: Optional[torch.Generator] = None
+                   generator: Optional[torch.Generator] = None,
+                   ids: Optional[Tuple[Tensor, Tensor]] = None
                    ) -> Dict[str, Tensor]:
     """One SplitMask forward: tokens, split, encode, decode, losses.
 
@@ -198,12 +199,16 @@ def splitmask_step(images: Tensor, encoder: Callable, decoder: Callable,
         decoder (callable): ``decoder(x (B, 1 + K, C), ids) -> (B, L, C)``.
         loss_fn (callable): A :class:`SplitMaskLoss` (or same signature).
         tokenizer (callable): ``images -> token ids (B, L)``.
-        mask_generator (SplitMaskGenerator): Gives (ids_a, ids_b).
+        mask_generator (SplitMaskGenerator): Gives (ids_a, ids_b) (and
+            checks the grid when ``ids`` are given).
         split (bool): True for SplitMask (both branches, MIM both ways +
             InfoNCE). False for the BEiT-style ablation: one branch sees B
             and inpaints A (MIM only). Defaults to True.
         gather (callable, optional): See :meth:`SplitMaskLoss.forward`.
         generator (torch.Generator, optional): Randomness of the masks.
+        ids (tuple[Tensor, Tensor], optional): The split, drawn before
+            (e.g. by ``SplitMaskPreprocessor``): sorted patch indices of A
+            (B, L_A) and B (B, L_B). None draws it here.
 
     Returns:
         dict[str, Tensor]: What ``loss_fn`` returns.
@@ -216,8 +221,14 @@ def splitmask_step(images: Tensor, encoder: Callable, decoder: Callable,
             f'mask generator splits {mask_generator.num_patches} '
             f'({mask_generator.height}x{mask_generator.width}); image size '
             f'{tuple(images.shape[-2:])} does not match the configured grid.')
-    ids_a, ids_b = mask_generator(images.shape[0], generator=generator,
-                                  device=images.device)
+    if ids is None:
+        ids = mask_generator(images.shape[0], generator=generator,
+                             device=images.device)
+    ids_a, ids_b = ids
+    if ids_a.shape[1] + ids_b.shape[1] != tokens.shape[1]:
+        raise ValueError(
+            f'The split has {ids_a.shape[1]} + {ids_b.shape[1]} patches per '
+            f'image, the tokenizer {tokens.shape[1]}.')
     dec_b = decoder(encoder(images, ids_b), ids_b)  # sees B, predicts A
     dec_a = decoder(encoder(images, ids_a), ids_a) if split else None
     return loss_fn(dec_a, dec_b, ids_a, ids_b, tokens, gather=gather)
