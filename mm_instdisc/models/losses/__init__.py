@@ -7,10 +7,11 @@ from mmpretrain.registry import MODELS
 
 from mm_instdisc.modules import (AdCoLoss, ExemplarLoss, NPIDLoss,
                                  ParametricInstanceLoss, SplitMaskLoss)
+from mm_instdisc.modules.pretext import PretextClsLoss
 
 for _loss in (NPIDLoss, AdCoLoss, ExemplarLoss, ParametricInstanceLoss,
-              SplitMaskLoss):
+              SplitMaskLoss, PretextClsLoss):
     MODELS.register_module(module=_loss)
 
 __all__ = ['NPIDLoss', 'AdCoLoss', 'ExemplarLoss', 'ParametricInstanceLoss',
-           'SplitMaskLoss']
+           'SplitMaskLoss', 'PretextClsLoss']

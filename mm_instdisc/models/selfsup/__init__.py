@@ -1,12 +1,11 @@
 from .adco import AdCo
 from .exemplar import ExemplarMoCo
 from .npid import NPID
+from .parametric_instance import ParametricInstance
+from .pretext import JigsawPuzzle, RelativeLoc, RotationPred
+from .splitmask import SplitMask, SplitMaskViT
 
-__all__ = ['NPID', 'AdCo']
-__all__ += ['ExemplarMoCo']
-from .splitmask import SplitMask, SplitMaskViT  # noqa: E402,F401
-
-__all__ += ['SplitMask', 'SplitMaskViT']
-from .parametric_instance import ParametricInstance  # noqa: E402,F401
-
-__all__ += ['ParametricInstance']
+__all__ = [
+    'NPID', 'AdCo', 'ExemplarMoCo', 'SplitMask', 'SplitMaskViT',
+    'ParametricInstance', 'RotationPred', 'RelativeLoc', 'JigsawPuzzle'
+]

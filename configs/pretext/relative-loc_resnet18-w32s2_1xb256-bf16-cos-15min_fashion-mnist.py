@@ -1,0 +1,31 @@
+# Relative patch location (Doersch et al., ICCV 2015) on all 60k Fashion-MNIST
+# images within 15 minutes on a 2-core CPU: a 3x3 grid of 7x7 patches, 2 px
+# apart, each moved by up to 1 px (3 * 7 + 2 * 2 + 2 * 1 = 27 of the 28 px; the
+# paper: 96 px patches, 48 px gaps, up to 7 px jitter), resized to 14 px for
+# the network (the stride-16 backbone would pool a 7 px patch from 1x1); the
+# centre paired with each of its 8 neighbours (8 pairs per image), their
+# pooled features concatenated (512) into an MLP (512 -> 512 -> 8), as the
+# paper's fc layers on the pair.
+#
+# Crops of 50-100% of the image (not the two-view recipes' 20%): the grid must
+# still cover the garment.
+_base_ = '../_base_/recipes/fashion-mnist_15min_resnet18-w32s2_pretext.py'
+
+model = dict(
+    type='RelativeLoc',
+    patch=7,
+    gap=2,
+    jitter=1,
+    patch_resize=14,
+    data_preprocessor=dict(augment=dict(crop_scale=(0.5, 1.0))),
+    head=dict(
+        loss=dict(in_channels=512, num_classes=8, hidden_channels=512)))
+
+max_epochs = 4
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0,
+         end=max_epochs, eta_min=0.0006)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=max_epochs)
