@@ -8,7 +8,7 @@ and the composed Fashion-MNIST COCO set; writes ``docs/benchmarks/claims.md``.
 
 pretrain  The starts of (1), (3) and (4), each pretrained for
           ``--pretrain-epochs`` on the first ``--train-size`` training
-          images (batch 128, 4096 negatives / queue, cosine lr, same seed,
+          images (batch 128, 4096 negatives / queue (at most half the images), cosine lr, same seed,
           same ResNet-18 at width 16) with the configs and overrides of the
           per-method benchmarks: NPID, MoCo v2 and AdCo as in
           adco_benchmark.py, Exemplar-v2 and supervised cross-entropy as in
@@ -231,6 +231,13 @@ def parametric_config(args):
     return fashion_overrides(cfg, args, args.epochs)
 
 
+def negatives(args):
+    """Negatives / queue of the starts: 4096, at most half the pretraining
+    images (NPID's m noise rows must come from the other N - 1 rows; quick
+    mode's 2,000 images get 1,000)."""
+    return min(4096, args.train_size // 2)
+
+
 def pretrain_config(name, args):
     """A pretrained start's config: the per-method benchmark's run (the
     library's ``method_runs``) at this benchmark's sizes."""
@@ -238,8 +245,9 @@ def pretrain_config(name, args):
     common = dict(data_root=args.data_root, train_size=args.train_size,
                   epochs=args.pretrain_epochs, batch_size=128, seed=args.seed)
     if bench == 'adco':
-        return adco_run_config(run, num_negatives=4096, **common)
-    return exemplar_run_config(run, test_size=args.test_size, queue_len=4096,
+        return adco_run_config(run, num_negatives=negatives(args), **common)
+    return exemplar_run_config(run, test_size=args.test_size,
+                               queue_len=negatives(args),
                                **common)
 
 
@@ -716,7 +724,7 @@ def report(res, args, pngs, command):
                   '|---|---|---|---|---|']
         lines += [f"| {n} | `{r['config']}` | {r['images']} | {r['epochs']} "
                   f"| {fmt_time(r['seconds'])} |" for n, r in pre.items()]
-        lines += ['', 'Batch 128, 4096 negatives (AdCo) / queue (MoCo v2, '
+        lines += ['', f'Batch 128, {negatives(args)} negatives (AdCo) / queue (MoCo v2, '
                   'Exemplar) / NCE noise samples (NPID), cosine lr; the '
                   'configs of adco_benchmark.py and exemplar_benchmark.py.',
                   '']
