@@ -24,6 +24,15 @@ ALGORITHMS = {
     'supervised': ('Supervised baseline', '-', 'docs/benchmarks/claims.md'),
     'benchmarks': ('Transfer', '-', 'docs/transfer.md'),
 }
+# configs/pretext/: one directory, three tasks (by the file name's start)
+PRETEXT = {
+    'rotation-pred': ('Rotation prediction', 'Gidaris et al., ICLR 2018',
+                      'docs/pretext.md'),
+    'relative-loc': ('Relative patch location', 'Doersch et al., ICCV 2015',
+                     'docs/pretext.md'),
+    'jigsaw': ('Jigsaw puzzles', 'Noroozi and Favaro, ECCV 2016',
+               'docs/pretext.md'),
+}
 RECIPE_KEYS = {  # config -> key prefix in the recipes benchmark's results
     'npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py': 'npid',
     'mocov2/mocov2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
@@ -93,6 +102,8 @@ def main():
                 continue
             rel = osp.relpath(osp.join(dirpath, f), cfg_root)
             algo = ALGORITHMS.get(rel.split(os.sep)[0], ('?', '-', '-'))
+            if rel.split(os.sep)[0] == 'pretext':
+                algo = next(v for k, v in PRETEXT.items() if f.startswith(k))
             entry = {'Name': f[:-3], 'Config': f'configs/{rel}',
                      'Algorithm': algo[0], 'Paper': algo[1],
                      'Data': data_of(f), 'Docs': algo[2]}

@@ -20,7 +20,18 @@ METHODS = {
     'splitmask': ('configs/splitmask/splitmask_vit-w64d4-p4_1xb256-bf16-cos-15min_fashion-mnist.py',
                   6, 'SplitMask, ViT width 64, 4 layers, 4x4 patches at 28 px, 1-layer decoder, '
                   'batched augmentation, bf16'),
+    # the classic pretext tasks, baselines on the same network (docs/pretext.md)
+    'rotation': ('configs/pretext/rotation-pred_resnet18-w32s2_1xb256-bf16-cos-15min_'
+                 'fashion-mnist.py', 4, 'Rotation prediction (4 rotations of every image, '
+                 'linear 4-way classifier), the NPID recipe\'s network, bf16'),
+    'relloc': ('configs/pretext/relative-loc_resnet18-w32s2_1xb256-bf16-cos-15min_'
+               'fashion-mnist.py', 4, 'Relative patch location (3x3 grid of 7 px patches, '
+               'gap 2, jitter 1, 8 pairs per image), same network'),
+    'jigsaw': ('configs/pretext/jigsaw_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
+               4, 'Jigsaw (3x3 tiles of 7 px, 100 permutations of maximal Hamming distance), '
+               'same network'),
 }
+PRETEXT = ('rotation', 'relloc', 'jigsaw')
 
 # read-out by fine-tuning with labels: method -> (fine-tuning config, its
 # epochs, the random-init run it is compared with), run from the recipe's
@@ -33,11 +44,12 @@ FINETUNE = {
     'splitmask': ('configs/splitmask/benchmarks/vit-w64d4-p4_splitmask-15min-pre_1xb128-bf16-'
                   'coslr-30e_fashion-mnist-6k.py', 30, 'splitmask-random'),
     'npid': FT_RESNET, 'mocov2': FT_RESNET, 'adco': FT_RESNET, 'exemplar': FT_RESNET,
+    **{m: FT_RESNET for m in PRETEXT},
 }
 # Mask R-CNN transfer of the ResNet recipes (detection_section)
 DET_CONFIG = ('configs/benchmarks/mmdetection/fmnist_coco/'
               'mask-rcnn_resnet18-w32s2-fpn_1xb4-6e_fmnist-coco.py')
-DET_METHODS = ('npid', 'mocov2', 'adco', 'exemplar')
+DET_METHODS = ('npid', 'mocov2', 'adco', 'exemplar', *PRETEXT)
 DET_EPOCHS = 3
 
 

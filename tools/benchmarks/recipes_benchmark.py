@@ -64,6 +64,7 @@ DATA_CONFIG = osp.join(ROOT, 'configs/_base_/datasets/fashion-mnist_bs128_npid.p
 
 # training-log scalars that show each method's own mechanism at work
 MECHANISM = {
+    'rotation': ('pretext_acc', ), 'relloc': ('pretext_acc', ), 'jigsaw': ('pretext_acc', ),
     'npid': ('pos_sim', 'pos_prob'),
     'adco': ('neg_prob', 'neg_sim_max', 'neg_sim_mean', 'pos_sim'),
     'exemplar': ('neg_excluded', ),
