@@ -7,7 +7,7 @@ import torch
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from torch import Tensor, nn
+from torch import Tensor
 
 from mm_instdisc.modules.pretext import (grid_patches, hamming_permutations,
                                          jigsaw_tiles, neighbour_pairs,
@@ -20,15 +20,6 @@ class _PretextBase(EmbedPredictMixin, BaseSelfSupervisor):
     """backbone -> neck (pooling) -> ``head`` (a ``LossHead`` whose loss is
     a ``PretextClsLoss``); ``embed``/``predict`` read the pooled backbone
     features of the whole image (L2-normalised) for kNN."""
-
-    def __init__(self, backbone: dict, neck: dict, head: dict,
-                 pretrained: Optional[str] = None,
-                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(backbone=backbone, neck=neck, head=head,
-                         pretrained=pretrained,
-                         data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
 
     def pooled(self, x: Tensor) -> Tensor:
         """Pooled backbone features (N, D) of a batch of images."""
