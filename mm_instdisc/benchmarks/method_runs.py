@@ -27,9 +27,10 @@ def adco_run_config(name: str, *, data_root: str, train_size: int,
                     epochs: int, batch_size: int, num_negatives: int,
                     seed: int, lr: Optional[float] = None):
     """One run of adco_benchmark.py: ``num_negatives`` is AdCo's K (divided
-    for ``adco-K/4``, ``adco-K/8``) and MoCo v2's queue length; NPID keeps
-    a bank of ``train_size`` rows and validates once, at the end, on 2,000
-    test images."""
+    for ``adco-K/4``, ``adco-K/8``), MoCo v2's queue length and NPID's NCE
+    noise samples m (which must be below ``train_size``); NPID keeps a bank
+    of ``train_size`` rows and validates once, at the end, on 2,000 test
+    images."""
     if name not in ADCO_RUNS:
         raise ValueError(f'Unknown AdCo benchmark run {name!r}; expected one '
                          f'of {ADCO_RUNS}.')
@@ -44,6 +45,7 @@ def adco_run_config(name: str, *, data_root: str, train_size: int,
         cfg.model.queue_len = num_negatives
     else:
         cfg.model.bank_size = train_size
+        cfg.model.head.loss.num_negatives = num_negatives
         cfg.val_dataloader.dataset.indices = 2000  # per-epoch curve only
         cfg.val_dataloader.dataset.data_root = data_root
         cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs,

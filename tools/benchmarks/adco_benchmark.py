@@ -63,7 +63,8 @@ def parse_args():
     p.add_argument('--epochs', type=int, default=10)
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--num-negatives', type=int, default=4096,
-                   help='K for AdCo and the MoCo v2 queue length')
+                   help='K for AdCo, the MoCo v2 queue length and NPID\'s '
+                   'NCE noise samples m (below --train-size)')
     p.add_argument('--lr', type=float, default=None,
                    help="encoder lr for every run (default: each config's)")
     p.add_argument('--threads', type=int, default=2)
@@ -195,7 +196,8 @@ def write_docs(results, args, path):
                  'adco-K/4': f'AdCo, K={args.num_negatives // 4}',
                  'adco-K/8': f'AdCo, K={args.num_negatives // 8}',
                  'mocov2': f'MoCo v2 (mmpretrain), queue {args.num_negatives}',
-                 'npid': 'NPID (NCE, memory bank)'}.get(name, name)
+                 'npid': f'NPID (NCE, m={args.num_negatives}, memory bank)'}.get(
+                     name, name)
         lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {wall} |')
     t = results.get('timing')
     if t:
