@@ -32,6 +32,10 @@ PRETEXT = {
                      'docs/pretext.md'),
     'jigsaw': ('Jigsaw puzzles', 'Noroozi and Favaro, ECCV 2016',
                'docs/pretext.md'),
+    'colorization': ('Colorization', 'Zhang et al., ECCV 2016',
+                     'docs/pretext.md'),
+    'masked-intensity': ("Colorization's recipe for grey images",
+                         'Zhang et al., ECCV 2016', 'docs/pretext.md'),
 }
 RECIPE_KEYS = {  # config -> key prefix in the recipes benchmark's results
     'npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py': 'npid',

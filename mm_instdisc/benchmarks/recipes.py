@@ -30,8 +30,11 @@ METHODS = {
     'jigsaw': ('configs/pretext/jigsaw_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
                4, 'Jigsaw (3x3 tiles of 7 px, 100 permutations of maximal Hamming distance), '
                'same network'),
+    'maskint': ('configs/pretext/masked-intensity_resnet18-w32s2_1xb256-bf16-cos-15min_'
+                'fashion-mnist.py', 4, "Colorization's recipe for grey images: intensity bins of "
+                'hidden blocks (16 bins, soft targets, rebalancing), same network'),
 }
-PRETEXT = ('rotation', 'relloc', 'jigsaw')
+PRETEXT = ('rotation', 'relloc', 'jigsaw', 'maskint')
 
 # read-out by fine-tuning with labels: method -> (fine-tuning config, its
 # epochs, the random-init run it is compared with), run from the recipe's

@@ -13,10 +13,13 @@ CONFIGS = {
                    'cos-15min_fashion-mnist.py',
     'JigsawPuzzle': 'configs/pretext/jigsaw_resnet18-w32s2_1xb256-bf16-cos-'
                     '15min_fashion-mnist.py',
+    'MaskedIntensityPred': 'configs/pretext/masked-intensity_resnet18-w32s2_'
+                           '1xb256-bf16-cos-15min_fashion-mnist.py',
 }
 # pooled features of the tiny network (width 8: 64 channels) per classifier
 # input: one image, a pair of patches, nine tiles
-IN_CHANNELS = {'RotationPred': 64, 'RelativeLoc': 128, 'JigsawPuzzle': 576}
+IN_CHANNELS = {'RotationPred': 64, 'RelativeLoc': 128, 'JigsawPuzzle': 576,
+               'MaskedIntensityPred': 64}
 
 
 def build(name, **model):
@@ -93,7 +96,9 @@ def test_jigsaw_permutations_are_a_checkpointed_buffer():
 
 @pytest.mark.parametrize('name, steps, chance', [('RotationPred', 40, 25),
                                                  ('RelativeLoc', 60, 12.5),
-                                                 ('JigsawPuzzle', 60, 12.5)])
+                                                 ('JigsawPuzzle', 60, 12.5),
+                                                 ('MaskedIntensityPred', 60,
+                                                  100 / 16)])
 def test_task_is_learnable_on_a_fixed_batch(name, steps, chance):
     """The pretext accuracy on a fixed batch climbs far above chance: the
     labels carry information the network can extract (a bug that shuffles
@@ -110,3 +115,67 @@ def test_task_is_learnable_on_a_fixed_batch(name, steps, chance):
         opt.step()
         accs.append(out['pretext_acc'].item())
     assert sum(accs[-5:]) / 5 > 2.5 * chance, accs
+
+
+def test_masked_intensity_hides_the_cells_it_scores():
+    """The backbone sees the hidden cells at the normalised mean (0), and
+    only hidden cells enter the loss."""
+    model = build('MaskedIntensityPred')
+    seen = []
+    forward = model.backbone.forward
+    model.backbone.forward = lambda x: seen.append(x) or forward(x)
+    x = (shapes(3).float() - 72.94) / 90.02
+    torch.manual_seed(0)
+    model.loss([x], None)
+    torch.manual_seed(0)
+    hidden = model.hidden_cells(3, 7, 7, x.device)
+    pix = hidden.repeat_interleave(4, 1).repeat_interleave(4, 2)[:, None]
+    assert 0.45 < hidden.float().mean() < 0.55
+    assert torch.equal(seen[0], torch.where(pix, torch.zeros_like(x), x))
+    # the loss of the same batch with every visible cell's target changed
+    # is unchanged: visible cells do not count
+    torch.manual_seed(0)
+    model.eval()
+    a = model.loss([x], None)['loss']
+    loss_fn = model.head.loss_module
+    feats = model.backbone(seen[0])[-1]
+    target = model.downsample(model.pixels(x))
+    moved = torch.where(hidden[:, None], target, 1 - target)
+    assert torch.allclose(loss_fn(feats, moved, hidden), a)
+
+
+def test_colorization_predicts_ab_from_lightness():
+    from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
+    from tests.helpers import ROOT
+    cfg = Config.fromfile(f'{ROOT}/configs/pretext/colorization_resnet50-d8_'
+                          '8xb32-steplr-70e_in1k.py').model
+    cfg.backbone.update(depth=18, strides=(1, 2, 1, 1),
+                        dilations=(1, 1, 2, 4))
+    cfg.head.loss.in_channels = 512
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    seen = []
+    forward = model.backbone.forward
+    model.backbone.forward = lambda x: seen.append(x) or forward(x)
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.rand(2, 3, 32, 32, generator=g) * 255
+    pre = model.data_preprocessor
+    x = (rgb - pre.mean) / pre.std
+    out = model.loss([x], None)
+    assert torch.isfinite(out['loss'])
+    # the network sees L (one channel, (L - 50) / 50), not the colours
+    from mm_instdisc.modules.colorization import srgb_to_lab
+    light = (srgb_to_lab(rgb / 255)[:, :1] - 50) / 50
+    assert seen[0].shape == (2, 1, 32, 32)
+    assert torch.allclose(seen[0], light, atol=1e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    first = out['loss'].item()
+    for _ in range(20):
+        out = model.loss([x], None)
+        opt.zero_grad()
+        out['loss'].backward()
+        opt.step()
+    assert out['loss'].item() < 0.7 * first

@@ -43,7 +43,8 @@ from mm_instdisc.benchmarks import (DET_METRICS, ROOT, ensure_fmnist_coco,
                                     knn_and_probe, setup_mmpretrain, train_run)
 from mm_instdisc.benchmarks.recipes import (DET_CONFIG, DET_EPOCHS,
                                             DET_METHODS, FINETUNE, FT_RESNET,
-                                            METHODS, detection_work_dir,
+                                            METHODS, PRETEXT,
+                                            detection_work_dir,
                                             finetune_work_dir,
                                             recipe_checkpoint)
 
@@ -64,7 +65,7 @@ DATA_CONFIG = osp.join(ROOT, 'configs/_base_/datasets/fashion-mnist_bs128_npid.p
 
 # training-log scalars that show each method's own mechanism at work
 MECHANISM = {
-    'rotation': ('pretext_acc', ), 'relloc': ('pretext_acc', ), 'jigsaw': ('pretext_acc', ),
+    **{m: ('pretext_acc', ) for m in PRETEXT},
     'npid': ('pos_sim', 'pos_prob'),
     'adco': ('neg_prob', 'neg_sim_max', 'neg_sim_mean', 'pos_sim'),
     'exemplar': ('neg_excluded', ),

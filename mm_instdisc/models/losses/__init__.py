@@ -7,11 +7,12 @@ from mmpretrain.registry import MODELS
 
 from mm_instdisc.modules import (AdCoLoss, ExemplarLoss, NPIDLoss,
                                  ParametricInstanceLoss, SplitMaskLoss)
+from mm_instdisc.modules.colorization import BinnedPixelLoss
 from mm_instdisc.modules.pretext import PretextClsLoss
 
 for _loss in (NPIDLoss, AdCoLoss, ExemplarLoss, ParametricInstanceLoss,
-              SplitMaskLoss, PretextClsLoss):
+              SplitMaskLoss, PretextClsLoss, BinnedPixelLoss):
     MODELS.register_module(module=_loss)
 
 __all__ = ['NPIDLoss', 'AdCoLoss', 'ExemplarLoss', 'ParametricInstanceLoss',
-           'SplitMaskLoss', 'PretextClsLoss']
+           'SplitMaskLoss', 'PretextClsLoss', 'BinnedPixelLoss']

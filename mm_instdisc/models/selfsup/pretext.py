@@ -4,14 +4,17 @@ RotationPred and RelativeLoc; mmpretrain 1.x dropped them): thin wrappers of
 from typing import Dict, List, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from mm_instdisc.modules.colorization import srgb_to_lab
 from mm_instdisc.modules.pretext import (grid_patches, hamming_permutations,
                                          jigsaw_tiles, neighbour_pairs,
                                          rotations)
+from mm_instdisc.modules.splitmask import SplitMaskGenerator
 
 from .embed_predict import EmbedPredictMixin
 
@@ -144,6 +147,148 @@ class JigsawPuzzle(_PretextBase):
 def _resize(x: Tensor, size: Optional[int]) -> Tensor:
     if size is None or x.shape[-1] == size:
         return x
-    return torch.nn.functional.interpolate(x, size=(size, size),
-                                           mode='bilinear',
-                                           align_corners=False)
+    return F.interpolate(x, size=(size, size), mode='bilinear',
+                         align_corners=False)
+
+
+class _DenseBase(_PretextBase):
+    """Dense pretext tasks: the loss is :class:`BinnedPixelLoss` on the
+    backbone's last feature map; the targets come from the un-normalised
+    images (the data preprocessor's mean / std are undone)."""
+
+    def __init__(self, backbone: dict, neck: dict, head: dict,
+                 target_stride: int = 4, **kwargs) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
+        if int(target_stride) < 1:
+            raise ValueError(f'Illegal target_stride: {target_stride}; '
+                             'expected >= 1.')
+        self.target_stride = int(target_stride)
+
+    def pixels(self, x: Tensor) -> Tensor:
+        """The images in [0, 1] (the preprocessor's normalisation undone;
+        inputs in 0-255 before it)."""
+        pre = self.data_preprocessor
+        if getattr(pre, '_enable_normalize', False):
+            x = x * pre.std + pre.mean
+        return (x / 255.0).clamp(0, 1)
+
+    def downsample(self, x: Tensor) -> Tensor:
+        s = self.target_stride
+        return F.avg_pool2d(x, s, s) if s > 1 else x
+
+
+@MODELS.register_module()
+class Colorization(_DenseBase):
+    """Colorization (Zhang et al., ECCV 2016): the backbone sees the
+    lightness L of CIE Lab (one channel, scaled to [-1, 1]) and classifies
+    every pixel's ab into the quantised in-gamut bins (the head's
+    ``BinnedPixelLoss(space='ab')``), at 1 / ``target_stride`` of the
+    input resolution, with soft targets and class rebalancing.
+
+    The data preprocessor must give RGB images (``to_rgb=True`` for
+    mmpretrain's BGR loading). ``embed`` / ``predict`` read the pooled
+    features of L, as the network was trained; a transfer config gives the
+    backbone ``in_channels=1`` and the images' L (or grey images).
+
+    Args:
+        backbone (dict): Backbone with ``in_channels=1`` (a dilated ResNet
+            keeps a finer feature map, as the paper's network).
+        neck (dict): Pooling neck (kNN read-out only).
+        head (dict): ``LossHead`` with ``BinnedPixelLoss(space='ab')``.
+        target_stride (int): The ab target's downsampling. Defaults to 4
+            (the paper predicts at a quarter of the resolution).
+    """
+
+    def lightness(self, x: Tensor) -> Tensor:
+        lab = srgb_to_lab(self.pixels(x))
+        return (lab[:, :1] - 50.0) / 50.0, lab[:, 1:]
+
+    def loss(self, inputs: Union[Tensor, List[Tensor]],
+             data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
+        """``loss`` and the logged ``pretext_acc`` (% of pixels whose most
+        likely bin is the one nearest their true ab)."""
+        light, ab = self.lightness(self.first_view(inputs))
+        target = self.downsample(ab)
+        feats = self.backbone(light)[-1]
+        loss, logits = self.head.loss(feats, target, return_logits=True)
+        return dict(loss=loss, pretext_acc=self._acc(logits, target))
+
+    def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
+        light, _ = self.lightness(self.first_view(inputs))
+        return F.normalize(self.neck(self.backbone(light))[0], dim=1)
+
+    @torch.no_grad()
+    def _acc(self, logits: Tensor, target: Tensor,
+             mask: Optional[Tensor] = None) -> Tensor:
+        loss_fn = self.head.loss_module
+        values = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])
+        right = logits.argmax(1).reshape(-1) == loss_fn.encode(values)[2]
+        keep = (torch.ones_like(right) if mask is None else
+                mask.reshape(-1).bool())
+        return right[keep].float().mean() * 100
+
+
+@MODELS.register_module()
+class MaskedIntensityPred(Colorization):
+    """Colorization's recipe for one-channel images: hide blocks of the
+    image and classify the intensity of every hidden pixel into
+    ``num_bins`` bins (the head's ``BinnedPixelLoss(space='intensity')``),
+    with soft targets and class rebalancing, at 1 / ``target_stride`` of
+    the resolution. There is no colour to predict from lightness in a grey
+    image; withholding the intensity of regions and predicting it from the
+    rest is the closest meaningful form (docs/pretext.md).
+
+    The hidden cells of the target grid are BEiT-style blocks
+    (:class:`SplitMaskGenerator`, ``mask_ratio`` of the cells, blocks of
+    at least ``min_block_patches`` cells); hidden pixels are set to the
+    normalised mean (0) in the input; only hidden cells count in the loss.
+
+    Args:
+        backbone (dict): Backbone config (one input channel).
+        neck (dict): Pooling neck (kNN read-out of the whole image).
+        head (dict): ``LossHead`` with ``BinnedPixelLoss(space=
+            'intensity')``.
+        target_stride (int): Cell size of the target grid. Defaults to 4.
+        mask_ratio (float): Fraction of the cells hidden. Defaults to 0.5.
+        min_block_patches (int): Smallest hidden block, in cells.
+            Defaults to 4.
+    """
+
+    def __init__(self, backbone: dict, neck: dict, head: dict,
+                 target_stride: int = 4, mask_ratio: float = 0.5,
+                 min_block_patches: int = 4, **kwargs) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head,
+                         target_stride=target_stride, **kwargs)
+        self.mask_ratio = float(mask_ratio)
+        self.min_block_patches = int(min_block_patches)
+        self._masks = {}
+
+    def hidden_cells(self, batch: int, h: int, w: int,
+                     device) -> Tensor:
+        """Bool (B, h, w): the cells hidden from the network."""
+        gen = self._masks.get((h, w))
+        if gen is None:
+            gen = self._masks[(h, w)] = SplitMaskGenerator(
+                (h, w), mode='block', ratio=self.mask_ratio,
+                min_block_patches=self.min_block_patches)
+        return gen.masks(batch).view(batch, h, w).to(device)
+
+    def loss(self, inputs: Union[Tensor, List[Tensor]],
+             data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
+        """``loss`` and the logged ``pretext_acc`` (% of hidden cells whose
+        most likely bin is the one nearest their intensity)."""
+        x = self.first_view(inputs)
+        target = self.downsample(self.pixels(x))  # (B, 1, h, w)
+        B, _, h, w = target.shape
+        hidden = self.hidden_cells(B, h, w, x.device)
+        s = self.target_stride
+        pix = hidden.repeat_interleave(s, 1).repeat_interleave(s, 2)
+        pix = F.pad(pix, (0, x.shape[-1] - pix.shape[-1], 0,
+                          x.shape[-2] - pix.shape[-2]))
+        feats = self.backbone(x * (~pix)[:, None].to(x.dtype))[-1]
+        loss, logits = self.head.loss(feats, target, hidden,
+                                      return_logits=True)
+        return dict(loss=loss, pretext_acc=self._acc(logits, target, hidden))
+
+    def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
+        return _PretextBase.embed(self, inputs)
