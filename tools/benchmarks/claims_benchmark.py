@@ -233,9 +233,10 @@ def parametric_config(args):
 
 def negatives(args):
     """Negatives / queue of the starts: 4096, at most half the pretraining
-    images (NPID's m noise rows must come from the other N - 1 rows; quick
-    mode's 2,000 images get 1,000)."""
-    return min(4096, args.train_size // 2)
+    images (NPID's m noise rows must come from the other N - 1 rows) and a
+    multiple of the batch of 128 (mmpretrain's MoCo queue needs it): quick
+    mode's 2,000 images get 896."""
+    return min(4096, args.train_size // 2 // 128 * 128)
 
 
 def pretrain_config(name, args):
