@@ -22,7 +22,7 @@ METHODS = {
                   'batched augmentation, bf16'),
     # the classic pretext tasks, baselines on the same network (docs/pretext.md)
     'rotation': ('configs/pretext/rotation-pred_resnet18-w32s2_1xb256-bf16-cos-15min_'
-                 'fashion-mnist.py', 4, 'Rotation prediction (4 rotations of every image, '
+                 'fashion-mnist.py', 3, 'Rotation prediction (4 rotations of every image, '
                  'linear 4-way classifier), the NPID recipe\'s network, bf16'),
     'relloc': ('configs/pretext/relative-loc_resnet18-w32s2_1xb256-bf16-cos-15min_'
                'fashion-mnist.py', 4, 'Relative patch location (3x3 grid of 7 px patches, '
@@ -31,7 +31,7 @@ METHODS = {
                4, 'Jigsaw (3x3 tiles of 7 px, 100 permutations of maximal Hamming distance), '
                'same network'),
     'maskint': ('configs/pretext/masked-intensity_resnet18-w32s2_1xb256-bf16-cos-15min_'
-                'fashion-mnist.py', 4, "Colorization's recipe for grey images: intensity bins of "
+                'fashion-mnist.py', 16, "Colorization's recipe for grey images: intensity bins of "
                 'hidden blocks (16 bins, soft targets, rebalancing), same network'),
 }
 PRETEXT = ('rotation', 'relloc', 'jigsaw', 'maskint')
