@@ -236,7 +236,12 @@ def negatives(args):
     images (NPID's m noise rows must come from the other N - 1 rows) and a
     multiple of the batch of 128 (mmpretrain's MoCo queue needs it): quick
     mode's 2,000 images get 896."""
-    return min(4096, args.train_size // 2 // 128 * 128)
+    n = min(4096, args.train_size // 2 // 128 * 128)
+    if n == 0:
+        raise ValueError(f'--train-size {args.train_size}: the pretrained '
+                         'starts need at least 256 images (a queue of one '
+                         'batch of 128, half the images at most)')
+    return n
 
 
 def pretrain_config(name, args):
