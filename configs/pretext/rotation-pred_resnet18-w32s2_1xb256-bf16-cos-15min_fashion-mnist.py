@@ -8,7 +8,10 @@
 # network: 1.18 s against the NPID recipe's 0.30 s measured the same way on a
 # quiet machine (2 threads, synthetic batches), so an epoch takes about 3.3-4.3
 # minutes (the NPID recipe's 14 epochs took 11-14); 3 epochs fit 15 minutes
-# with the final kNN validation.
+# with the final kNN validation. Measured (recipes benchmark, seed 0, quiet
+# machine): 13.3 minutes, 1.03-1.17 s a step; backbone kNN k=200 83.03 (raw
+# pixels 80.55, random init 75.15), linear probe 86.68 (83.89 / 79.83); the
+# rotation task 93% solved in the last epoch.
 _base_ = '../_base_/recipes/fashion-mnist_15min_resnet18-w32s2_pretext.py'
 
 model = dict(
