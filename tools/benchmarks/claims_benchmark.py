@@ -233,15 +233,11 @@ def parametric_config(args):
 
 def negatives(args):
     """Negatives / queue of the starts: 4096, at most half the pretraining
-    images (NPID's m noise rows must come from the other N - 1 rows) and a
-    multiple of the batch of 128 (mmpretrain's MoCo queue needs it): quick
-    mode's 2,000 images get 896."""
-    n = min(4096, args.train_size // 2 // 128 * 128)
-    if n == 0:
-        raise ValueError(f'--train-size {args.train_size}: the pretrained '
-                         'starts need at least 256 images (a queue of one '
-                         'batch of 128, half the images at most)')
-    return n
+    images (NPID's m noise rows must come from the other N - 1 rows),
+    rounded down to a multiple of the batch of 128 (mmpretrain's MoCo queue
+    needs it): quick mode's 2,000 images get 896."""
+    n = min(4096, args.train_size // 2)
+    return n // 128 * 128 if n >= 128 else n
 
 
 def pretrain_config(name, args):
