@@ -7,8 +7,10 @@
 # map (2x2 at 28 px), logits upsampled to the 7x7 grid. The recipes' network
 # (ResNet-18 w32s2, one view, batch augmentation, bf16).
 #
-# Epochs: 0.26 s a step against the NPID recipe's 0.30 s measured the same way
-# on a quiet machine (2 threads): 0.7-0.9 minutes an epoch, so 16 epochs.
+# Epochs: 0.37-0.49 s a step through tools/train.py on a quiet machine (2
+# threads; the NPID recipe: 0.25 s), 1.5-1.9 minutes an epoch, plus a minute of
+# start-up and the final kNN validation: 7 epochs. (A synthetic-batch estimate
+# of 0.26 s a step had given 16 epochs, about 28 minutes.)
 _base_ = '../_base_/recipes/fashion-mnist_15min_resnet18-w32s2_pretext.py'
 
 model = dict(
@@ -25,7 +27,7 @@ model = dict(
             space='intensity',
             num_bins=16)))
 
-max_epochs = 16
+max_epochs = 7
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
     dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0,

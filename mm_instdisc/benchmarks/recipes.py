@@ -25,13 +25,13 @@ METHODS = {
                  'fashion-mnist.py', 3, 'Rotation prediction (4 rotations of every image, '
                  'linear 4-way classifier), the NPID recipe\'s network, bf16'),
     'relloc': ('configs/pretext/relative-loc_resnet18-w32s2_1xb256-bf16-cos-15min_'
-               'fashion-mnist.py', 4, 'Relative patch location (3x3 grid of 7 px patches, '
+               'fashion-mnist.py', 3, 'Relative patch location (3x3 grid of 7 px patches, '
                'gap 2, jitter 1, 8 pairs per image), same network'),
     'jigsaw': ('configs/pretext/jigsaw_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-               4, 'Jigsaw (3x3 tiles of 7 px, 100 permutations of maximal Hamming distance), '
+               2, 'Jigsaw (3x3 tiles of 7 px, 100 permutations of maximal Hamming distance), '
                'same network'),
     'maskint': ('configs/pretext/masked-intensity_resnet18-w32s2_1xb256-bf16-cos-15min_'
-                'fashion-mnist.py', 16, "Colorization's recipe for grey images: intensity bins of "
+                'fashion-mnist.py', 7, "Colorization's recipe for grey images: intensity bins of "
                 'hidden blocks (16 bins, soft targets, rebalancing), same network'),
 }
 PRETEXT = ('rotation', 'relloc', 'jigsaw', 'maskint')
