@@ -31,3 +31,7 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=64, dataset=dict(pipeline=train_pipeline))
 auto_scale_lr = dict(base_batch_size=512)
+
+# the model draws its patch positions (and permutations) from the global RNG:
+# each rank its own (rank 0 keeps the seed)
+randomness = dict(seed=0, diff_rank_seed=True)

@@ -95,8 +95,9 @@ class BinnedPixelLoss(nn.Module):
     Inputs of :meth:`forward`: the feature map (B, C, h', w'), the target
     values (B, d, h, w) (d = 2 for ab, 1 for intensity), optionally a mask
     (B, h, w) of the pixels that count; returns the mean weighted loss over
-    the counted pixels (and the logits (B, Q, h, w) with
-    ``return_logits``).
+    the counted pixels; with ``return_acc`` also the % of counted pixels
+    whose most likely bin is the bin nearest their value (the task's
+    accuracy, logged by the algorithms).
     """
 
     def __init__(self, in_channels: int, space: str = 'ab',
@@ -129,6 +130,11 @@ class BinnedPixelLoss(nn.Module):
         if not 1 <= self.k <= q:
             raise ValueError(f'Illegal k: {self.k}; expected 1..{q}.')
         self.register_buffer('centres', centres)
+        # Gaussian smoothing of the frequencies over the bins (fixed, so
+        # built once and kept out of checkpoints)
+        d2 = torch.cdist(centres.float(), centres.float()).pow(2)
+        self.register_buffer('smooth', torch.exp(-d2 / (2 * self.sigma**2)),
+                             persistent=False)
         # running bin frequencies, uniform until the first training batch
         self.register_buffer('prior', torch.full((q, ), 1.0 / q))
         self.classifier = nn.Conv2d(in_channels, q, 1)
@@ -151,20 +157,23 @@ class BinnedPixelLoss(nn.Module):
         / Q)``, p~ the running frequencies smoothed over the bins, scaled so
         that their expectation under p~ is 1."""
         q = self.num_bins
-        d2 = torch.cdist(self.centres.float(), self.centres.float()).pow(2)
-        smooth = torch.exp(-d2 / (2 * self.sigma**2))
-        p = smooth @ self.prior.float()
-        p = p / p.sum()
+        p = self.smooth @ self.prior.float()
+        # clamped: with rebalance 0 a bin whose frequency underflowed to 0
+        # would get an infinite weight
+        p = (p / p.sum()).clamp(min=1e-12)
         w = 1.0 / ((1 - self.rebalance) * p + self.rebalance / q)
         return w / (p * w).sum()
 
     def forward(self, feats: Tensor, target: Tensor,
-                mask: Optional[Tensor] = None, return_logits: bool = False):
+                mask: Optional[Tensor] = None, return_acc: bool = False):
         B, d, h, w = target.shape
         if d != self.centres.shape[1]:
             raise ValueError(f'Expected targets with {self.centres.shape[1]} '
                              f'channel(s) for space {self.space!r}, got '
                              f'{tuple(target.shape)}.')
+        if mask is not None and tuple(mask.shape) != (B, h, w):
+            raise ValueError(f'Expected a mask of the target grid {(B, h, w)}'
+                             f', got {tuple(mask.shape)}.')
         with float32_math(feats, target) as (feats, target):
             logits = F.conv2d(feats, self.classifier.weight.float(),
                               self.classifier.bias.float())
@@ -182,11 +191,16 @@ class BinnedPixelLoss(nn.Module):
             logp = F.log_softmax(logits, 1).permute(0, 2, 3, 1).reshape(
                 B * h * w, -1)
             ce = -(logp.gather(1, near) * soft).sum(1)  # (N, )
-            keep = keep.float()
-            loss = (pix_w * ce * keep).sum() / keep.sum().clamp(min=1)
+            kept = keep.float()
+            loss = (pix_w * ce * kept).sum() / kept.sum().clamp(min=1)
         if self._check.due():
             check_finite('Colorization loss', loss.detach())
-        return (loss, logits) if return_logits else loss
+        if not return_acc:
+            return loss
+        with torch.no_grad():
+            right = logp.argmax(1) == nearest
+            acc = (right & keep).sum() * 100.0 / keep.sum().clamp(min=1)
+        return loss, acc
 
     @torch.no_grad()
     def _update_prior(self, nearest: Tensor) -> None:

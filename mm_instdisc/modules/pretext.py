@@ -45,9 +45,7 @@ NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0),
 
 
 def _images(x: Tensor) -> None:
-    if x.dim() != 4 or x.shape[0] == 0:
-        raise ValueError(f'Expected a non-empty batch of images (B, C, H, W),'
-                         f' got shape {tuple(x.shape)}.')
+    check_batch('images (B, C, H, W)', x, dim=4)
 
 
 def rotations(x: Tensor) -> Tuple[Tensor, Tensor]:

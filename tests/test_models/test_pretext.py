@@ -179,3 +179,33 @@ def test_colorization_predicts_ab_from_lightness():
         out['loss'].backward()
         opt.step()
     assert out['loss'].item() < 0.7 * first
+
+
+@pytest.mark.parametrize('ratio', [0.0, 1.0, 1.5])
+def test_masked_intensity_rejects_a_ratio_that_hides_all_or_nothing(ratio):
+    with pytest.raises(ValueError, match=f'Illegal mask_ratio: {ratio}'):
+        build('MaskedIntensityPred', mask_ratio=ratio)
+
+
+@pytest.mark.parametrize('name, wrong', [('RotationPred', 8),
+                                         ('RelativeLoc', 4),
+                                         ('JigsawPuzzle', 100)])
+def test_classifier_size_must_match_the_labels(name, wrong):
+    from tests.helpers import ROOT
+    head = Config.fromfile(f'{ROOT}/{CONFIGS[name]}').model.head
+    head.loss.update(in_channels=IN_CHANNELS[name], num_classes=wrong)
+    with pytest.raises(ValueError, match=f'num_classes is {wrong}, expected'):
+        build(name, head=head)
+
+
+def test_configs_drawing_in_the_model_seed_each_rank_differently():
+    """Patch positions, permutations and hidden blocks come from the global
+    RNG: each rank of a multi-GPU run must draw its own."""
+    import glob
+
+    from tests.helpers import ROOT
+    for path in sorted(glob.glob(f'{ROOT}/configs/pretext/*.py')):
+        cfg = Config.fromfile(path)
+        if cfg.model.type in ('RelativeLoc', 'JigsawPuzzle',
+                              'MaskedIntensityPred'):
+            assert cfg.randomness.get('diff_rank_seed'), path

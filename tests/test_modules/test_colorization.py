@@ -106,6 +106,41 @@ def test_binned_loss_against_the_reference(space, d):
     assert got.item() == pytest.approx(float(ref), rel=1e-4)
 
 
+@pytest.mark.parametrize('space, d', [('intensity', 1), ('ab', 2)])
+def test_accuracy_is_the_share_of_counted_pixels_whose_argmax_is_nearest(
+        space, d):
+    torch.manual_seed(1)
+    loss_fn = BinnedPixelLoss(6, space=space, num_bins=8).eval()
+    feats = torch.randn(2, 6, 3, 3)
+    scale = 1.0 if space == 'intensity' else 60.0
+    target = torch.rand(2, d, 3, 3) * scale - (0 if d == 1 else 30)
+    mask = torch.rand(2, 3, 3) > 0.3
+    loss, acc = loss_fn(feats, target, mask, return_acc=True)
+    assert torch.equal(loss, loss_fn(feats, target, mask))
+    logits = loss_fn.classifier(feats)  # same size: no upsampling
+    right = total = 0
+    for b in range(2):
+        for i in range(3):
+            for j in range(3):
+                if not mask[b, i, j]:
+                    continue
+                dist = [float(((target[b, :, i, j] - c)**2).sum())
+                        for c in loss_fn.centres]
+                nearest = min(range(len(dist)), key=dist.__getitem__)
+                right += int(logits[b, :, i, j].argmax()) == nearest
+                total += 1
+    assert acc.item() == pytest.approx(100.0 * right / total)
+
+
+def test_smoothing_kernel_is_fixed_and_not_checkpointed():
+    loss_fn = BinnedPixelLoss(4, space='intensity', num_bins=5)
+    c = loss_fn.centres[:, 0]
+    expected = torch.exp(-(c[:, None] - c[None])**2 /
+                         (2 * loss_fn.sigma**2))
+    assert torch.allclose(loss_fn.smooth, expected)
+    assert 'smooth' not in loss_fn.state_dict()
+
+
 def test_prior_is_a_running_average_of_the_nearest_bins():
     loss_fn = BinnedPixelLoss(4, space='intensity', num_bins=4,
                               prior_momentum=0.5).train()
@@ -125,3 +160,15 @@ def test_bad_arguments():
         BinnedPixelLoss(4, space='intensity', rebalance=2)
     with pytest.raises(ValueError, match='2 channel'):
         BinnedPixelLoss(4)(torch.randn(1, 4, 2, 2), torch.randn(1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r'mask of the target grid \(1, 2, 2\)'
+                       r', got \(1, 4, 4\)'):
+        BinnedPixelLoss(4, space='intensity')(
+            torch.randn(1, 4, 2, 2), torch.rand(1, 1, 2, 2),
+            torch.ones(1, 4, 4, dtype=torch.bool))
+
+
+def test_no_rebalancing_mix_keeps_weights_finite():
+    loss_fn = BinnedPixelLoss(4, space='intensity', num_bins=4, rebalance=0)
+    loss_fn.prior.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    loss_fn.smooth.fill_(0).fill_diagonal_(1)  # no smoothing: p = (1, 0, 0, 0)
+    assert torch.isfinite(loss_fn.weights()).all()

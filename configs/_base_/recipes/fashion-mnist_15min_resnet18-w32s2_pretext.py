@@ -12,3 +12,8 @@ model = dict(
     data_preprocessor=dict(augment=dict(num_views=1)),
     neck=dict(_delete_=True, type='GlobalAveragePooling'),
     head=dict(type='LossHead', loss=dict(type='PretextClsLoss')))
+
+# the patches, tiles and permutations (and the masked-intensity task's
+# blocks) are drawn from the global RNG in the model: each rank its own
+# (rank 0 keeps the seed)
+randomness = dict(seed=0, diff_rank_seed=True)

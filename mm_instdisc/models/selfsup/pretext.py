@@ -24,6 +24,14 @@ class _PretextBase(EmbedPredictMixin, BaseSelfSupervisor):
     a ``PretextClsLoss``); ``embed``/``predict`` read the pooled backbone
     features of the whole image (L2-normalised) for kNN."""
 
+    def check_classes(self, expected: int, what: str) -> None:
+        """The head's classifier must have one output per pretext label."""
+        got = getattr(self.head.loss_module, 'num_classes', None)
+        if got != expected:
+            raise ValueError(
+                f'{type(self).__name__}: head.loss.num_classes is {got}, '
+                f'expected {expected} ({what}).')
+
     def pooled(self, x: Tensor) -> Tensor:
         """Pooled backbone features (N, D) of a batch of images."""
         return self.neck(self.backbone(x))[0].flatten(1)
@@ -50,6 +58,11 @@ class RotationPred(_PretextBase):
         head (dict): ``LossHead`` with ``PretextClsLoss(in_channels=D,
             num_classes=4)``.
     """
+
+    def __init__(self, backbone: dict, neck: dict, head: dict,
+                 **kwargs) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
+        self.check_classes(4, 'the four rotations')
 
     def loss(self, inputs: Union[Tensor, List[Tensor]],
              data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
@@ -82,6 +95,7 @@ class RelativeLoc(_PretextBase):
         super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
         self.patch, self.gap, self.jitter = int(patch), int(gap), int(jitter)
         self.patch_resize = patch_resize
+        self.check_classes(8, "the centre's 8 neighbours")
 
     def loss(self, inputs: Union[Tensor, List[Tensor]],
              data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
@@ -131,6 +145,7 @@ class JigsawPuzzle(_PretextBase):
             'permutations',
             hamming_permutations(num_permutations, grid * grid,
                                  permutation_seed))
+        self.check_classes(int(num_permutations), 'num_permutations')
 
     def loss(self, inputs: Union[Tensor, List[Tensor]],
              data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
@@ -209,27 +224,17 @@ class Colorization(_DenseBase):
         likely bin is the one nearest their true ab)."""
         light, ab = self.lightness(self.first_view(inputs))
         target = self.downsample(ab)
-        feats = self.backbone(light)[-1]
-        loss, logits = self.head.loss(feats, target, return_logits=True)
-        return dict(loss=loss, pretext_acc=self._acc(logits, target))
+        loss, acc = self.head.loss(self.backbone(light)[-1], target,
+                                   return_acc=True)
+        return dict(loss=loss, pretext_acc=acc)
 
     def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
         light, _ = self.lightness(self.first_view(inputs))
         return F.normalize(self.neck(self.backbone(light))[0], dim=1)
 
-    @torch.no_grad()
-    def _acc(self, logits: Tensor, target: Tensor,
-             mask: Optional[Tensor] = None) -> Tensor:
-        loss_fn = self.head.loss_module
-        values = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])
-        right = logits.argmax(1).reshape(-1) == loss_fn.encode(values)[2]
-        keep = (torch.ones_like(right) if mask is None else
-                mask.reshape(-1).bool())
-        return right[keep].float().mean() * 100
-
 
 @MODELS.register_module()
-class MaskedIntensityPred(Colorization):
+class MaskedIntensityPred(_DenseBase):
     """Colorization's recipe for one-channel images: hide blocks of the
     image and classify the intensity of every hidden pixel into
     ``num_bins`` bins (the head's ``BinnedPixelLoss(space='intensity')``),
@@ -259,18 +264,17 @@ class MaskedIntensityPred(Colorization):
                  min_block_patches: int = 4, **kwargs) -> None:
         super().__init__(backbone=backbone, neck=neck, head=head,
                          target_stride=target_stride, **kwargs)
+        if not 0.0 < float(mask_ratio) < 1.0:
+            raise ValueError(f'Illegal mask_ratio: {mask_ratio}; expected '
+                             '(0, 1): some cells hidden, some seen.')
         self.mask_ratio = float(mask_ratio)
         self.min_block_patches = int(min_block_patches)
-        self._masks = {}
 
     def hidden_cells(self, batch: int, h: int, w: int,
                      device) -> Tensor:
         """Bool (B, h, w): the cells hidden from the network."""
-        gen = self._masks.get((h, w))
-        if gen is None:
-            gen = self._masks[(h, w)] = SplitMaskGenerator(
-                (h, w), mode='block', ratio=self.mask_ratio,
-                min_block_patches=self.min_block_patches)
+        gen = SplitMaskGenerator((h, w), mode='block', ratio=self.mask_ratio,
+                                 min_block_patches=self.min_block_patches)
         return gen.masks(batch).view(batch, h, w).to(device)
 
     def loss(self, inputs: Union[Tensor, List[Tensor]],
@@ -286,9 +290,5 @@ class MaskedIntensityPred(Colorization):
         pix = F.pad(pix, (0, x.shape[-1] - pix.shape[-1], 0,
                           x.shape[-2] - pix.shape[-2]))
         feats = self.backbone(x * (~pix)[:, None].to(x.dtype))[-1]
-        loss, logits = self.head.loss(feats, target, hidden,
-                                      return_logits=True)
-        return dict(loss=loss, pretext_acc=self._acc(logits, target, hidden))
-
-    def embed(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
-        return _PretextBase.embed(self, inputs)
+        loss, acc = self.head.loss(feats, target, hidden, return_acc=True)
+        return dict(loss=loss, pretext_acc=acc)
