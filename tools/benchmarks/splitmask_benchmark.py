@@ -86,9 +86,13 @@ def pretrain_cfg(method, args, data_root, work_dir):
         cfg.model.neck.num_heads = args.heads
         cfg.model.head.loss.embed_dims = w
     elif method == 'mae':
+        # the same normalisation, without SplitMask's split (MAEViT masks
+        # its tokens itself)
+        pre = {k: v for k, v in cfg.model.data_preprocessor.items()
+               if k != 'mask'}
         cfg.model = dict(
             type='MAE',
-            data_preprocessor=cfg.model.data_preprocessor,
+            data_preprocessor=dict(pre, type='BatchAugmentPreprocessor'),
             backbone=dict(
                 type='MAEViT', arch=arch(args), img_size=32, patch_size=4,
                 patch_cfg=dict(in_channels=1), mask_ratio=0.75,

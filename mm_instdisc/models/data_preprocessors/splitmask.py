@@ -4,12 +4,14 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
-from mm_instdisc.modules.splitmask import SplitMaskGenerator
+from mm_instdisc.modules.splitmask import MASK_MODES, SplitMaskGenerator
 
 from .batch_augment import BatchAugmentPreprocessor
 
 #: the data-sample fields holding an image's two patch sets
 MASK_FIELDS = ('split_ids_a', 'split_ids_b')
+#: ``mask`` when none is given: BEiT's blocks (for 14x14 grids)
+DEFAULT_MASK = dict(mode='block', min_block_patches=16)
 
 
 @MODELS.register_module()
@@ -40,19 +42,27 @@ class SplitMaskPreprocessor(BatchAugmentPreprocessor):
             0.5 for block, 0.25 for uniform), ``min_block_patches`` (16 for
             BEiT's 14x14 grid; use 4 for small grids), ``min_aspect``; a
             ``grid`` given here must match the backbone's. Defaults to
-            ``dict(mode='block')``.
+            ``dict(mode='block', min_block_patches=16)`` (BEiT's blocks,
+            the default of a ``SplitMask`` without a preprocessor).
         **kwargs: :class:`BatchAugmentPreprocessor` arguments (``mean``,
             ``std``, ``augment``, ...).
     """
 
     def __init__(self, mask: Optional[dict] = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.mask_cfg = dict(mask or dict(mode='block'))
+        self.mask_cfg = dict(mask or DEFAULT_MASK)
         self.mask_generator: Optional[SplitMaskGenerator] = None
         if 'grid' in self.mask_cfg:
             self.set_grid(self.mask_cfg['grid'])
-        else:  # check the other arguments now, on a placeholder grid
-            SplitMaskGenerator(64, **self.mask_cfg)
+        else:  # the mode and ratio now; the ratio's size on the grid later
+            ratio = self.mask_cfg.get('ratio')
+            if ratio is not None and not 0.0 < float(ratio) < 1.0:
+                raise ValueError(f'SplitMaskPreprocessor: illegal mask ratio '
+                                 f'{ratio}; expected (0, 1).')
+            mode = self.mask_cfg.get('mode', 'block')
+            if mode not in MASK_MODES:
+                raise ValueError(f'Illegal mask mode: {mode!r}; expected one '
+                                 f'of {MASK_MODES}.')
 
     def set_grid(self, grid: Union[int, Sequence[int]]) -> None:
         """Build the mask generator for the backbone's patch ``grid``."""

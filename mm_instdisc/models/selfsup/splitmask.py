@@ -188,7 +188,11 @@ def _check_moved_mask_args(moved: dict) -> None:
         return
     unknown = sorted(set(moved) - set(names))
     if unknown:
-        raise TypeError(f'SplitMask got unexpected arguments {unknown}.')
+        raise TypeError(
+            f'SplitMask got unexpected arguments {unknown}; it takes '
+            'backbone, neck, head, target_generator, split, '
+            'tokenizer_checkpoint, pretrained, data_preprocessor and '
+            'init_cfg.')
     new = ', '.join(f'{names[k]}={v!r}' for k, v in moved.items())
     raise TypeError(
         f'SplitMask: {sorted(moved)} moved to the data preprocessor, which '
@@ -248,9 +252,7 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
                  **moved) -> None:
         _check_moved_mask_args(moved)
         if data_preprocessor is None:
-            data_preprocessor = dict(type='SplitMaskPreprocessor',
-                                     mask=dict(mode='block',
-                                               min_block_patches=16))
+            data_preprocessor = dict(type='SplitMaskPreprocessor')
         super().__init__(backbone=backbone, neck=neck, head=head,
                          target_generator=target_generator,
                          pretrained=pretrained,
