@@ -13,6 +13,8 @@ import os
 import os.path as osp
 import statistics
 
+from mm_instdisc.benchmarks.recipes import FINETUNE, FT_RESNET, METHODS
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ALGORITHMS = {
     'npid': ('NPID', 'Wu et al., CVPR 2018', 'docs/npid.md'),
@@ -24,7 +26,7 @@ ALGORITHMS = {
     'supervised': ('Supervised baseline', '-', 'docs/benchmarks/claims.md'),
     'benchmarks': ('Transfer', '-', 'docs/transfer.md'),
 }
-# configs/pretext/: one directory, three tasks (by the file name's start)
+# configs/pretext/: one directory, five tasks (by the file name's start)
 PRETEXT = {
     'rotation-pred': ('Rotation prediction', 'Gidaris et al., ICLR 2018',
                       'docs/pretext.md'),
@@ -37,24 +39,14 @@ PRETEXT = {
     'masked-intensity': ("Colorization's recipe for grey images",
                          'Zhang et al., ECCV 2016', 'docs/pretext.md'),
 }
-RECIPE_KEYS = {  # config -> key prefix in the recipes benchmark's results
-    'npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py': 'npid',
-    'mocov2/mocov2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
-    'mocov2',
-    'adco/adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py': 'adco',
-    'exemplar/exemplar-v2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
-    'exemplar',
-    'splitmask/splitmask_vit-w64d4-p4_1xb256-bf16-cos-15min_fashion-mnist.py':
-    'splitmask',
-}
-# fine-tuning read-out of the recipes (the benchmark's FINETUNE)
+# config -> key prefix in the recipes benchmark's results, and the metric
+# name of each recipe's fine-tuning read-out (the benchmark's FINETUNE)
+RECIPE_KEYS = {cfg[len('configs/'):]: method
+               for method, (cfg, _, _) in METHODS.items()}
 FINETUNE_METRIC = {
-    'splitmask': 'Fine-tuning top-1 (6,000 labels)',
-    'npid': 'Fine-tuning top-1 (1% labels)',
-    'mocov2': 'Fine-tuning top-1 (1% labels)',
-    'adco': 'Fine-tuning top-1 (1% labels)',
-    'exemplar': 'Fine-tuning top-1 (1% labels)',
-}
+    method: 'Fine-tuning top-1 ('
+    + ('1% labels' if ft == FT_RESNET else '6,000 labels') + ')'
+    for method, ft in FINETUNE.items()}
 
 
 def data_of(name):
@@ -107,7 +99,13 @@ def main():
             rel = osp.relpath(osp.join(dirpath, f), cfg_root)
             algo = ALGORITHMS.get(rel.split(os.sep)[0], ('?', '-', '-'))
             if rel.split(os.sep)[0] == 'pretext':
-                algo = next(v for k, v in PRETEXT.items() if f.startswith(k))
+                algo = next((v for k, v in PRETEXT.items()
+                             if f.startswith(k)), None)
+                if algo is None:
+                    raise SystemExit(
+                        f'configs/{rel}: no pretext task for this name; '
+                        f'expected a name starting with one of '
+                        f'{sorted(PRETEXT)} (add the task to PRETEXT)')
             entry = {'Name': f[:-3], 'Config': f'configs/{rel}',
                      'Algorithm': algo[0], 'Paper': algo[1],
                      'Data': data_of(f), 'Docs': algo[2]}

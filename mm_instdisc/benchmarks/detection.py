@@ -1,7 +1,6 @@
 """Mask R-CNN fine-tuning on the composed Fashion-MNIST COCO set, one start
 (a pretraining checkpoint, or ``'none'`` for random init) at a time,
 resumable and reused when its result exists."""
-import hashlib
 import json
 import os
 import os.path as osp
@@ -9,7 +8,7 @@ import subprocess
 import sys
 from typing import Optional
 
-from .runs import ROOT, _checkout, last_metrics, run_tool
+from .runs import ROOT, _checkout, last_metrics, run_tool, same_setting
 
 #: The CPU-sized detector (ResNet-18 w16 backbone of the per-method
 #: benchmarks); the 15-minute recipes use the w32s2 variant next to it.
@@ -66,27 +65,6 @@ def _run(name, ckpt, work_dir, config, epochs, seed, data_root, threads):
                 **{k: metrics[k] for k in DET_METRICS})
 
 
-def sha256(path: str) -> str:
-    if path == 'none':
-        return 'none'
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
-def same_setting(setting: dict, ckpt: str, epochs: int, seed: int) -> bool:
-    """A result was made from this start (the same checkpoint bytes,
-    wherever they lie now), epochs and seed."""
-    if (setting.get('epochs'), setting.get('seed')) != (epochs, seed):
-        return False
-    old = setting.get('checkpoint')
-    if old == 'none' or ckpt == 'none':
-        return old == ckpt
-    return osp.isfile(old) and sha256(old) == sha256(ckpt)
-
-
 def finetune_detector(name: str, ckpt: str, work_dir: str, *,
                       data_root: str, config: str = DET_CONFIG,
                       epochs: int = 3, seed: int = 0,
@@ -96,18 +74,20 @@ def finetune_detector(name: str, ckpt: str, work_dir: str, *,
     metrics (``DET_METRICS``), wall seconds and setting.
 
     ``work_dir/result.json`` is reused when it was made from the same
-    checkpoint bytes, epochs and seed; an interrupted run resumes from its
-    last checkpoint.
+    checkpoint bytes, config, epochs and seed; an interrupted run resumes
+    from its last checkpoint.
     """
     res_path = osp.join(work_dir, 'result.json')
     done = None
     if osp.exists(res_path):
         with open(res_path) as f:
             done = json.load(f)
-    if done and same_setting(done['setting'], ckpt, epochs, seed):
+    rel = osp.relpath(config, ROOT)
+    if done and same_setting(done['setting'], ckpt, epochs, seed, rel):
         print(f'[{name}] done: {done}', flush=True)
         return done
-    done = dict(setting=dict(checkpoint=ckpt, epochs=epochs, seed=seed),
+    done = dict(setting=dict(checkpoint=ckpt, epochs=epochs, seed=seed,
+                             config=rel),
                 **_run(name, ckpt, work_dir, config, epochs, seed, data_root,
                        threads))
     with open(res_path, 'w') as f:

@@ -50,8 +50,8 @@ FINETUNE = {
     **{m: FT_RESNET for m in PRETEXT},
 }
 # Mask R-CNN transfer of the ResNet recipes (detection_section)
-DET_CONFIG = ('configs/benchmarks/mmdetection/fmnist_coco/'
-              'mask-rcnn_resnet18-w32s2-fpn_1xb4-6e_fmnist-coco.py')
+RECIPE_DET_CONFIG = ('configs/benchmarks/mmdetection/fmnist_coco/'
+                     'mask-rcnn_resnet18-w32s2-fpn_1xb4-6e_fmnist-coco.py')
 DET_METHODS = ('npid', 'mocov2', 'adco', 'exemplar', *PRETEXT)
 DET_EPOCHS = 3
 

@@ -1,6 +1,7 @@
 """One resumable training run through ``tools/train.py``, the read-out of
 the benchmarks, and the overrides of their small Fashion-MNIST runs."""
 import glob
+import hashlib
 import json
 import os
 import os.path as osp
@@ -64,6 +65,31 @@ def train_run(name, cfg, work_dir, epochs, threads, note=''):
     with open(timing, 'w') as f:
         json.dump(dict(seconds=spent), f)
     return final, spent
+
+
+def sha256(path: str) -> str:
+    """Hex digest of a file's bytes (``'none'`` stays ``'none'``)."""
+    if path == 'none':
+        return 'none'
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_setting(setting: dict, ckpt: str, epochs: int, seed: int,
+                 config: Optional[str] = None) -> bool:
+    """A result was made from this start (the same checkpoint bytes,
+    wherever they lie now), epochs, seed and (when both name one) config."""
+    if (setting.get('epochs'), setting.get('seed')) != (epochs, seed):
+        return False
+    if config is not None and setting.get('config') not in (None, config):
+        return False
+    old = setting.get('checkpoint')
+    if old == 'none' or ckpt == 'none':
+        return old == ckpt
+    return osp.isfile(old) and sha256(old) == sha256(ckpt)
 
 
 def knn_and_probe(train, test, probe_epochs=10, seed=0):
@@ -203,6 +229,9 @@ def finetune_classifier(name: str, config: str, checkpoint: Optional[str],
         ]
         cfg.default_hooks.checkpoint = dict(
             type='CheckpointHook', interval=1, max_keep_ckpts=1)
+    _check_setting(name, work_dir, dict(
+        checkpoint=osp.abspath(checkpoint) if checkpoint else 'none',
+        config=config, epochs=epochs, seed=seed))
     _, seconds = train_run(f'{name} fine-tune', cfg, work_dir, epochs,
                            threads, f' from {checkpoint or "random init"}')
     row = last_metrics(work_dir, 'accuracy/top1')
@@ -212,3 +241,24 @@ def finetune_classifier(name: str, config: str, checkpoint: Optional[str],
     print(f'[{name}] fine-tuning top-1 {row["accuracy/top1"]:.2f}',
           flush=True)
     return dict(top1=row['accuracy/top1'], seconds=seconds, epochs=epochs)
+
+
+def _check_setting(name: str, work_dir: str, setting: dict) -> None:
+    """A fine-tuning work dir is reused (or resumed) only for the run that
+    made it: the same checkpoint bytes, config, epochs and seed, recorded in
+    ``setting.json`` at its start (a work dir from before the record gets
+    one now)."""
+    path = osp.join(work_dir, 'setting.json')
+    if osp.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if not same_setting(old, setting['checkpoint'], setting['epochs'],
+                            setting['seed'], setting['config']):
+            raise RuntimeError(
+                f'[{name}] {work_dir} holds a fine-tuning of another setting '
+                f'({old}), not of {setting}; remove the work dir or give '
+                'another one')
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(setting, f, indent=2)

@@ -200,11 +200,20 @@ def test_recipes_mode_errors(tmp_path):
     assert r.returncode == 2
     assert 'missing recipe checkpoints' in r.stderr
     assert str(tmp_path / 'none' / 'npid' / 'seed0' / 'epoch_14.pth') in r.stderr
-    assert 'recipes_benchmark.py --seeds 0' in r.stderr
+    assert '--methods npid mocov2 adco exemplar rotation relloc jigsaw ' \
+        'maskint --seeds 0' in r.stderr
+    r = run('--recipes', '0', '--recipe-starts', 'jigsaw', '--recipes-dir',
+            str(tmp_path / 'none'), '--work-dir', str(tmp_path / 'w'))
+    assert r.returncode == 2
+    assert str(tmp_path / 'none' / 'npid') not in r.stderr
+    assert '--methods jigsaw --seeds 0' in r.stderr
     r = run('--recipes', '0', '--only', 'nce', '--work-dir', str(tmp_path))
     assert r.returncode == 2 and "--only ['nce']" in r.stderr
     r = run('--recipes', '0', '--quick', '--work-dir', str(tmp_path))
     assert r.returncode == 2 and 'cannot be combined' in r.stderr
+    for extra in (['--seed', '1'], ['--det-seeds', '0', '1']):
+        r = run('--recipes', '0', *extra, '--work-dir', str(tmp_path))
+        assert r.returncode == 2 and 'do not apply' in r.stderr, extra
 
 
 def test_recipes_report_shows_every_seed(claims, tmp_path):
@@ -262,3 +271,42 @@ def test_det_and_semisup_sections_tiny(tmp_path):
     assert 'Mask R-CNN 1 epochs from' not in r.stdout  # reused
     assert 'on 4 composed images' in text
     assert r.stdout.count('not retrained') == 2
+
+
+def test_npid_against_the_pretext_tasks(claims):
+    """Claim (5): NPID's start against each pretext task's, per transfer;
+    absent without NPID or without a pretext start."""
+    semi = {}
+    for start, top1 in (('random init', 79.0), ('npid', 82.0),
+                        ('rotation', 82.5), ('jigsaw', 80.0)):
+        semi[f'{start} / 1%'] = dict(start=start, fraction='1%', top1=top1)
+        semi[f'{start} / 10%'] = dict(start=start, fraction='10%',
+                                      top1=top1 - 1)
+    det = {'npid': 43.0, 'rotation': 41.0, 'masked intensity': 40.0,
+           'random init': 40.2}
+    res = {'semisup': {'rows': semi},
+           'det': {'rows': {k: {'coco/bbox_mAP': v} for k, v in det.items()}}}
+    got = {c: (m, h) for c, m, h in claims.verdicts(res, None)
+           if c.startswith('(5)')}
+    assert got['(5) instance discrimination (NPID) beats the pretext tasks '
+               'for detection'] == (
+        'npid 43.0 vs rotation 41.0, masked intensity 40.0 (box AP)', 'yes')
+    assert got['(5) instance discrimination (NPID) beats the pretext tasks '
+               'with 1% of the labels'] == (
+        'npid 82.00 vs rotation 82.50, jigsaw 80.00 (top-1)',
+        'partly (not rotation)')
+    assert len(got) == 3
+    del semi['npid / 1%'], semi['npid / 10%']
+    got = [c for c, _, _ in claims.verdicts(res, None) if c.startswith('(5)')]
+    assert got == ['(5) instance discrimination (NPID) beats the pretext '
+                   'tasks for detection']
+
+
+def test_queue_starts_need_a_queue_of_whole_batches(claims):
+    import argparse
+    args = argparse.Namespace(data_root='x', train_size=200, test_size=10,
+                              pretrain_epochs=1, seed=0)
+    for name in ('mocov2', 'exemplar-v2'):
+        with pytest.raises(ValueError, match='--train-size 200: the '
+                           f'{name} start keeps a queue of 100 keys'):
+            claims.pretrain_config(name, args)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
 
 SCRIPT = os.path.join(ROOT, 'tools/benchmarks/detection_benchmark.py')
@@ -57,5 +59,24 @@ def test_results_are_matched_by_checkpoint_bytes_epochs_and_seed(tmp_path):
     assert not same_setting(setting, 'none', 3, 0)
     none = dict(checkpoint='none', epochs=3, seed=0)
     assert same_setting(none, 'none', 3, 0)
+    # a config, when both name one
+    setting['config'] = 'configs/a.py'
+    assert same_setting(setting, str(moved), 3, 0, 'configs/a.py')
+    assert not same_setting(setting, str(moved), 3, 0, 'configs/b.py')
     a.unlink()  # the recorded checkpoint is gone: cannot be matched
     assert not same_setting(setting, str(moved), 3, 0)
+
+
+def test_finetuning_work_dir_is_only_reused_for_its_own_setting(tmp_path):
+    from mm_instdisc.benchmarks.runs import _check_setting
+    ckpt = tmp_path / 'a.pth'
+    ckpt.write_bytes(b'weights')
+    setting = dict(checkpoint=str(ckpt), config='configs/ft.py', epochs=3,
+                   seed=0)
+    _check_setting('x', str(tmp_path / 'w'), setting)  # recorded
+    _check_setting('x', str(tmp_path / 'w'), dict(setting))  # same: reused
+    for change in (dict(seed=1), dict(epochs=4), dict(config='other.py'),
+                   dict(checkpoint='none')):
+        with pytest.raises(RuntimeError, match='holds a fine-tuning of '
+                           'another setting'):
+            _check_setting('x', str(tmp_path / 'w'), {**setting, **change})

@@ -45,7 +45,10 @@ every section measured so far.
 ``--recipes SEED ...`` reruns (3) and (4) with the 15-minute recipes as
 starts (``recipes_benchmark.py``; ResNet-18 w32s2 pretrained on all 60,000
 training images): for each seed s, the NPID, MoCo v2, AdCo and Exemplar-v2
-recipes of seed s and random init, each fine-tuned with seed s; the w32s2
+recipes and the pretext tasks' recipes (rotation, relative location,
+jigsaw, masked intensity; ``--recipe-starts`` picks a subset) of seed s and
+random init, each fine-tuned with seed s; with the pretext tasks, claim (5)
+compares NPID with them (the NPID paper's comparison); the w32s2
 detection and fine-tuning configs; 1% of the labels for the config's 100
 epochs, 10% for 10. Detection runs and 1%-label fine-tunings that the
 recipes benchmark already made (same checkpoint, config and seed) are
@@ -76,8 +79,8 @@ from mm_instdisc.benchmarks import (DET_CONFIG, DET_METRICS, ROOT,
 from mm_instdisc.benchmarks.method_runs import (ADCO_CONFIGS, EXEMPLAR_CONFIGS,
                                                 adco_run_config,
                                                 exemplar_run_config)
-from mm_instdisc.benchmarks.recipes import DET_CONFIG as RECIPES_DET_CONFIG
-from mm_instdisc.benchmarks.recipes import (FT_RESNET, detection_work_dir,
+from mm_instdisc.benchmarks.recipes import (FT_RESNET, RECIPE_DET_CONFIG,
+                                            detection_work_dir,
                                             finetune_work_dir,
                                             recipe_checkpoint)
 
@@ -100,9 +103,18 @@ PRETRAINED = {
     'supervised': ('exemplar', 'supervised'),
 }
 UNSUPERVISED = ('npid', 'mocov2', 'adco')
+# the starts' runs with a queue of keys (mmpretrain's MoCo needs its length
+# to be a multiple of the batch)
+QUEUED = ('mocov2', 'exemplar')
 # --recipes: start -> its recipe in recipes_benchmark.py, and the configs
 RECIPE_STARTS = {'npid': 'npid', 'mocov2': 'mocov2', 'adco': 'adco',
-                 'exemplar-v2': 'exemplar'}
+                 'exemplar-v2': 'exemplar', 'rotation': 'rotation',
+                 'relative location': 'relloc', 'jigsaw': 'jigsaw',
+                 'masked intensity': 'maskint'}
+# the classic pretext tasks among them (issue 17): NPID's paper compares
+# instance discrimination with these
+PRETEXT_STARTS = ('rotation', 'relative location', 'jigsaw',
+                  'masked intensity')
 RECIPES_FT_CFGS = {
     '1%': FT_RESNET[0],
     '10%': 'configs/benchmarks/classification/fashion_mnist/'
@@ -127,9 +139,9 @@ def parse_args():
     p.add_argument('--ms', type=int, nargs='+', default=None)
     p.add_argument('--pretrain-epochs', type=int, default=None)
     p.add_argument('--det-epochs', type=int, default=None)
-    p.add_argument('--det-seeds', type=int, nargs='+', default=[0],
-                   help='detection fine-tuning seeds; the table reports the '
-                   'mean and each seed')
+    p.add_argument('--det-seeds', type=int, nargs='+', default=None,
+                   help='detection fine-tuning seeds (default: 0); the table '
+                   'reports the mean and each seed')
     p.add_argument('--ft-epochs', type=int, nargs=2, default=None,
                    metavar=('EPOCHS_1PC', 'EPOCHS_10PC'))
     p.add_argument('--probe-epochs', type=int, default=10,
@@ -145,15 +157,22 @@ def parse_args():
                    help='(3) and (4) from the 15-minute recipes of these '
                    'seeds (recipes_benchmark.py) instead of pretraining '
                    'starts')
+    p.add_argument('--recipe-starts', nargs='+', choices=RECIPE_STARTS,
+                   default=list(RECIPE_STARTS), metavar='START',
+                   help='--recipes: the recipes to start from (default: all '
+                   f'of {list(RECIPE_STARTS)}; random init always)')
     p.add_argument('--recipes-dir',
                    default=osp.join(ROOT, 'work_dirs/recipes'),
                    help="recipes_benchmark.py's work dir (--recipes)")
     p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=None,
+                   help='pretraining and fine-tuning seed (default: 0)')
     args = p.parse_args()
     quick = args.quick
     if args.recipes is not None:
         return recipes_args(p, args)
+    args.seed = 0 if args.seed is None else args.seed
+    args.det_seeds = args.det_seeds or [0]
     defaults = dict(train_size=2000 if quick else 10000,
                     test_size=2000 if quick else 10000,
                     epochs=3 if quick else 6,
@@ -246,11 +265,17 @@ def pretrain_config(name, args):
     bench, run = PRETRAINED[name]
     common = dict(data_root=args.data_root, train_size=args.train_size,
                   epochs=args.pretrain_epochs, batch_size=128, seed=args.seed)
+    queue = negatives(args)
+    if run in QUEUED and queue % 128:
+        raise ValueError(
+            f'--train-size {args.train_size}: the {name} start keeps a queue '
+            f'of {queue} keys (at most half the images), which must be a '
+            'multiple of the batch of 128: use at least 256 images or leave '
+            'the start out (--no-pretrain-starts)')
     if bench == 'adco':
-        return adco_run_config(run, num_negatives=negatives(args), **common)
+        return adco_run_config(run, num_negatives=queue, **common)
     return exemplar_run_config(run, test_size=args.test_size,
-                               queue_len=negatives(args),
-                               **common)
+                               queue_len=queue, **common)
 
 
 def npid_run(args, m):
@@ -468,19 +493,25 @@ def recipes_args(p, args):
     if args.quick or args.start or args.no_pretrain_starts:
         p.error('--recipes takes its starts from --recipes-dir; it cannot be '
                 'combined with --quick, --start or --no-pretrain-starts')
+    if args.seed is not None or args.det_seeds is not None:
+        p.error('--recipes SEED ...: every run of seed s pretrained and '
+                'fine-tunes with s; --seed and --det-seeds do not apply')
     if list(args.only) == list(SECTIONS):
         args.only = ['det', 'semisup']
     other = [s for s in args.only if s not in ('det', 'semisup')]
     if other:
         p.error(f'--only {other}: --recipes measures the sections that '
                 "depend on the starts, 'det' and 'semisup'")
+    methods = [RECIPE_STARTS[n] for n in args.recipe_starts]
     missing = [recipe_checkpoint(args.recipes_dir, m, s)
-               for s in args.recipes for m in RECIPE_STARTS.values()
+               for s in args.recipes for m in methods
                if not osp.isfile(recipe_checkpoint(args.recipes_dir, m, s))]
     if missing:
         p.error(f'--recipes {args.recipes}: missing recipe checkpoints '
                 f'{missing}; run tools/benchmarks/recipes_benchmark.py '
-                f'--seeds {" ".join(map(str, args.recipes))} first')
+                f'--methods {" ".join(dict.fromkeys(methods))} --seeds '
+                f'{" ".join(map(str, args.recipes))} first, or leave those '
+                'starts out with --recipe-starts')
     args.det_seeds = args.ft_seeds = list(args.recipes)
     args.test_size = args.test_size or 10000
     args.det_epochs = args.det_epochs or 3
@@ -488,7 +519,7 @@ def recipes_args(p, args):
     args.det_data_root = args.det_data_root or osp.join(ROOT,
                                                         'data/fmnist_coco')
     args.det_images = (2000, 500)
-    args.det_config = RECIPES_DET_CONFIG
+    args.det_config = RECIPE_DET_CONFIG
     args.ft_cfgs = RECIPES_FT_CFGS
     args.network = ('ResNet-18 w32s2 (CIFAR stem, width 32, stride-2 first '
                     'stage; the recipes\' network)')
@@ -497,9 +528,10 @@ def recipes_args(p, args):
     args.docs_out = args.docs_out or osp.join(
         ROOT, 'docs/benchmarks/claims_recipes.md')
     args.starts = {'random init': {s: 'none' for s in args.recipes}}
-    for name, method in RECIPE_STARTS.items():
-        args.starts[name] = {s: recipe_checkpoint(args.recipes_dir, method, s)
-                             for s in args.recipes}
+    for name in args.recipe_starts:
+        args.starts[name] = {
+            s: recipe_checkpoint(args.recipes_dir, RECIPE_STARTS[name], s)
+            for s in args.recipes}
     return args
 
 
@@ -583,6 +615,33 @@ def verdicts(res, args):
                 + f' vs random init {rnd["top1"]:.2f}',
                 'yes' if len(better) == len(uns) else
                 f'partly ({", ".join(better)})' if better else 'no'))
+    out.extend(npid_vs_pretext(box, semi))
+    return out
+
+
+def npid_vs_pretext(box, semi):
+    """NPID's claim over the pretext tasks before it, per transfer: NPID's
+    start against every pretext-task start measured."""
+    transfers = [('for detection', box, 'box AP', 1)]
+    for frac in ('1%', '10%'):
+        top1 = {r['start']: r['top1'] for r in semi.values()
+                if r.get('fraction') == frac}
+        transfers.append((f'with {frac} of the labels', top1, 'top-1', 2))
+    out = []
+    for what, scores, unit, digits in transfers:
+        pre = {k: scores[k] for k in PRETEXT_STARTS if k in scores}
+        if 'npid' not in scores or not pre:
+            continue
+        npid = scores['npid']
+        lost = [k for k, v in pre.items() if npid <= v]
+        out.append((
+            f'(5) instance discrimination (NPID) beats the pretext tasks '
+            f'{what}',
+            f'npid {npid:.{digits}f} vs '
+            + ', '.join(f'{k} {v:.{digits}f}' for k, v in pre.items())
+            + f' ({unit})',
+            'no' if len(lost) == len(pre) else
+            f'partly (not {", ".join(lost)})' if lost else 'yes'))
     return out
 
 
@@ -771,7 +830,7 @@ def report(res, args, pngs, command):
         seeds = ', '.join(str(x) for x in args.det_seeds)
         n_train, n_val = res['det'].get('images', args.det_images)
         lines += ['## (3) Detection and instance segmentation transfer', '',
-                  f'`{args.det_config}`: Mask R-CNN ({args.network}, FPN, '
+                  f'`{osp.relpath(osp.join(ROOT, args.det_config), ROOT)}`: Mask R-CNN ({args.network}, FPN, '
                   f'all layers trained, BN not frozen) fine-tuned {args.det_epochs} epochs on '
                   f'{n_train} composed images (lr x0.1 for the '
                   f'last epoch); COCO AP on {n_val} val images'

@@ -20,8 +20,9 @@ wall-clock minutes comes from the recipe's own validation (kNN against the
 memory bank, or the training embeddings, every few epochs).
 
 Detection (``--detection-seeds 0 1``): Mask R-CNN on the composed
-Fashion-MNIST COCO set (``tools/benchmarks/detection_benchmark.py`` with
-``DET_CONFIG``, the recipes' backbone), fine-tuned from each ResNet recipe's
+Fashion-MNIST COCO set (``mm_instdisc.benchmarks.finetune_detector``, as
+``tools/benchmarks/detection_benchmark.py``, with ``RECIPE_DET_CONFIG``, the
+recipes' backbone), fine-tuned from each ResNet recipe's
 checkpoint of that seed and from random init with that seed; 2 fine-tunings
 run side by side with 1 thread each (``--detection-parallel``). Resumable.
 
@@ -41,9 +42,9 @@ import time
 from mm_instdisc.benchmarks import (DET_METRICS, ROOT, ensure_fmnist_coco,
                                     finetune_classifier, finetune_detector,
                                     knn_and_probe, setup_mmpretrain, train_run)
-from mm_instdisc.benchmarks.recipes import (DET_CONFIG, DET_EPOCHS,
-                                            DET_METHODS, FINETUNE, FT_RESNET,
-                                            METHODS, PRETEXT,
+from mm_instdisc.benchmarks.recipes import (DET_EPOCHS, DET_METHODS, FINETUNE,
+                                            FT_RESNET, METHODS, PRETEXT,
+                                            RECIPE_DET_CONFIG,
                                             detection_work_dir,
                                             finetune_work_dir,
                                             recipe_checkpoint)
@@ -82,7 +83,9 @@ RUN_NOTES = (
     'validations). `exemplar_disturbed`: the Exemplar recipe while tests shared the CPU '
     '(15.2 min, over budget), rerun as exemplar/0 on a quiet machine. `adco_crop0.3`: the AdCo '
     'recipe with crop scale (0.3, 1) as MoCo v2 uses (12.5 min; below the recipe\'s own seed 0 on '
-    'kNN, probe and 1%-label fine-tuning (80.50 vs 81.43), so the recipe keeps (0.2, 1)).')
+    'kNN, probe and 1%-label fine-tuning (80.50 vs 81.43), so the recipe keeps (0.2, 1)). '
+    '`relloc_4ep`: the first relative-location recipe, 4 epochs (15.8 min on a quiet machine, '
+    'over budget; the recipe now trains 3).')
 
 
 # SplitMask is a ViT: its kNN / probe rows read its pooled patch tokens, and
@@ -514,7 +517,7 @@ def detection(args, seed):
         name, ckpt = start
         return finetune_detector(
             name, ckpt, detection_work_dir(args.work_dir, seed, name), data_root=data_root,
-            config=osp.join(ROOT, DET_CONFIG), epochs=DET_EPOCHS, seed=seed,
+            config=osp.join(ROOT, RECIPE_DET_CONFIG), epochs=DET_EPOCHS, seed=seed,
             threads=1)
 
     with ThreadPoolExecutor(max(1, args.detection_parallel)) as pool:
@@ -533,8 +536,9 @@ def detection_section(args):
         runs.setdefault(name, []).append(res)
     if not runs:
         return []
-    lines = ['', '## Detection read-out: npid, mocov2, adco, exemplar', '',
-             f'`{DET_CONFIG}`: Mask R-CNN (the recipes\' ResNet-18 w32s2 backbone, FPN, all layers '
+    lines = ['', '## Detection read-out: ' + ', '.join(
+        m for m in DET_METHODS if m in runs), '',
+             f'`{RECIPE_DET_CONFIG}`: Mask R-CNN (the recipes\' ResNet-18 w32s2 backbone, FPN, all layers '
              f'trained, BN not frozen) fine-tuned {DET_EPOCHS} epochs on 2,000 composed images '
              '(`tools/dataset_converters/make_fmnist_coco.py`: items of Fashion-MNIST training '
              'images 50,000-59,999, which the recipes saw unlabelled in pretraining), from each '
