@@ -15,8 +15,10 @@ The convention (one for every loss here):
   normalising constant (:func:`log_mean_exp_over_ranks`) and the sharded
   memory bank's collectives (:func:`all_gather_cat`, :func:`all_reduce`).
 
-So a plain single-process loop never needs torch.distributed, and every
-collective of the package is in this file.
+So a plain single-process loop never needs torch.distributed. The
+collectives the losses and algorithms share are in this file; the sharded
+memory bank keeps its shard-specific ones (scatter of updates to their
+owners, the sharded kNN's gather) next to its shards.
 """
 import math
 from typing import Callable, List, Tuple

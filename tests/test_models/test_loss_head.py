@@ -63,3 +63,18 @@ def test_loss_arguments_on_the_head_are_a_clear_error():
                           num_negatives=8))
     with pytest.raises(TypeError, match='takes loss=dict'):
         MODELS.build(dict(type='LossHead'))
+
+
+def test_old_parametric_head_error_prints_a_valid_config():
+    """ParametricInstance hands its num_instances / feat_dim to a LossHead's
+    loss only; an old head type gets the replacement error, with no nested
+    loss argument in the printed config."""
+    with pytest.raises(TypeError) as e:
+        MODELS.build(dict(
+            type='ParametricInstance', num_instances=10,
+            backbone=dict(type='ResNet', depth=18),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='ParametricInstanceHead', temperature=0.07)))
+    msg = str(e.value)
+    assert ("loss=dict(type='ParametricInstanceLoss', temperature=0.07))"
+            in msg), msg

@@ -4,7 +4,7 @@
 # negatives are initialised, the batch keys take all the softmax mass at
 # mem_t 0.02 (logged neg_prob ~ 0; AdCoNegativesInitHook warns), so the
 # negatives get ~no gradient and only weight decay moves them. With
-# head.mem_temperature=0.1 they stay in play (neg_prob 0.8-0.98) but kNN was
+# head.loss.mem_temperature=0.1 they stay in play (neg_prob 0.8-0.98) but kNN was
 # not better (5 epochs, k=20, backbone features: 64.0 vs 67.2 at 0.02; the
 # random-init network: 77.4).
 model = dict(

@@ -48,15 +48,16 @@ class ParametricInstance(EmbedPredictMixin, BaseSelfSupervisor):
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         head = dict(head)
-        loss = head['loss'] = dict(head.get('loss') or {})
-        for key, value in (('num_instances', num_instances),
-                           ('feat_dim', feat_dim)):
-            if loss.get(key, value) != value:
-                raise ValueError(
-                    f'ParametricInstance: head.loss.{key}={loss[key]} '
-                    f'differs from the model\'s {key}={value}; set it on the '
-                    'model only.')
-            loss[key] = value
+        if head.get('type') == 'LossHead':  # (a replaced head type raises)
+            loss = head['loss'] = dict(head.get('loss') or {})
+            for key, value in (('num_instances', num_instances),
+                               ('feat_dim', feat_dim)):
+                if loss.get(key, value) != value:
+                    raise ValueError(
+                        f'ParametricInstance: head.loss.{key}={loss[key]} '
+                        f'differs from the model\'s {key}={value}; set it '
+                        'on the model only.')
+                loss[key] = value
         super().__init__(backbone=backbone, neck=neck, head=head,
                          pretrained=pretrained,
                          data_preprocessor=data_preprocessor,
