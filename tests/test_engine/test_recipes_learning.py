@@ -1,18 +1,22 @@
-"""The 15-minute recipes learn: MoCo v2, AdCo, Exemplar (two views) and
-SplitMask, built from their shipped configs (network, batch augmentation,
-bf16, temperatures, queue / negatives, optimizer, warm-up) through mmengine's
-Runner, trained for 5 epochs (SplitMask: 10) on 4,000 real Fashion-MNIST
-images (batch 64, about 300 / 620 steps), end above the same network at its
-random initialisation.
+"""The 15-minute recipes learn: MoCo v2, AdCo, Exemplar (two views),
+SplitMask and the pretext tasks (rotation, relative location, jigsaw;
+masked intensity does not yet, see MAY_NOT_LEARN), built from their shipped
+configs (network, batch augmentation, bf16, temperatures, queue / negatives,
+optimizer, warm-up) through mmengine's Runner, trained for 5 epochs
+(SplitMask: 10) on 4,000 real Fashion-MNIST images (batch 64, about 300 /
+620 steps), end above the same network at its random initialisation.
 Read-out: weighted kNN (k = 200, tau = 0.07) of the pooled backbone (SplitMask:
 the mean of its patch tokens) on 1,000 test images against the 4,000 training
-images. About a minute per recipe on one thread."""
+images. About a minute per two-view recipe on one thread, 1.5-3 minutes per
+pretext task (rotation: 4 passes a step; relative location, jigsaw: 9
+patches)."""
 import copy
 import os
 
 import pytest
 import torch
 
+from mm_instdisc.benchmarks.recipes import METHODS
 from tests.helpers import ROOT
 
 DATA = os.path.join(ROOT, 'data/fashion_mnist')
@@ -31,6 +35,10 @@ RECIPES = {
                 '15min_fashion-mnist.py',
     'splitmask': 'configs/splitmask/splitmask_vit-w64d4-p4_1xb256-bf16-cos-'
                  '15min_fashion-mnist.py',
+    **{name: f'configs/pretext/{name}_resnet18-w32s2_1xb256-bf16-cos-15min_'
+              'fashion-mnist.py'
+       for name in ('rotation-pred', 'relative-loc', 'jigsaw',
+                    'masked-intensity')},
 }
 # read-out features: the pooled backbone, or SplitMask's mean patch token
 FEATURE = {'splitmask': 'embed'}
@@ -39,8 +47,21 @@ FEATURE = {'splitmask': 'embed'}
 # it after ~5 epochs (49.1 after 7, 51.5 after 9; an 8-epoch run ends at
 # 44.9): it trains 10 epochs here
 EPOCHS_OF = {'splitmask': 10}
-WARMUP_SHARE = {'splitmask': 200 / 1404}
+# the pretext tasks keep their recipe's warm-up share (200 of its epochs of
+# 234 steps)
+WARMUP_SHARE = {'splitmask': 200 / 1404, **{
+    name: 200 / (METHODS[method][1] * 234)
+    for name, method in (('rotation-pred', 'rotation'),
+                         ('relative-loc', 'relloc'), ('jigsaw', 'jigsaw'),
+                         ('masked-intensity', 'maskint'))}}
 N_TRAIN, N_TEST, EPOCHS = 4000, 1000, 5
+# measured not to learn at the shipped settings (issue 17): strict, so a
+# recipe that starts to learn fails here until it is moved out
+MAY_NOT_LEARN = {
+    'masked-intensity': 'kNN k=200 57.1 vs random init 60.9 in this test; the '
+    '15-minute recipe (seed 0) is level with random init on kNN (74.66 vs '
+    '75.05) and above it on the probe only (81.52 vs 79.29)',
+}
 
 
 def knn_top1(model, loaders, feature='backbone'):
@@ -51,7 +72,10 @@ def knn_top1(model, loaders, feature='backbone'):
                         temperature=0.07)[200][1]
 
 
-@pytest.mark.parametrize('name', sorted(RECIPES))
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=pytest.mark.xfail(
+        strict=True, reason=MAY_NOT_LEARN[n])) if n in MAY_NOT_LEARN else n
+    for n in sorted(RECIPES)])
 def test_recipe_ends_above_random_init(tmp_path, name):
     from mmengine.config import Config
     from mmengine.runner import Runner
