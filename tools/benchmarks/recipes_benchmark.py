@@ -85,7 +85,9 @@ RUN_NOTES = (
     'recipe with crop scale (0.3, 1) as MoCo v2 uses (12.5 min; below the recipe\'s own seed 0 on '
     'kNN, probe and 1%-label fine-tuning (80.50 vs 81.43), so the recipe keeps (0.2, 1)). '
     '`relloc_4ep`: the first relative-location recipe, 4 epochs (15.8 min on a quiet machine, '
-    'over budget; the recipe now trains 3).')
+    'over budget; the recipe now trains 3). `rotation_slowhost`: the rotation recipe at seed 1 on '
+    'a slower host (1.18-1.35 s a step against 1.03-1.17 at seed 0; 15.3 min, over budget), to be '
+    'rerun on a quiet machine.')
 
 
 # SplitMask is a ViT: its kNN / probe rows read its pooled patch tokens, and
