@@ -79,7 +79,8 @@ from mm_instdisc.benchmarks import (DET_CONFIG, DET_METRICS, ROOT,
 from mm_instdisc.benchmarks.method_runs import (ADCO_CONFIGS, EXEMPLAR_CONFIGS,
                                                 adco_run_config,
                                                 exemplar_run_config)
-from mm_instdisc.benchmarks.recipes import (FT_RESNET, RECIPE_DET_CONFIG,
+from mm_instdisc.benchmarks.recipes import (FT_RESNET, PRETEXT,
+                                            RECIPE_DET_CONFIG,
                                             detection_work_dir,
                                             finetune_work_dir,
                                             recipe_checkpoint)
@@ -113,8 +114,7 @@ RECIPE_STARTS = {'npid': 'npid', 'mocov2': 'mocov2', 'adco': 'adco',
                  'masked intensity': 'maskint'}
 # the classic pretext tasks among them (issue 17): NPID's paper compares
 # instance discrimination with these
-PRETEXT_STARTS = ('rotation', 'relative location', 'jigsaw',
-                  'masked intensity')
+PRETEXT_STARTS = tuple(s for s, m in RECIPE_STARTS.items() if m in PRETEXT)
 RECIPES_FT_CFGS = {
     '1%': FT_RESNET[0],
     '10%': 'configs/benchmarks/classification/fashion_mnist/'
