@@ -86,8 +86,9 @@ RUN_NOTES = (
     'kNN, probe and 1%-label fine-tuning (80.50 vs 81.43), so the recipe keeps (0.2, 1)). '
     '`relloc_4ep`: the first relative-location recipe, 4 epochs (15.8 min on a quiet machine, '
     'over budget; the recipe now trains 3). `rotation_slowhost`: the rotation recipe at seed 1 on '
-    'a slower host (1.18-1.35 s a step against 1.03-1.17 at seed 0; 15.3 min, over budget), to be '
-    'rerun on a quiet machine.')
+    'a slower host (1.18-1.35 s a step against 1.03-1.17 at seed 0; 15.3 min, over budget), rerun '
+    'as rotation/1 on a quiet machine (13.6 min) with the same read-outs and fine-tuning to the '
+    'last digit: the runs are deterministic, only their wall time depends on the host.')
 
 
 # SplitMask is a ViT: its kNN / probe rows read its pooled patch tokens, and
@@ -101,6 +102,8 @@ SPLITMASK_NOTE = (
     'with the test suite.')
 
 
+# the detection table counts a start as done with these fine-tuning seeds
+DET_SEEDS = {0, 1, 2}
 DET_COLUMNS = tuple(zip(DET_METRICS, ('box AP', 'box AP50', 'mask AP',
                                       'mask AP50')))
 
@@ -529,13 +532,14 @@ def detection(args, seed):
 def detection_section(args):
     """Box / mask AP of Mask R-CNN from each recipe vs random init, mean
     over the detection seeds found in the work dir."""
-    runs = {}
+    runs, seeds = {}, {}
     for path in sorted(glob.glob(osp.join(args.work_dir, 'detection', 'seed*', '*',
                                           'result.json'))):
         name = osp.basename(osp.dirname(path))
         with open(path) as f:
             res = json.load(f)
         runs.setdefault(name, []).append(res)
+        seeds.setdefault(name, set()).add(int(path.split(osp.sep)[-3][len('seed'):]))
     if not runs:
         return []
     lines = ['', '## Detection read-out: ' + ', '.join(
@@ -565,6 +569,11 @@ def detection_section(args):
         beats = '-' if name == 'random' else ('yes' if box > rbox else '**no**')
         lines.append(f'| {"random init" if name == "random" else name} | {len(rs)} | '
                      + ' | '.join(cells) + f' | {walls} min | {beats} |')
+    missing = [f'{m} (seeds {", ".join(map(str, sorted(DET_SEEDS - seeds.get(m, set()))))})'
+               for m in DET_METHODS if DET_SEEDS - seeds.get(m, set())]
+    if missing:
+        lines += ['', f'Not run yet: {"; ".join(missing)} (`--detection-seeds 0 1 2`: finished '
+                  'fine-tunings are reused).']
     return lines
 
 
