@@ -539,7 +539,8 @@ def detection_section(args):
         with open(path) as f:
             res = json.load(f)
         runs.setdefault(name, []).append(res)
-        seeds.setdefault(name, set()).add(int(path.split(osp.sep)[-3][len('seed'):]))
+        seed = int(path.split(osp.sep)[-3][len('seed'):])
+        seeds.setdefault(name, {})[seed] = 100 * res['coco/bbox_mAP']
     if not runs:
         return []
     lines = ['', '## Detection read-out: ' + ', '.join(
@@ -550,12 +551,12 @@ def detection_section(args):
              'images 50,000-59,999, which the recipes saw unlabelled in pretraining), from each '
              'recipe\'s checkpoint of seed s and from random init, fine-tuning seed s; COCO AP on '
              'the 500 val images. Written by `--detection-seeds`; mean +- std over the seeds, each '
-             'seed in brackets. 1 thread per fine-tuning, two side by side.', '',
+             'seed in brackets; "beats random init" compares with random init at the same seeds. '
+             '1 thread per fine-tuning, two side by side.', '',
              '| start | seeds | ' + ' | '.join(n for _, n in DET_COLUMNS)
              + ' | fine-tuning wall time | box AP beats random init |',
              '|---|---|' + '---|' * len(DET_COLUMNS) + '---|---|']
-    rbox = statistics.mean(100 * r['coco/bbox_mAP'] for r in runs.get('random', [])) \
-        if runs.get('random') else float('nan')
+    rnd = seeds.get('random', {})
     for name in ['random', *DET_METHODS]:
         rs = runs.get(name)
         if not rs:
@@ -565,12 +566,15 @@ def detection_section(args):
             vals = [100 * r[key] for r in rs]
             cells.append(f'{mean_std(vals)} ({" / ".join(f"{v:.1f}" for v in vals)})')
         walls = ', '.join(f'{r["seconds"] / 60:.1f}' for r in rs)
-        box = statistics.mean(100 * r['coco/bbox_mAP'] for r in rs)
+        # against random init fine-tuned with the same seeds
+        box = statistics.mean(seeds[name].values())
+        rbox = statistics.mean(rnd[s] for s in seeds[name]) \
+            if set(seeds[name]) <= set(rnd) else float('nan')
         beats = '-' if name == 'random' else ('yes' if box > rbox else '**no**')
         lines.append(f'| {"random init" if name == "random" else name} | {len(rs)} | '
                      + ' | '.join(cells) + f' | {walls} min | {beats} |')
-    missing = [f'{m} (seeds {", ".join(map(str, sorted(DET_SEEDS - seeds.get(m, set()))))})'
-               for m in DET_METHODS if DET_SEEDS - seeds.get(m, set())]
+    missing = [f'{m} (seeds {", ".join(map(str, sorted(DET_SEEDS - set(seeds.get(m, ())))))})'
+               for m in DET_METHODS if DET_SEEDS - set(seeds.get(m, ()))]
     if missing:
         lines += ['', f'Not run yet: {"; ".join(missing)} (`--detection-seeds 0 1 2`: finished '
                   'fine-tunings are reused).']

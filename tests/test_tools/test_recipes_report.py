@@ -1,0 +1,50 @@
+"""tools/benchmarks/recipes_benchmark.py's detection table from result
+files: each start is compared with random init at the seeds it has, and the
+seeds still missing are listed."""
+import importlib
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+@pytest.fixture(scope='module')
+def recipes():
+    sys.path.insert(0, os.path.join(ROOT, 'tools/benchmarks'))
+    try:
+        yield importlib.import_module('recipes_benchmark')
+    finally:
+        sys.path.remove(os.path.join(ROOT, 'tools/benchmarks'))
+
+
+def write(work_dir, seed, name, box):
+    d = work_dir / 'detection' / f'seed{seed}' / name
+    d.mkdir(parents=True)
+    metrics = {k: box / 100 for k in ('coco/bbox_mAP', 'coco/bbox_mAP_50',
+                                      'coco/segm_mAP', 'coco/segm_mAP_50')}
+    (d / 'result.json').write_text(json.dumps(
+        dict(setting=dict(seed=seed), seconds=60, **metrics)))
+
+
+def row(lines, name):
+    return next(line for line in lines if line.startswith(f'| {name} |'))
+
+
+def test_detection_compares_with_random_init_at_the_same_seeds(recipes, tmp_path):
+    for seed, box in ((0, 30.0), (1, 50.0), (2, 50.0)):
+        write(tmp_path, seed, 'random', box)
+    write(tmp_path, 0, 'rotation', 31.0)  # above random's seed 0, below its mean
+    for seed in (0, 1, 2):
+        write(tmp_path, seed, 'npid', 42.0)  # below random's mean (43.3)
+    lines = recipes.detection_section(SimpleNamespace(work_dir=str(tmp_path)))
+    assert row(lines, 'rotation').endswith('| yes |')
+    assert row(lines, 'npid').endswith('| **no** |')
+    assert row(lines, 'npid').split(' | ')[1] == '3'
+    missing = next(line for line in lines if line.startswith('Not run yet'))
+    assert 'rotation (seeds 1, 2)' in missing
+    assert 'npid' not in missing
+    assert 'relloc (seeds 0, 1, 2)' in missing
