@@ -5,14 +5,29 @@ This is the only code test modules share: none imports another test module
 (or a conftest). Heavy packages (torch, mmengine, mmpretrain, mm_instdisc)
 are imported inside the functions, since every test imports this module.
 """
+import contextlib
 import copy
 import gzip
+import importlib
 import os
 import struct
+import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def benchmark_script(name):
+    """Import ``tools/benchmarks/<name>.py`` as a module (for the duration
+    of the ``with``, the folder is on ``sys.path``)."""
+    folder = os.path.join(ROOT, 'tools/benchmarks')
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
 
 
 def write_idx(path, arr):

@@ -1,6 +1,5 @@
 """tools/benchmarks/claims_benchmark.py on tiny data: NCE sweep, claim (1),
 report, plots, resumability; the claims summary; argument errors."""
-import importlib
 import json
 import os
 import subprocess
@@ -8,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, write_fashion_mnist
+from tests.helpers import ROOT, benchmark_script, write_fashion_mnist
 
 SCRIPT = os.path.join(ROOT, 'tools/benchmarks/claims_benchmark.py')
 
@@ -22,11 +21,8 @@ def run(*args):
 
 @pytest.fixture(scope='module')
 def claims():
-    sys.path.insert(0, os.path.join(ROOT, 'tools/benchmarks'))
-    try:
-        yield importlib.import_module('claims_benchmark')
-    finally:
-        sys.path.remove(os.path.join(ROOT, 'tools/benchmarks'))
+    with benchmark_script('claims_benchmark') as module:
+        yield module
 
 
 def tiny_args(tmp_path, *extra):

@@ -1,24 +1,18 @@
 """tools/benchmarks/recipes_benchmark.py's detection table from result
 files: each start is compared with random init at the seeds it has, and the
 seeds still missing are listed."""
-import importlib
 import json
-import os
-import sys
 from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import benchmark_script
 
 
 @pytest.fixture(scope='module')
 def recipes():
-    sys.path.insert(0, os.path.join(ROOT, 'tools/benchmarks'))
-    try:
-        yield importlib.import_module('recipes_benchmark')
-    finally:
-        sys.path.remove(os.path.join(ROOT, 'tools/benchmarks'))
+    with benchmark_script('recipes_benchmark') as module:
+        yield module
 
 
 def write(work_dir, seed, name, box):
