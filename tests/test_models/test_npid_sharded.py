@@ -80,6 +80,10 @@ def _worker(rank, world, port, out, case):
                ignored=getattr(model, '_ddp_params_and_buffers_to_ignore',
                                None))
     torch.save(res, os.path.join(out, f'rank{rank}.pt'))
+    # gather_to's sender can be done before the receiver: tearing gloo down
+    # then once aborted a worker ('terminate called without an active
+    # exception', CI at 9670212), so both ranks leave together
+    dist.barrier()
     dist.destroy_process_group()
 
 
