@@ -42,3 +42,10 @@ def test_detection_compares_with_random_init_at_the_same_seeds(recipes, tmp_path
     assert 'rotation (seeds 1, 2)' in missing
     assert 'npid' not in missing
     assert 'relloc (seeds 0, 1, 2)' in missing
+
+
+def test_detection_without_random_init_at_a_seed_is_not_judged(recipes, tmp_path):
+    write(tmp_path, 0, 'random', 30.0)
+    write(tmp_path, 1, 'rotation', 10.0)
+    lines = recipes.detection_section(SimpleNamespace(work_dir=str(tmp_path)))
+    assert row(lines, 'rotation').endswith('| no random init at these seeds |')

@@ -568,13 +568,16 @@ def detection_section(args):
         walls = ', '.join(f'{r["seconds"] / 60:.1f}' for r in rs)
         # against random init fine-tuned with the same seeds
         box = statistics.mean(seeds[name].values())
-        rbox = statistics.mean(rnd[s] for s in seeds[name]) \
-            if set(seeds[name]) <= set(rnd) else float('nan')
-        beats = '-' if name == 'random' else ('yes' if box > rbox else '**no**')
+        if name == 'random':
+            beats = '-'
+        elif not set(seeds[name]) <= set(rnd):
+            beats = 'no random init at these seeds'
+        else:
+            beats = 'yes' if box > statistics.mean(rnd[s] for s in seeds[name]) else '**no**'
         lines.append(f'| {"random init" if name == "random" else name} | {len(rs)} | '
                      + ' | '.join(cells) + f' | {walls} min | {beats} |')
-    missing = [f'{m} (seeds {", ".join(map(str, sorted(DET_SEEDS - set(seeds.get(m, ())))))})'
-               for m in DET_METHODS if DET_SEEDS - set(seeds.get(m, ()))]
+    todo = {m: sorted(DET_SEEDS - set(seeds.get(m, ()))) for m in DET_METHODS}
+    missing = [f'{m} (seeds {", ".join(map(str, t))})' for m, t in todo.items() if t]
     if missing:
         lines += ['', f'Not run yet: {"; ".join(missing)} (`--detection-seeds 0 1 2`: finished '
                   'fine-tunings are reused).']
