@@ -25,7 +25,6 @@ import json
 import math
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
@@ -36,11 +35,11 @@ from torch import nn
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)  # the GPU machine has the checkout, not an install
 
-from mm_instdisc.data.fashion_mnist import load_fashion_mnist  # noqa: E402
+from mm_instdisc.benchmarks.replay import (MEAN, STD, backbone,  # noqa: E402
+                                           knn_readout, load_split,
+                                           pooled_features, run_side_by_side)
 from mm_instdisc.modules import (AdCoLoss, AdversarialNegatives,  # noqa: E402
-                                 BatchAugment, topk_accuracy, weighted_knn)
-
-MEAN, STD = 72.94, 90.02
+                                 BatchAugment)
 
 # name -> overrides of DEFAULT
 DEFAULT = dict(method='adco', epochs=10, t=0.12, mem_t=0.1, neg_lr=3.0,
@@ -85,76 +84,16 @@ SETTINGS['c9_fixed'] = dict(neg_lr=0.0, neg_lr_schedule=False, epochs=9,
 SETTINGS['c9_mocov2_t0.1'] = dict(method='moco', t=0.1, epochs=9)
 
 
-class BasicBlock(nn.Module):
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False),
-                nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        idt = x if self.down is None else self.down(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + idt)
-
-
-def backbone():
-    """ResNet_CIFAR(depth 18, stem/base 32, strides 2,2,2,2, 1 channel)."""
-    layers = [nn.Conv2d(1, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32),
-              nn.ReLU(inplace=True)]
-    cin = 32
-    for i, stride in enumerate((2, 2, 2, 2)):
-        cout = 32 * 2**i
-        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-        cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    net = nn.Sequential(*layers)
-    for m in net.modules():  # mmpretrain's ResNet init
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode='fan_out',
-                                    nonlinearity='relu')
-    return net
-
-
 def encoder():
     return nn.Sequential(backbone(), nn.Linear(256, 256), nn.ReLU(inplace=True),
                          nn.Linear(256, 128))
 
 
-@torch.no_grad()
-def knn_readout(net, train_x, train_y, test_x, test_y, device):
-    feats_net = net[0]
-    feats_net.eval()
-
-    def feats(x):
-        out = []
-        for c in x.split(1024):
-            c = (c.to(device).float()[:, None] - MEAN) / STD
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                out.append(feats_net(c).float())
-        return F.normalize(torch.cat(out), dim=1)
-
-    ref, q = feats(train_x), feats(test_x)
-    scores = weighted_knn(q, ref, train_y.to(device), 10, ks=(20, 200))
-    feats_net.train()
-    return {k: topk_accuracy(s, test_y, topk=(1, ))[1]
-            for k, s in scores.items()}
-
-
 def run(name, cfg, data_root, device):
     cfg = {**DEFAULT, **cfg}
     torch.manual_seed(cfg['seed'])
-    train_x, train_y = (torch.from_numpy(a) for a in
-                        load_fashion_mnist(data_root, 'train'))
-    test_x, test_y = (torch.from_numpy(a) for a in
-                      load_fashion_mnist(data_root, 'test'))
+    train_x, train_y = load_split(data_root, 'train')
+    test_x, test_y = load_split(data_root, 'test')
     train_gpu = train_x.to(device)[:, None]  # uint8 (N, 1, 28, 28)
     aug = BatchAugment(28, crop_scale=(cfg['crop_min'], 1.0), flip_prob=0.5,
                        brightness=0.4, contrast=0.4, jitter_prob=0.8,
@@ -255,7 +194,9 @@ def run(name, cfg, data_root, device):
         log.append(entry)
         print(name, ' '.join(f'{k}={v:.4g}' for k, v in entry.items()),
               flush=True)
-    acc = knn_readout(q_enc, train_x, train_y, test_x, test_y, device)
+    tr, te = (pooled_features(q_enc[0], x, device)
+              for x in (train_x, test_x))
+    acc = knn_readout(tr, train_y, te, test_y, device)
     return dict(name=name, cfg=cfg, knn20=acc[20], knn200=acc[200], log=log,
                 minutes=(time.time() - t0) / 60)
 
@@ -278,31 +219,9 @@ def main():
             json.dump(res, f)
         return
     names = args.only or list(SETTINGS)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    pending, procs, results = list(names), [], []
-    while pending or procs:
-        while pending and len(procs) < args.parallel:
-            name = pending.pop(0)
-            part = f'{args.out}.{name}.json'
-            cmd = [sys.executable, __file__, '--data-root', args.data_root,
-                   '--out', part, '--device', args.device, '--one', name]
-            procs.append((name, part, subprocess.Popen(cmd)))
-        time.sleep(2)
-        for entry in list(procs):
-            name, part, p = entry
-            if p.poll() is not None:
-                procs.remove(entry)
-                if p.returncode == 0:
-                    with open(part) as f:
-                        results.append(json.load(f))
-                    r = results[-1]
-                    print(f'== {name}: kNN k=20 {r["knn20"]:.2f} k=200 '
-                          f'{r["knn200"]:.2f} ({r["minutes"]:.1f} min)',
-                          flush=True)
-                else:
-                    print(f'== {name}: failed ({p.returncode})', flush=True)
-                with open(args.out, 'w') as f:
-                    json.dump(results, f, indent=1)
+    results = run_side_by_side(__file__, names, args.out, args.device,
+                               args.parallel,
+                               extra=('--data-root', args.data_root))
     for r in sorted(results, key=lambda r: -r['knn200']):
         print(f'{r["name"]:32s} k=20 {r["knn20"]:6.2f} k=200 {r["knn200"]:6.2f}')
 
