@@ -26,10 +26,10 @@ METHODS = {
                  'linear 4-way classifier), the NPID recipe\'s network, bf16'),
     'relloc': ('configs/pretext/relative-loc_resnet18-w32s2_1xb256-bf16-cos-15min_'
                'fashion-mnist.py', 3, 'Relative patch location (3x3 grid of 7 px patches, '
-               'gap 2, jitter 1, 8 pairs per image), same network'),
+               'gap 2, jitter 1, 8 pairs per image, lr 0.12), same network'),
     'jigsaw': ('configs/pretext/jigsaw_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py',
-               2, 'Jigsaw (3x3 tiles of 7 px, 100 permutations of maximal Hamming distance), '
-               'same network'),
+               4, 'Jigsaw (2x2 tiles of 12 px at the images\' scale, all 24 permutations in '
+               'maximal-Hamming order), same network'),
     'maskint': ('configs/pretext/masked-intensity_resnet18-w32s2_1xb256-bf16-cos-15min_'
                 'fashion-mnist.py', 7, "Colorization's recipe for grey images: intensity bins of "
                 'hidden blocks (16 bins, soft targets, rebalancing), same network'),

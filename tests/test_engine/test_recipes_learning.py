@@ -8,8 +8,8 @@ optimizer, warm-up) through mmengine's Runner, trained for 5 epochs
 Read-out: weighted kNN (k = 200, tau = 0.07) of the pooled backbone (SplitMask:
 the mean of its patch tokens) on 1,000 test images against the 4,000 training
 images. About a minute per two-view recipe on one thread, 1.5-3 minutes per
-pretext task (rotation: 4 passes a step; relative location, jigsaw: 9
-patches)."""
+pretext task (rotation: 4 passes a step; relative location: 9 patches;
+jigsaw: 4 tiles)."""
 import copy
 import os
 

@@ -17,8 +17,8 @@ CONFIGS = {
                            '1xb256-bf16-cos-15min_fashion-mnist.py',
 }
 # pooled features of the tiny network (width 8: 64 channels) per classifier
-# input: one image, a pair of patches, nine tiles
-IN_CHANNELS = {'RotationPred': 64, 'RelativeLoc': 128, 'JigsawPuzzle': 576,
+# input: one image, a pair of patches, the recipe's four tiles (2x2)
+IN_CHANNELS = {'RotationPred': 64, 'RelativeLoc': 128, 'JigsawPuzzle': 256,
                'MaskedIntensityPred': 64}
 
 
@@ -87,7 +87,7 @@ def test_rotation_loss_is_the_module_maths():
 def test_jigsaw_permutations_are_a_checkpointed_buffer():
     model = build('JigsawPuzzle')
     assert 'permutations' in model.state_dict()
-    assert model.permutations.shape == (8, 9)
+    assert model.permutations.shape == (8, 4)
     other = build('JigsawPuzzle', permutation_seed=5)
     assert not torch.equal(model.permutations, other.permutations)
     other.load_state_dict(model.state_dict())
