@@ -3,9 +3,12 @@ doc that holds its measurements, and the measured results of the 15-minute
 Fashion-MNIST recipes (mean over seeds, from the recipes benchmark).
 
     python tools/write_metafile.py [--results work_dirs/recipes/results.json]
+        [--results-doc docs/benchmarks/recipes.md]
 
 Without the results file the recipes' numbers already in metafile.yml are
-kept. ``mm_instdisc.list_configs`` lists the same configs.
+kept (with the page that holds them); a recipe found in the results file
+gets its numbers and ``--results-doc``, the report written from that file.
+``mm_instdisc.list_configs`` lists the same configs.
 """
 import argparse
 import json
@@ -81,6 +84,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--results',
                    default=osp.join(ROOT, 'work_dirs/recipes/results.json'))
+    p.add_argument('--results-doc', default='docs/benchmarks/recipes.md',
+                   help='the page written from --results (the Docs of the '
+                   'recipes it holds)')
     p.add_argument('--out', default=osp.join(ROOT, 'metafile.yml'))
     args = p.parse_args()
     import yaml
@@ -88,7 +94,7 @@ def main():
     old = {}
     if osp.exists(args.out):
         for m in (yaml.safe_load(open(args.out)) or {}).get('Models', []):
-            old[m['Config']] = m.get('Results')
+            old[m['Config']] = (m.get('Results'), m['Docs'])
     models = []
     cfg_root = osp.join(ROOT, 'configs')
     for dirpath, dirnames, files in os.walk(cfg_root):
@@ -111,9 +117,10 @@ def main():
                      'Data': data_of(f), 'Docs': algo[2]}
             res = None
             if rel in RECIPE_KEYS:
-                res = recipe_results(results, RECIPE_KEYS[rel]) or old.get(
-                    entry['Config'])
-                entry['Docs'] = 'docs/benchmarks/recipes.md'
+                res = recipe_results(results, RECIPE_KEYS[rel])
+                entry['Docs'] = args.results_doc
+                if res is None and entry['Config'] in old:
+                    res, entry['Docs'] = old[entry['Config']]
             if res:
                 entry['Results'] = res
             models.append(entry)
