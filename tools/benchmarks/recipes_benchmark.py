@@ -303,11 +303,20 @@ def throughput(config, iters, repeats=2):
     loader = runner.build_dataloader(cfg.train_dataloader)
     batch = cfg.train_dataloader.batch_size
 
+    # what MemoryBankHook does after each iteration (NPID refuses a step
+    # while the previous step's bank update is pending)
+    after_step = getattr(model, 'flush_bank_update', lambda: None)
+
+    def train_step(data):
+        model.train_step(data, wrapper)
+        after_step()
+
     def step_only(pre):
         with wrapper.optim_context(model):
             losses = model._run_forward(pre, mode='loss')
         parsed, _ = model.parse_losses(losses)
         wrapper.update_params(parsed)
+        after_step()
 
     it = iter(loader)
 
@@ -320,12 +329,12 @@ def throughput(config, iters, repeats=2):
             return next(it)
 
     for _ in range(5):  # warm-up (allocator, oneDNN kernels, queue fill)
-        model.train_step(next_batch(), wrapper)
+        train_step(next_batch())
     e2e, step = [], []
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(iters):
-            model.train_step(next_batch(), wrapper)
+            train_step(next_batch())
         e2e.append(iters * batch / (time.perf_counter() - t))
         with wrapper.optim_context(model):
             pre = [model.data_preprocessor(next_batch(), True)
