@@ -49,3 +49,17 @@ def test_detection_without_random_init_at_a_seed_is_not_judged(recipes, tmp_path
     write(tmp_path, 1, 'rotation', 10.0)
     lines = recipes.detection_section(SimpleNamespace(work_dir=str(tmp_path)))
     assert row(lines, 'rotation').endswith('| no random init at these seeds |')
+
+
+def test_side_work_dir_does_not_overwrite_the_published_page(recipes, tmp_path):
+    """A run with its own --work-dir (e.g. work_dirs/recipes_pretext) writes
+    its report in that work dir unless --doc says otherwise; the default work
+    dir writes docs/benchmarks/recipes.md."""
+    import os.path as osp
+    side = recipes.default_doc(SimpleNamespace(work_dir=str(tmp_path), doc=None))
+    assert side.doc == osp.join(str(tmp_path), 'report', 'recipes.md')
+    own = recipes.default_doc(SimpleNamespace(
+        work_dir=osp.join(recipes.ROOT, 'work_dirs/recipes'), doc=None))
+    assert own.doc == osp.join(recipes.ROOT, 'docs/benchmarks/recipes.md')
+    given = recipes.default_doc(SimpleNamespace(work_dir=str(tmp_path), doc='x.md'))
+    assert given.doc == 'x.md'

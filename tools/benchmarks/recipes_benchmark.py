@@ -131,8 +131,21 @@ def parse_args():
     p.add_argument('--detection-parallel', type=int, default=2,
                    help='detection fine-tunings run side by side, 1 thread '
                    'each')
-    p.add_argument('--doc', default=osp.join(ROOT, 'docs/benchmarks/recipes.md'))
-    return p.parse_args()
+    p.add_argument('--doc', default=None,
+                   help='report page (default: docs/benchmarks/recipes.md for '
+                   'the default --work-dir, else WORK_DIR/report/recipes.md, '
+                   'so that a side run does not overwrite the published page)')
+    return default_doc(p.parse_args())
+
+
+def default_doc(args):
+    """``--doc`` when not given: the published page belongs to the default
+    work dir only."""
+    if args.doc is None:
+        own = osp.abspath(args.work_dir) == osp.join(ROOT, 'work_dirs/recipes')
+        args.doc = (osp.join(ROOT, 'docs/benchmarks/recipes.md') if own else
+                    osp.join(args.work_dir, 'report', 'recipes.md'))
+    return args
 
 
 def readout(cfg, checkpoint, loaders, seed, feature='backbone'):
@@ -458,6 +471,7 @@ def write_report(args, results):
                   'horizontal lines are the table\'s raw-pixel and random-init kNN k=200.']
     lines += mechanism_section(args, results)
     lines += throughput_section(results)
+    os.makedirs(osp.dirname(osp.abspath(args.doc)), exist_ok=True)
     with open(args.doc, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     print('\n'.join(lines))
