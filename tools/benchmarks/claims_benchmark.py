@@ -67,6 +67,7 @@ import copy
 import json
 import os
 import os.path as osp
+import shlex
 import sys
 import time
 
@@ -744,7 +745,9 @@ def report(res, args, pngs, command):
     if args.recipes is not None:
         lines += [
             'Starts: the 15-minute Fashion-MNIST recipes of '
-            '`docs/benchmarks/recipes.md` (NPID, MoCo v2, AdCo, Exemplar-v2; '
+            '`tools/benchmarks/recipes_benchmark.py` (work dir '
+            f'`{osp.relpath(args.recipes_dir, ROOT)}`; '
+            f'{", ".join(args.recipe_starts)}; '
             f'{args.network}), pretrained on all 60,000 training images, so '
             'they saw the detection set\'s source items (training images '
             '50,000-59,999) unlabelled; random init is the same network. '
@@ -873,7 +876,8 @@ def report(res, args, pngs, command):
 
 def main():
     args = parse_args()
-    command = 'python tools/benchmarks/claims_benchmark.py ' + ' '.join(
+    # quoted, so that a start named with a space can be pasted back
+    command = 'python tools/benchmarks/claims_benchmark.py ' + shlex.join(
         sys.argv[1:])
     torch.set_num_threads(args.threads)
     setup_mmpretrain()
