@@ -28,7 +28,8 @@ def row(lines, name):
     return next(line for line in lines if line.startswith(f'| {name} |'))
 
 
-def test_detection_compares_with_random_init_at_the_same_seeds(recipes, tmp_path):
+def test_detection_compares_with_random_init_at_the_same_seeds(recipes, tmp_path, monkeypatch):
+    monkeypatch.setattr(recipes, 'side_run', lambda args: False)  # the published table
     for seed, box in ((0, 30.0), (1, 50.0), (2, 50.0)):
         write(tmp_path, seed, 'random', box)
     write(tmp_path, 0, 'rotation', 31.0)  # above random's seed 0, below its mean
@@ -63,3 +64,17 @@ def test_side_work_dir_does_not_overwrite_the_published_page(recipes, tmp_path):
     assert own.doc == osp.join(recipes.ROOT, 'docs/benchmarks/recipes.md')
     given = recipes.default_doc(SimpleNamespace(work_dir=str(tmp_path), doc='x.md'))
     assert given.doc == 'x.md'
+
+
+def test_side_work_dir_lists_only_the_missing_seeds_of_methods_it_ran(recipes, tmp_path):
+    """work_dirs/recipes_pretext measures four methods: its report must not
+    list the other recipes as "not run yet"."""
+    for seed in (0, 1, 2):
+        write(tmp_path, seed, 'random', 40.0)
+    write(tmp_path, 0, 'rotation', 39.0)
+    lines = recipes.detection_section(SimpleNamespace(work_dir=str(tmp_path)))
+    missing = next(line for line in lines if line.startswith('Not run yet'))
+    assert 'rotation (seeds 1, 2)' in missing
+    assert 'relloc' not in missing and 'npid' not in missing
+    assert recipes.side_run(SimpleNamespace(work_dir=str(tmp_path)))
+    assert not recipes.side_run(SimpleNamespace(work_dir=recipes.ROOT + '/work_dirs/recipes'))
