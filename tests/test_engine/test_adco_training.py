@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from mm_instdisc.utils.dist import shutdown_distributed
 from tests.helpers import (ROOT, LossRecorder, adco_views, build_tiny_adco,
                            run_dist_train, spawn_gloo, tiny_adco_cfg,
                            write_fashion_mnist)
@@ -282,7 +283,7 @@ def _worker(rank, world, port, out):
                          filled=int(model.negatives.num_filled),
                          frozen=frozen))
     torch.save(rows, os.path.join(out, f'rank{rank}.pt'))
-    dist.destroy_process_group()
+    shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
 def test_negatives_identical_across_two_gloo_ranks(tmp_path):

@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from mm_instdisc.utils.dist import shutdown_distributed
 from tests.helpers import (EXEMPLAR_FMNIST_CONFIG, EXEMPLAR_V1_FMNIST_CONFIG,
                            ROOT, LossRecorder, build_tiny_exemplar,
                            exemplar_views, run_dist_train, spawn_gloo,
@@ -181,7 +182,7 @@ def _worker(rank, world, port, out):
                          ptr=int(model.queue.ptr), local=local_keys[-1],
                          batch_labels=labels))
     torch.save(rows, os.path.join(out, f'rank{rank}.pt'))
-    dist.destroy_process_group()
+    shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
 def test_queues_identical_across_two_gloo_ranks(tmp_path):

@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+from mm_instdisc.utils.dist import shutdown_distributed
 from tests.helpers import (SPLITMASK_QUICK_CONFIG, SPLITMASK_TINY_OPTS,
                            spawn_gloo)
 
@@ -41,7 +42,7 @@ def _bn_worker(rank, world, port, out):
     torch.save(dict(before=before, after=model.state_dict(), n=n,
                     synced_early=synced_early),
                os.path.join(out, f'rank{rank}.pt'))
-    dist.destroy_process_group()
+    shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
 def test_bn_running_stats_become_the_mean_over_ranks(tmp_path):

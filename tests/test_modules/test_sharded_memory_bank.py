@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from mm_instdisc.modules import (MemoryBank, ShardedMemoryBank, knn_topk,
                                  sample_negatives, shard_bounds)
+from mm_instdisc.utils.dist import shutdown_distributed
 from tests.helpers import spawn_gloo
 
 N, D, B, TAU, M = 50, 8, 6, 0.1, 20
@@ -126,7 +127,7 @@ def _worker(rank, world, port, out):
                     full=bank.gather_full(), stats=stats,
                     rows=(bank.start, bank.end), row_logits=rows),
                os.path.join(out, f'rank{rank}.pt'))
-    dist.destroy_process_group()
+    shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
 def _reference(world):
