@@ -78,3 +78,24 @@ def test_side_work_dir_lists_only_the_missing_seeds_of_methods_it_ran(recipes, t
     assert 'relloc' not in missing and 'npid' not in missing
     assert recipes.side_run(SimpleNamespace(work_dir=str(tmp_path)))
     assert not recipes.side_run(SimpleNamespace(work_dir=recipes.ROOT + '/work_dirs/recipes'))
+
+
+def test_detection_run_keeps_rows_saved_meanwhile(recipes, tmp_path, monkeypatch):
+    """``--detection-seeds`` on a work dir whose pretraining is still running
+    (rows saved to results.json during the fine-tunings) keeps those rows."""
+    path = tmp_path / 'results.json'
+    path.write_text(json.dumps({'rotation/0': {'knn_k200': 80.0}}))
+
+    def pretraining_saves_meanwhile(args, seed):
+        rows = json.loads(path.read_text())
+        rows['maskint/1'] = {'knn_k200': 70.0}
+        path.write_text(json.dumps(rows))
+
+    reports = []
+    monkeypatch.setattr(recipes, 'detection', pretraining_saves_meanwhile)
+    monkeypatch.setattr(recipes, 'write_report', lambda args, results: reports.append(dict(results)))
+    monkeypatch.setattr('sys.argv', ['recipes_benchmark.py', '--work-dir', str(tmp_path),
+                                     '--detection-seeds', '0'])
+    recipes.main()
+    assert set(json.loads(path.read_text())) == {'rotation/0', 'maskint/1'}
+    assert set(reports[0]) == {'rotation/0', 'maskint/1'}

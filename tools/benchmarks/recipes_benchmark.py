@@ -211,6 +211,12 @@ def main():
     elif args.detection_seeds:
         for seed in args.detection_seeds:
             detection(args, seed)
+        # the fine-tunings keep their own result.json; a pretraining run on
+        # the same work dir may have saved rows meanwhile, which the copy read
+        # before them would overwrite
+        results.clear()
+        if osp.exists(path):
+            results.update(json.load(open(path)))
     elif not args.report_only:
         import torch
         torch.set_num_threads(args.threads)
