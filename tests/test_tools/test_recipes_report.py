@@ -99,3 +99,38 @@ def test_detection_run_keeps_rows_saved_meanwhile(recipes, tmp_path, monkeypatch
     recipes.main()
     assert set(json.loads(path.read_text())) == {'rotation/0', 'maskint/1'}
     assert set(reports[0]) == {'rotation/0', 'maskint/1'}
+
+
+def test_detection_starts_limits_the_fine_tunings(recipes, tmp_path, monkeypatch):
+    """``--detection-starts rotation`` fine-tunes only from rotation's
+    checkpoint (random init is deterministic and can run later); a start
+    without a checkpoint of the seed is left out with a message."""
+    ckpts = {m: tmp_path / f'{m}.pth' for m in ('rotation', 'maskint')}
+    ckpts['rotation'].write_text('x')
+    monkeypatch.setattr(recipes, 'recipe_checkpoint', lambda work_dir, m, seed: str(ckpts.get(m, '/no')))
+    args = SimpleNamespace(work_dir=str(tmp_path), detection_starts=['rotation', 'maskint'])
+    assert recipes.det_starts(args, 0) == {'rotation': str(ckpts['rotation'])}
+    args.detection_starts = None
+    assert set(recipes.det_starts(args, 0)) == {'random', 'rotation'}
+    args.detection_starts = ['random']
+    assert recipes.det_starts(args, 0) == {'random': 'none'}
+
+
+def test_runs_sharing_a_work_dir_keep_each_others_rows(recipes, tmp_path):
+    """Two processes on one results.json (one method each): each save writes
+    only its own changes and takes in the other's; none is lost."""
+    path = str(tmp_path / 'results.json')
+    a, save_a = recipes.results_store(path)
+    b, save_b = recipes.results_store(path)
+    a['rotation/0'] = {'knn_k200': 80.0}
+    save_a()
+    b['maskint/0'] = {'knn_k200': 70.0}
+    save_b()  # b read the file before a's row existed
+    assert set(b) == {'rotation/0', 'maskint/0'}
+    a['rotation/0']['finetune'] = 82.0
+    save_a()
+    assert json.load(open(path)) == {'rotation/0': {'knn_k200': 80.0, 'finetune': 82.0},
+                                     'maskint/0': {'knn_k200': 70.0}}
+    assert a == json.load(open(path))
+    save_b()  # no change of b's: a's update is not reverted by b's stale copy
+    assert json.load(open(path))['rotation/0']['finetune'] == 82.0

@@ -128,6 +128,12 @@ def parse_args():
     p.add_argument('--detection-seeds', nargs='*', type=int, default=[],
                    help='Mask R-CNN transfer from each ResNet recipe (its '
                    'pretraining of that seed) and from random init')
+    p.add_argument('--detection-starts', nargs='+', default=None,
+                   choices=['random', *DET_METHODS],
+                   help='only these detection starts (default: random init '
+                   'and every recipe with a checkpoint of the seed), e.g. '
+                   'the new recipes first and random init, which is '
+                   'deterministic, when there is time')
     p.add_argument('--detection-parallel', type=int, default=2,
                    help='detection fine-tunings run side by side, 1 thread '
                    'each')
@@ -188,15 +194,43 @@ def val_curve(work_dir, wall_s):
     return points
 
 
+def results_store(path):
+    """The work dir's results (a dict) and its ``save()``. Several runs may
+    share a work dir (e.g. one process per method, 1 thread each): ``save``
+    writes, under a lock, only the rows this process changed since it last
+    saved, over what is on disk, and takes in the rows the others saved
+    meanwhile; the file is replaced atomically."""
+    import copy
+    import fcntl
+    results = {}
+    if osp.exists(path):
+        with open(path) as f:
+            results.update(json.load(f))
+    seen = copy.deepcopy(results)
+
+    def save():
+        with open(path + '.lock', 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = {}
+            if osp.exists(path):
+                with open(path) as f:
+                    disk = json.load(f)
+            disk.update({k: v for k, v in results.items() if seen.get(k) != v})
+            with open(path + '.tmp', 'w') as f:
+                json.dump(disk, f, indent=1)
+            os.replace(path + '.tmp', path)
+        results.clear()
+        results.update(disk)
+        seen.clear()
+        seen.update(copy.deepcopy(disk))
+
+    return results, save
+
+
 def main():
     args = parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    path = osp.join(args.work_dir, 'results.json')
-    results = json.load(open(path)) if osp.exists(path) else {}
-
-    def save():
-        with open(path, 'w') as f:
-            json.dump(results, f, indent=1)
+    results, save = results_store(osp.join(args.work_dir, 'results.json'))
 
     if args.throughput:
         import torch
@@ -211,12 +245,8 @@ def main():
     elif args.detection_seeds:
         for seed in args.detection_seeds:
             detection(args, seed)
-        # the fine-tunings keep their own result.json; a pretraining run on
-        # the same work dir may have saved rows meanwhile, which the copy read
-        # before them would overwrite
-        results.clear()
-        if osp.exists(path):
-            results.update(json.load(open(path)))
+        # the fine-tunings keep their own result.json; rows that a pretraining
+        # run on the same work dir saved meanwhile come in with save() below
     elif not args.report_only:
         import torch
         torch.set_num_threads(args.threads)
@@ -231,10 +261,12 @@ def main():
             # training and test sets with the test pipeline (a recipe without
             # a test loop, e.g. MoCo, has no test_dataloader of its own)
             loaders = build_knn_dataloaders(Config.fromfile(DATA_CONFIG), 512)
+            save()  # take in rows a run beside this one saved
             if 'pixels' not in results:
                 results['pixels'] = readout(cfg, 'pixels', loaders, 0)
                 save()
             for seed in args.seeds:
+                save()  # e.g. the random-init fine-tuning, shared by the methods
                 key = f'{method}/{seed}'
                 feature = FEATURE.get(method, 'backbone')
                 if f'{method}-random/{seed}' not in results:
@@ -535,8 +567,11 @@ def finetune_section(results):
 
 def det_starts(args, seed):
     """NAME -> checkpoint of the detection starts of a seed."""
-    starts = {'random': 'none'}
+    wanted = set(args.detection_starts or ['random', *DET_METHODS])
+    starts = {'random': 'none'} if 'random' in wanted else {}
     for m in DET_METHODS:
+        if m not in wanted:
+            continue
         ckpt = recipe_checkpoint(args.work_dir, m, seed)
         if osp.isfile(ckpt):
             starts[m] = ckpt
