@@ -8,6 +8,15 @@ import torch
 from torch import nn
 
 
+@pytest.fixture(autouse=True)
+def cpu_with_bf16_kernels(monkeypatch):
+    """These tests check bf16 autocast itself: act as on a CPU with oneDNN's
+    bf16 kernels whatever this host has (the float32 fallback on one
+    without them is tested below)."""
+    monkeypatch.setattr('mm_instdisc.engine.optimizers.cpu_amp_optim_wrapper.'
+                        'cpu_bf16_supported', lambda: True)
+
+
 class TinyNet(nn.Module):
 
     def __init__(self, seed=0):
@@ -340,3 +349,29 @@ def test_attention_backend_restricts_sdpa():
     assert 'BmmBackward0' not in default
     with pytest.raises(ValueError, match="attention_backend='fast'"):
         build(attention_backend='fast')
+
+
+def test_cpu_without_bf16_kernels_trains_in_float32(monkeypatch):
+    """Where bf16 convolutions would run torch's reference kernel (AVX2-only
+    CPUs: 20x+ slower), the wrapper trains in float32 and says so; with
+    ``cpu_bf16_fallback=False`` it autocasts anyway."""
+    module = 'mm_instdisc.engine.optimizers.cpu_amp_optim_wrapper.'
+    monkeypatch.setattr(module + 'cpu_bf16_supported', lambda: False)
+    logged = []
+    monkeypatch.setattr(module + 'print_log', lambda msg, **kw: logged.append(msg))
+    model = TinyNet()
+    wrapper = build(model)
+    assert wrapper.autocast is False and wrapper.cast_dtype == torch.bfloat16
+    assert any('no oneDNN bfloat16 kernels' in m for m in logged), logged
+    x, y = batch()
+    with wrapper.optim_context(model):
+        assert not torch.is_autocast_enabled('cpu')
+        assert model.conv(x).dtype == torch.float32
+        loss = nn.functional.cross_entropy(model(x), y)
+    before = model.fc.weight.detach().clone()
+    wrapper.update_params(loss)
+    assert not torch.equal(model.fc.weight, before)
+    forced = build(TinyNet(), cpu_bf16_fallback=False)
+    assert forced.autocast is True
+    with forced.optim_context(model):
+        assert model.conv(x).dtype == torch.bfloat16
