@@ -132,8 +132,8 @@ def parse_args():
                    choices=['random', *DET_METHODS],
                    help='only these detection starts (default: random init '
                    'and every recipe with a checkpoint of the seed), e.g. '
-                   'the new recipes first and random init, which is '
-                   'deterministic, when there is time')
+                   'the new recipes first and random init (repeatable on '
+                   'the same host at 1 thread) when there is time')
     p.add_argument('--detection-parallel', type=int, default=2,
                    help='detection fine-tunings run side by side, 1 thread '
                    'each')
