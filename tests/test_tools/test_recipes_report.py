@@ -134,3 +134,11 @@ def test_runs_sharing_a_work_dir_keep_each_others_rows(recipes, tmp_path):
     assert a == json.load(open(path))
     save_b()  # no change of b's: a's update is not reverted by b's stale copy
     assert json.load(open(path))['rotation/0']['finetune'] == 82.0
+
+
+def test_wall_time_cell_says_when_runs_did_not_use_the_default_threads(recipes):
+    """Runs of one process per method at 1 thread each take about twice as
+    long as the published 2-thread runs: the report says so per row."""
+    assert recipes.threads_note([{'wall_s': 60}, {'wall_s': 60, 'threads': 2}]) == ''
+    assert recipes.threads_note([{'threads': 1}, {'threads': 1}]) == ' (1 thread a run)'
+    assert recipes.threads_note([{'threads': 1}, {}]) == ' (1 / 2 threads a run)'

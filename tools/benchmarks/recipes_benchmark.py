@@ -113,7 +113,7 @@ def parse_args():
     p.add_argument('--methods', nargs='+', default=list(METHODS),
                    choices=list(METHODS))
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--threads', type=int, default=PRETRAIN_THREADS)
     p.add_argument('--budget-min', type=float, default=15.0)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/recipes'))
     p.add_argument('--report-only', action='store_true')
@@ -295,6 +295,7 @@ def main():
                 t = time.time()
                 results[key] = dict(readout(cfg, ckpt, loaders, seed, feature),
                                     wall_s=wall, readout_s=0.0,
+                                    threads=args.threads,
                                     curve=val_curve(work_dir, wall),
                                     stats=train_stats(
                                         work_dir, MECHANISM.get(method, ())))
@@ -425,6 +426,21 @@ def train_stats(work_dir, keys):
     return rows
 
 
+# the published recipes pretrained with the script's default --threads; rows
+# recorded before the thread count was kept ran so
+PRETRAIN_THREADS = 2
+
+
+def threads_note(runs):
+    """What a wall-time cell adds when its runs did not pretrain with
+    PRETRAIN_THREADS threads each (e.g. one process per method, 1 thread each,
+    side by side: each run's wall time is then about that of 1 core)."""
+    threads = sorted({r.get('threads', PRETRAIN_THREADS) for r in runs})
+    if threads == [PRETRAIN_THREADS]:
+        return ''
+    return f' ({" / ".join(map(str, threads))} thread{"s" if threads != [1] else ""} a run)'
+
+
 def mean_std(vals):
     if len(vals) == 1:
         return f'{vals[0]:.2f}'
@@ -437,7 +453,8 @@ def write_report(args, results):
         '# Fixed-budget recipes on Fashion-MNIST (measured)', '',
         'Written by `.venv/bin/python tools/benchmarks/recipes_benchmark.py` (resumable; '
         '`--report-only` rewrites this page). Pretraining on all 60,000 training images, '
-        f'2 threads on the 2-core CPU machine, budget {args.budget_min:.0f} minutes of wall '
+        f'{PRETRAIN_THREADS} threads on the 2-core CPU machine unless the wall-time cell says '
+        f'otherwise, budget {args.budget_min:.0f} minutes of wall '
         'time per run. Read-out of the global-average-pooled backbone: weighted kNN (cosine, '
         'tau 0.07) of the 10,000 test images against the 60,000 training images, and a linear '
         'probe (L-BFGS, standardised features). Random init: the same network before '
@@ -475,7 +492,7 @@ def write_report(args, results):
             f'| {method}: {desc} (`{config}`, {epochs} epochs) | {len(r)} | '
             f'{mean_std([x["knn_k20"] for x in r])} | {mean_std([x["knn_k200"] for x in r])} | '
             f'{mean_std([x["linear"] for x in r])} | '
-            f'{", ".join(f"{w:.1f}" for w in walls)} min | {yes(ok)} | '
+            f'{", ".join(f"{w:.1f}" for w in walls)} min{threads_note(r)} | {yes(ok)} | '
             f'{yes(px and k200 > px["knn_k200"])} / {yes(px and lin > px["linear"])} | '
             f'{yes(k200 > rk)} / {yes(lin > rl)} |')
         for k, v in runs.items():
