@@ -142,3 +142,12 @@ def test_wall_time_cell_says_when_runs_did_not_use_the_default_threads(recipes):
     assert recipes.threads_note([{'wall_s': 60}, {'wall_s': 60, 'threads': 2}]) == ''
     assert recipes.threads_note([{'threads': 1}, {'threads': 1}]) == ' (1 thread a run)'
     assert recipes.threads_note([{'threads': 1}, {}]) == ' (1 / 2 threads a run)'
+
+
+def test_figures_are_named_after_their_page(recipes, tmp_path):
+    """A side run's page (--doc docs/benchmarks/recipes_pretext.md) wrote
+    recipes.png beside it, over the published page's figure."""
+    args = SimpleNamespace(doc=str(tmp_path / 'recipes_rotation_maskint.md'))
+    assert recipes.figure(args) == 'recipes_rotation_maskint.png'
+    assert recipes.figure(args, '_adco', path=True) == str(tmp_path / 'recipes_rotation_maskint_adco.png')
+    assert recipes.figure(SimpleNamespace(doc='docs/benchmarks/recipes.md')) == 'recipes.png'

@@ -524,7 +524,7 @@ def write_report(args, results):
                   f'{len(args.seeds)} seeds.']
     if curves:
         plot(args, curves, px, results)
-        lines += ['', '![kNN vs wall-clock minutes](recipes.png)', '',
+        lines += ['', f'![kNN vs wall-clock minutes]({figure(args)})', '',
                   'One line per run: at minute 0 the random-init network\'s read-out (mean over '
                   'seeds), then the recipe\'s own validations during training (kNN k=200 of the '
                   'test images against its memory bank (NPID) or the embeddings of the first 20,000 '
@@ -697,7 +697,7 @@ def mechanism_section(args, results):
                 lines.append(f'| {run} | {key} | ' + ' | '.join(
                     f'{_at(st, key, f):.3f}' for f in fracs) + ' |')
         plot_adco(args, adco)
-        lines += ['', '![AdCo negatives over training](recipes_adco.png)']
+        lines += ['', f'![AdCo negatives over training]({figure(args, "_adco")})']
     ex = {k: v['stats'] for k, v in sorted(results.items())
           if k.startswith('exemplar/') and v.get('stats')}
     if ex:
@@ -754,9 +754,16 @@ def plot_adco(args, stats):
     for a in ax:
         a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(osp.join(osp.dirname(osp.abspath(args.doc)),
-                         'recipes_adco.png'), dpi=90)
+    fig.savefig(figure(args, '_adco', path=True), dpi=90)
     plt.close(fig)
+
+
+def figure(args, suffix='', path=False):
+    """The report's figure: named after its page (recipes.md ->
+    recipes.png, recipes_pretext.md -> recipes_pretext.png), so that a side
+    run's page does not overwrite the published page's figures."""
+    name = osp.splitext(osp.basename(args.doc))[0] + suffix + '.png'
+    return osp.join(osp.dirname(osp.abspath(args.doc)), name) if path else name
 
 
 def plot(args, curves, px, results):
@@ -787,8 +794,7 @@ def plot(args, curves, px, results):
     ax.set_ylabel('kNN top-1, k=200 (%)')
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(osp.join(osp.dirname(osp.abspath(args.doc)),
-                         'recipes.png'), dpi=90)
+    fig.savefig(figure(args, path=True), dpi=90)
 
 
 if __name__ == '__main__':
