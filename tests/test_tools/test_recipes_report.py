@@ -151,3 +151,21 @@ def test_figures_are_named_after_their_page(recipes, tmp_path):
     assert recipes.figure(args) == 'recipes_rotation_maskint.png'
     assert recipes.figure(args, '_adco', path=True) == str(tmp_path / 'recipes_rotation_maskint_adco.png')
     assert recipes.figure(SimpleNamespace(doc='docs/benchmarks/recipes.md')) == 'recipes.png'
+
+
+def test_side_page_names_only_what_it_ran(recipes, tmp_path):
+    """A page of rotation runs alone neither carries SplitMask's note about
+    its own runs nor heads its fine-tuning section with every recipe."""
+    rot = dict(knn_k20=86.0, knn_k200=83.0, linear=86.0, wall_s=960.0, threads=1, finetune=81.5,
+               finetune_wall_s=120.0)
+    rnd = dict(knn_k20=79.0, knn_k200=75.0, linear=80.0)
+    results = {'rotation/0': rot, 'rotation-random/0': rnd,
+               'resnet18-w32s2-random/0': dict(finetune=79.0, finetune_wall_s=110.0)}
+    args = SimpleNamespace(work_dir=str(tmp_path), doc=str(tmp_path / 'side.md'), seeds=[0],
+                           budget_min=15.0)
+    recipes.write_report(args, results)
+    page = (tmp_path / 'side.md').read_text()
+    assert 'SplitMask' not in page
+    assert '## Fine-tuning read-out: rotation\n' in page
+    assert '960' not in page and '16.0 min (1 thread a run)' in page
+    assert (tmp_path / 'side.png').is_file()

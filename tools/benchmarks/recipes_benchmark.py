@@ -510,7 +510,8 @@ def write_report(args, results):
             lines.append(f'| {k} | {v["knn_k20"]:.2f} | {v["knn_k200"]:.2f} | '
                          f'{v["linear"]:.2f} | {v["wall_s"] / 60:.1f} min |')
         lines += ['', RUN_NOTES]
-    lines += ['', SPLITMASK_NOTE]
+    if any(k.startswith('splitmask/') for k in results):
+        lines += ['', SPLITMASK_NOTE]
     lines += finetune_section(results)
     lines += detection_section(args)
     # a side run owes seeds only of the methods it has run
@@ -562,7 +563,8 @@ def finetune_section(results):
                 for m in methods]
         if not rnd and not any(r for _, r in rows):
             continue
-        lines += ['', f'## Fine-tuning read-out: {", ".join(methods)}', '',
+        ran = [m for m, r in rows if r] or methods
+        lines += ['', f'## Fine-tuning read-out: {", ".join(ran)}', '',
                   f'`{config}`: the whole network fine-tuned with {FT_DATA[config]}, tested on '
                   'the 10,000 test images, from the recipe\'s final checkpoint and from random '
                   'init (same seed, same schedule). Mean +- std over the seeds.', '',
