@@ -31,8 +31,9 @@ METHODS = {
                4, 'Jigsaw (2x2 tiles of 12 px at the images\' scale, all 24 permutations in '
                'maximal-Hamming order), same network'),
     'maskint': ('configs/pretext/masked-intensity_resnet18-w32s2_1xb256-bf16-cos-15min_'
-                'fashion-mnist.py', 7, "Colorization's recipe for grey images: intensity bins of "
-                'hidden blocks (16 bins, soft targets, rebalancing), same network'),
+                'fashion-mnist.py', 7, "Colorization's recipe for grey images: the mean intensity's "
+                'bin of 2 hidden quadrants of 4 (16 bins, soft targets, rebalancing; until '
+                '2026-12-01 a 7x7 grid of 4 px cells), same network'),
 }
 PRETEXT = ('rotation', 'relloc', 'jigsaw', 'maskint')
 

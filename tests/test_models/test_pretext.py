@@ -117,10 +117,15 @@ def test_task_is_learnable_on_a_fixed_batch(name, steps, chance):
     assert sum(accs[-5:]) / 5 > 2.5 * chance, accs
 
 
-def test_masked_intensity_hides_the_cells_it_scores():
+@pytest.mark.parametrize('grid', [
+    dict(),  # the shipped 2x2 grid of 14 px quadrants
+    dict(target_stride=4, min_block_patches=4),  # the first recipe's 7x7
+])
+def test_masked_intensity_hides_the_cells_it_scores(grid):
     """The backbone sees the hidden cells at the normalised mean (0), and
     only hidden cells enter the loss."""
-    model = build('MaskedIntensityPred')
+    model = build('MaskedIntensityPred', **grid)
+    s = model.target_stride
     seen = []
     forward = model.backbone.forward
     model.backbone.forward = lambda x: seen.append(x) or forward(x)
@@ -128,8 +133,8 @@ def test_masked_intensity_hides_the_cells_it_scores():
     torch.manual_seed(0)
     model.loss([x], None)
     torch.manual_seed(0)
-    hidden = model.hidden_cells(3, 7, 7, x.device)
-    pix = hidden.repeat_interleave(4, 1).repeat_interleave(4, 2)[:, None]
+    hidden = model.hidden_cells(3, 28 // s, 28 // s, x.device)
+    pix = hidden.repeat_interleave(s, 1).repeat_interleave(s, 2)[:, None]
     assert 0.45 < hidden.float().mean() < 0.55
     assert torch.equal(seen[0], torch.where(pix, torch.zeros_like(x), x))
     # the loss of the same batch with every visible cell's target changed
