@@ -56,6 +56,27 @@ def write_fashion_mnist(root, n_train=64, n_test=32, seed=0):
     return root
 
 
+def write_in21k(root, classes=('n00004475', 'n00005787', 'n00006024'),
+                per_class=4):
+    """Tiny random JPEGs in mmpretrain's ImageNet21k layout
+    (train/<class>/*.JPEG, meta/train.txt); returns the number of images."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    lines = []
+    for label, wnid in enumerate(classes):
+        os.makedirs(os.path.join(root, 'train', wnid))
+        for i in range(per_class):
+            name = f'{wnid}/{wnid}_{i}.JPEG'
+            img = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+            Image.fromarray(img).save(os.path.join(root, 'train', name),
+                                      format='JPEG')
+            lines.append(f'{name} {label}')
+    os.makedirs(os.path.join(root, 'meta'))
+    with open(os.path.join(root, 'meta', 'train.txt'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return len(lines)
+
+
 FMNIST_CONFIG = os.path.join(
     ROOT, 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py')
 
@@ -110,6 +131,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _gloo_entry(rank, fn, *args):
+    """A spawned worker: ``fn(rank, *args)``, then leave at once. With the
+    worker's gloo group destroyed, interpreter teardown still aborted a
+    worker now and then ('terminate called without an active exception',
+    SIGABRT after its results were saved); ``os._exit`` skips it. An
+    exception in ``fn`` reaches ``mp.spawn`` as before."""
+    fn(rank, *args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def spawn_gloo(fn, nprocs, *args):
     """``mp.spawn(fn, args=(nprocs, port, *args), nprocs=nprocs)`` on a
     free port; a port taken between picking and binding (tests run beside
@@ -117,7 +150,8 @@ def spawn_gloo(fn, nprocs, *args):
     import torch.multiprocessing as mp
     for attempt in range(2):
         try:
-            mp.spawn(fn, args=(nprocs, free_port(), *args), nprocs=nprocs)
+            mp.spawn(_gloo_entry, args=(fn, nprocs, free_port(), *args),
+                     nprocs=nprocs)
             return
         except mp.ProcessRaisedException as e:
             if attempt or 'address already in use' not in str(e).lower():
@@ -149,16 +183,133 @@ def run_dist_train(config, work_dir, opts, nproc=2, timeout=600):
     return r
 
 
-def run_converter_tool(*args):
-    """`python tools/model_converters/selfsup_to_backbone.py ARGS` from the
-    repository root, one thread; the CompletedProcess (not asserted)."""
+def run_dist_jobs(jobs, nproc=2, timeout=600):
+    """Several tools/train.py runs in one ``torch.distributed.run`` launch
+    of ``tests/dist_jobs.py`` (``nproc`` CPU processes, gloo, one thread
+    each): ``jobs`` is a list of argument lists for tools/train.py. Returns
+    the CompletedProcess, not asserted: the tests that read a job's output
+    assert success and print the tail of the log. A port taken between
+    picking and binding it is retried once with a new one."""
+    import json
     import subprocess
     import sys
+    import tempfile
+    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as f:
+        json.dump([[str(a) for a in job] for job in jobs], f)
+    try:
+        for attempt in range(2):
+            env = dict(os.environ, OMP_NUM_THREADS='1')
+            r = subprocess.run(
+                [sys.executable, '-m', 'torch.distributed.run',
+                 '--nnodes=1', f'--nproc_per_node={nproc}',
+                 '--master_addr=127.0.0.1', f'--master_port={free_port()}',
+                 os.path.join(ROOT, 'tests', 'dist_jobs.py'), f.name],
+                env=env, capture_output=True, text=True, timeout=timeout)
+            if r.returncode == 0 or 'address already in use' not in (
+                    r.stdout + r.stderr).lower():
+                break
+    finally:
+        os.remove(f.name)
+    return r
+
+
+def assert_ran(r):
+    """Assert a CompletedProcess (or ``completed()``'s dict) succeeded,
+    showing the tail of its log."""
+    if isinstance(r, dict):
+        r = __import__('types').SimpleNamespace(**r)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def completed(r):
+    """A CompletedProcess as a JSON-able dict (for ``shared_result``)."""
+    return dict(returncode=r.returncode, stdout=r.stdout, stderr=r.stderr)
+
+
+def shared_result(tmp_path_factory, name, compute):
+    """``compute(folder)`` once per test session, whichever pytest-xdist
+    worker asks first; the others wait for it and reuse its folder and its
+    (JSON-able) result. For an expensive fixture whose tests may run on
+    several workers: a module-scoped fixture would run once per worker.
+    Returns ``(folder, result)``."""
+    import fcntl
+    import json
+    import pathlib
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        root = root.parent  # shared by the workers of this session
+    folder = pathlib.Path(root) / f'shared_{name}'
+    folder.mkdir(exist_ok=True)
+    done = folder / 'result.json'
+    with open(folder / '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                result = compute(folder)
+                done.write_text(json.dumps(result))
+            return folder, json.loads(done.read_text())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run_tool(path, *args):
+    """``python PATH ARGS`` (PATH relative to the checkout) in this process:
+    the tool's own code through ``runpy`` with its ``sys.argv``, stdout and
+    stderr captured, its exit status from ``SystemExit`` (a message exit is
+    status 1 with the message on stderr, as the interpreter does; an
+    uncaught exception, status 1 with its traceback on stderr). Returns
+    a CompletedProcess-like namespace, not asserted. Spares a process start
+    and the imports (about 5 s); one test per tool still runs it in a real
+    process."""
+    import contextlib
+    import io
+    import runpy
+    import traceback
+    import types
+
+    import torch
+    path = os.path.join(ROOT, path)
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys_path = sys.argv, list(sys.path)
+    grad, threads = torch.is_grad_enabled(), torch.get_num_threads()
+    sys.argv = [path, *map(str, args)]
+    sys.path.insert(0, os.path.dirname(path))
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(path, run_name='__main__')
+            except SystemExit as e:
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+                    code = 1
+                else:
+                    code = e.code or 0
+            except Exception:  # an uncaught error: traceback, status 1
+                traceback.print_exc()
+                code = 1
+    finally:  # what a tool may set for its whole process
+        sys.argv, sys.path[:] = argv, sys_path
+        torch.set_grad_enabled(grad)
+        torch.set_num_threads(threads)
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(),
+                                 stderr=err.getvalue())
+
+
+CONVERTER = 'tools/model_converters/selfsup_to_backbone.py'
+
+
+def run_converter_tool(*args, in_process=True):
+    """`python tools/model_converters/selfsup_to_backbone.py ARGS`: in this
+    process (``run_tool``), or with ``in_process=False`` in a child process
+    from the repository root, one thread; the result is not asserted."""
+    if in_process:
+        return run_tool(CONVERTER, *args)
+    import subprocess
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run(
-        [sys.executable, 'tools/model_converters/selfsup_to_backbone.py',
-         *args], capture_output=True, text=True, cwd=ROOT, env=env,
-        timeout=300)
+    return subprocess.run([sys.executable, CONVERTER, *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
 
 
 class LossRecorder:
@@ -192,9 +343,11 @@ def unit_f32(*shape, seed, dim=-1):
 # ------------------------------------------------------------------ NPID
 def build_tiny_npid(bank_size=32, loss_mode='nce'):
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401
+    init_default_scope('mmpretrain')  # an earlier test may leave mmdet's
     cfg = Config.fromfile(FMNIST_CONFIG).model
     cfg.bank_size = bank_size
     cfg.backbone.stem_channels = cfg.backbone.base_channels = 8
@@ -230,9 +383,11 @@ ADCO_FMNIST_CONFIG = os.path.join(
 def build_tiny_adco(num_negatives=24, feat_dim=16, **overrides):
     """The Fashion-MNIST AdCo model at width 8, D=16."""
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401
+    init_default_scope('mmpretrain')  # an earlier test may leave mmdet's
     cfg = Config.fromfile(ADCO_FMNIST_CONFIG).model
     cfg.num_negatives = num_negatives
     cfg.feat_dim = feat_dim
@@ -307,9 +462,11 @@ def build_tiny_exemplar(queue_len=24, feat_dim=16,
                         config=EXEMPLAR_FMNIST_CONFIG, **overrides):
     """The Fashion-MNIST Exemplar model at width 8, D=16."""
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
     import mm_instdisc.models  # noqa: F401
+    init_default_scope('mmpretrain')  # an earlier test may leave mmdet's
     cfg = Config.fromfile(config).model
     cfg.queue_len = queue_len
     cfg.feat_dim = feat_dim

@@ -10,6 +10,7 @@ from tests.helpers import ROOT
 PATHS = ['mm_instdisc', 'tools', 'tests', 'examples', 'configs', 'setup.py']
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('cmd', [['flake8'], ['isort', '--check-only',
                                               '--diff']])
 def test_lint_clean(cmd):

@@ -73,5 +73,5 @@ def main():
 
 
 if __name__ == '__main__':
-    torch.set_grad_enabled(False)
-    main()
+    with torch.no_grad():
+        main()

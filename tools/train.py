@@ -70,12 +70,17 @@ def merge_args(cfg, args):
     return cfg
 
 
-def main():
-    args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+def train(cfg):
+    """Build the config's runner and train."""
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()
+    return runner
+
+
+def main():
+    args = parse_args()
+    train(merge_args(Config.fromfile(args.config), args))
     shutdown_distributed()
 
 

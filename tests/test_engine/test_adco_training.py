@@ -9,8 +9,7 @@ import torch
 
 from mm_instdisc.utils.dist import shutdown_distributed
 from tests.helpers import (ROOT, LossRecorder, adco_views, build_tiny_adco,
-                           run_dist_train, spawn_gloo, tiny_adco_cfg,
-                           write_fashion_mnist)
+                           spawn_gloo, tiny_adco_cfg, write_fashion_mnist)
 
 NEG_KEYS = {'negatives': dict(maximize=True, lr=3.0, momentum=0.9,
                               weight_decay=1e-4)}
@@ -286,6 +285,7 @@ def _worker(rank, world, port, out):
     shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
+@pytest.mark.dist
 def test_negatives_identical_across_two_gloo_ranks(tmp_path):
     spawn_gloo(_worker, 2, str(tmp_path))
     r0 = torch.load(tmp_path / 'rank0.pt')
@@ -302,28 +302,6 @@ def test_negatives_identical_across_two_gloo_ranks(tmp_path):
     # the ascent steps had real gradients and moved the negatives
     assert all(r['grad'].abs().max() > 1e-3 for r in r0[2:])
     assert not torch.allclose(r0[2]['weight'], r0[4]['weight'], atol=1e-3)
-
-
-def test_dist_train_sh_two_cpu_processes(tmp_path):
-    """`bash tools/dist_train.sh ADCO_CONFIG 2` on CPU: hook, wrapper, DDP."""
-    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
-    cfg = os.path.join(
-        ROOT, 'configs/adco/adco_resnet18-w16_1xb64-coslr-2e_fashion-mnist-'
-        '10k.py')
-    opts = [
-        f'train_dataloader.dataset.data_root={data}',
-        f'test_dataloader.dataset.data_root={data}',
-        'train_dataloader.dataset.indices=64', 'train_dataloader.batch_size=8',
-        'test_dataloader.dataset.indices=32',
-        'model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
-        'model.neck.in_channels=64', 'model.neck.hid_channels=64',
-        'model.num_negatives=32', 'train_cfg.max_epochs=1',
-    ]
-    run_dist_train(cfg, tmp_path / 'w', opts)
-    ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
-    assert int(ckpt['state_dict']['negatives.num_filled']) == 32
-    assert len(ckpt['rng_states']) == 2
-    assert torch.isfinite(ckpt['state_dict']['negatives.weight']).all()
 
 
 # ------------------------------------------------------------- configs
@@ -478,19 +456,14 @@ def test_knn_reference_hook_rejects_bad_sizes():
 
 def test_test_tool_evaluates_a_bankless_checkpoint(data_root, tmp_path):
     """tools/test.py on an AdCo checkpoint: KNNReferenceHook is added."""
-    import subprocess
-    import sys
+    from tests.helpers import run_tool
     cfg = tiny_adco_cfg(data_root, tmp_path, epochs=1)
     cfg.test_evaluator = dict(type='KNNMetric', ks=(5, ), temperature=0.07)
     make_runner(cfg).train()
     cfg_path = tmp_path / 'tiny_adco.py'
     cfg.dump(str(cfg_path))
-    r = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tools/test.py'), str(cfg_path),
-         str(tmp_path / 'epoch_1.pth'), '--work-dir', str(tmp_path / 't'),
-         '--out', str(tmp_path / 'm.json')],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    r = run_tool('tools/test.py', cfg_path, tmp_path / 'epoch_1.pth',
+                 '--work-dir', tmp_path / 't', '--out', tmp_path / 'm.json')
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "added dict(type='KNNReferenceHook')" in r.stdout
     import json

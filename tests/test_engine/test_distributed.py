@@ -1,6 +1,7 @@
 """2-process gloo runs: banks identical across ranks after init and after steps."""
 import os
 
+import pytest
 import torch
 
 from tests.helpers import (ROOT, build_tiny_npid, npid_batch, run_dist_train,
@@ -40,6 +41,7 @@ def _worker(rank, world, port, out):
     dist.destroy_process_group()
 
 
+@pytest.mark.dist
 def test_banks_identical_across_two_gloo_ranks(tmp_path):
     spawn_gloo(_worker, 2, str(tmp_path))
     b0 = torch.load(tmp_path / 'rank0.pt')
@@ -51,6 +53,7 @@ def test_banks_identical_across_two_gloo_ranks(tmp_path):
     assert {0, 1, 8, 9} <= set(changed)
 
 
+@pytest.mark.dist
 def test_dist_train_sh_two_cpu_processes(tmp_path):
     """`bash tools/dist_train.sh CONFIG 2` on CPU, with rank bank checks."""
     data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
@@ -85,6 +88,7 @@ def _shutdown_worker(rank, world_size, port, out_dir):
                os.path.join(out_dir, f'rank{rank}.pth'))
 
 
+@pytest.mark.dist
 def test_shutdown_distributed_destroys_the_group(tmp_path):
     """The tools end with shutdown_distributed(): every rank leaves with its
     group destroyed (a second call, or a call without a group, is a no-op)."""

@@ -10,8 +10,8 @@ import torch
 from mm_instdisc.utils.dist import shutdown_distributed
 from tests.helpers import (EXEMPLAR_FMNIST_CONFIG, EXEMPLAR_V1_FMNIST_CONFIG,
                            ROOT, LossRecorder, build_tiny_exemplar,
-                           exemplar_views, run_dist_train, spawn_gloo,
-                           tiny_exemplar_cfg, write_fashion_mnist)
+                           exemplar_views, spawn_gloo, tiny_exemplar_cfg,
+                           write_fashion_mnist)
 
 
 @pytest.fixture(scope='module')
@@ -185,6 +185,7 @@ def _worker(rank, world, port, out):
     shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
+@pytest.mark.dist
 def test_queues_identical_across_two_gloo_ranks(tmp_path):
     spawn_gloo(_worker, 2, str(tmp_path))
     r0 = torch.load(tmp_path / 'rank0.pt')
@@ -203,30 +204,6 @@ def test_queues_identical_across_two_gloo_ranks(tmp_path):
         assert torch.equal(a['keys'][slots0], a['local'])
         assert torch.equal(a['keys'][slots1], b['local'])
         assert not torch.allclose(a['local'], b['local'])
-
-
-def test_dist_train_sh_two_cpu_processes(tmp_path):
-    """`bash tools/dist_train.sh EXEMPLAR_QUICK_CONFIG 2` on CPU."""
-    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
-    cfg = os.path.join(
-        ROOT, 'configs/exemplar/exemplar-v2_resnet18-w16_1xb64-coslr-2e_'
-        'fashion-mnist-10k.py')
-    opts = [
-        f'train_dataloader.dataset.data_root={data}',
-        f'test_dataloader.dataset.data_root={data}',
-        'train_dataloader.dataset.indices=64', 'train_dataloader.batch_size=8',
-        'test_dataloader.dataset.indices=32',
-        'model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
-        'model.neck.in_channels=64', 'model.neck.hid_channels=64',
-        'model.queue_len=48', 'train_cfg.max_epochs=1',
-    ]
-    run_dist_train(cfg, tmp_path / 'w', opts)
-    ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
-    sd = ckpt['state_dict']
-    # 4 steps x 2 ranks x 8 keys = 64 into 48 slots
-    assert int(sd['queue.ptr']) == 64 % 48
-    assert (sd['queue.labels'] >= 0).all() and (sd['queue.labels'] < 10).all()
-    assert len(ckpt['rng_states']) == 2
 
 
 # ------------------------------------------------------------- configs

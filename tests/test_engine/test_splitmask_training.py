@@ -7,8 +7,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import (ROOT, SPLITMASK_QUICK_CONFIG, SPLITMASK_TINY_OPTS,
-                           run_dist_train, tiny_splitmask_cfg,
+from tests.helpers import (ROOT, SPLITMASK_QUICK_CONFIG, tiny_splitmask_cfg,
                            write_fashion_mnist)
 
 
@@ -63,16 +62,6 @@ def test_tokenizer_hook_fits_kmeans_once(data_root, tmp_path):
     assert sd['target_generator.codebook'].abs().sum() > 0
 
 
-def test_dist_train_sh_two_cpu_processes(data_root, tmp_path):
-    opts = [f'{k}={v}' for k, v in SPLITMASK_TINY_OPTS.items()] + [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}']
-    run_dist_train(SPLITMASK_QUICK_CONFIG, tmp_path / 'w', opts)
-    ckpt = torch.load(tmp_path / 'w' / 'epoch_1.pth', weights_only=False)
-    assert len(ckpt['rng_states']) == 2
-    assert 'target_generator.codebook' in ckpt['state_dict']
-
-
 def run(args):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     r = subprocess.run([sys.executable, *args], capture_output=True,
@@ -81,12 +70,14 @@ def run(args):
     return r.stdout
 
 
+@pytest.mark.subprocess
 def test_plain_pytorch_example(data_root):
     out = run(['examples/splitmask_plain.py', '--data-root', str(data_root),
                '--steps', '3', '--batch-size', '8'])
     assert 'step    2' in out and 'done' in out
 
 
+@pytest.mark.subprocess
 def test_build_tokenizer_tool_deterministic(data_root, tmp_path):
     outs = []
     for name in ('a.pth', 'b.pth'):

@@ -45,6 +45,7 @@ def _bn_worker(rank, world, port, out):
     shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
+@pytest.mark.dist
 def test_bn_running_stats_become_the_mean_over_ranks(tmp_path):
     spawn_gloo(_bn_worker, 2, str(tmp_path))
     r0, r1 = (torch.load(tmp_path / f'rank{r}.pt') for r in (0, 1))
@@ -103,27 +104,77 @@ def _splitmask_case():
     return SPLITMASK_QUICK_CONFIG, opts + ['default_hooks.logger.interval=1']
 
 
-@pytest.mark.parametrize(
-    'algo', ['npid', 'npid_sharded', 'adco', 'exemplar', 'splitmask'])
-def test_two_process_iteration_resume_is_exact(tmp_path, algo):
-    """`tools/dist_train.sh CONFIG 2`, iteration-based: stopped after the
-    checkpoint of iteration 3 and resumed, the final checkpoint (weights,
-    bank / negatives / queue, BN statistics, optimizer, both ranks' random
-    states) equals the uninterrupted run's."""
-    from tests.helpers import ROOT, run_dist_train, write_fashion_mnist
-    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
-    base, tiny = (_splitmask_case() if algo == 'splitmask'
-                  else TWO_PROCESS[algo])
-    base = os.path.join(ROOT, base)
-    cfg = _iteration_config(tmp_path, algo, base)
-    opts = [f'train_dataloader.dataset.data_root={data}',
-            f'test_dataloader.dataset.data_root={data}'] + tiny
-    run_dist_train(cfg, tmp_path / 'full', opts)
-    run_dist_train(cfg, tmp_path / 'killed', opts + ['train_cfg.max_iters=3'])
-    os.remove(tmp_path / 'killed' / 'iter_1.pth')  # resume needs only the last
-    run_dist_train(cfg, tmp_path / 'killed', opts + ['resume=True'])
-    a = torch.load(tmp_path / 'full' / 'iter_6.pth', weights_only=False)
-    b = torch.load(tmp_path / 'killed' / 'iter_6.pth', weights_only=False)
+ALGOS = ['npid', 'npid_sharded', 'adco', 'exemplar', 'splitmask']
+
+
+def _resume_runs(tmp):
+    """For every algorithm, the 2-process iteration-based run of 6
+    iterations (a checkpoint after each), and the same run resumed in fresh
+    processes from its checkpoint of iteration 3 alone, as if killed after
+    it; plus a sharded-bank run of 3 iterations resumed in one process.
+    Three launches in all (tests/dist_jobs.py): uninterrupted runs, resumed
+    runs, the 1-process resume."""
+    import shutil
+
+    from tests.helpers import (ROOT, completed, run_dist_jobs,
+                               write_fashion_mnist)
+    data = write_fashion_mnist(tmp / 'fm', n_train=64, n_test=32)
+    full, resumed = {}, {}
+    for algo in ALGOS:
+        base, tiny = (_splitmask_case() if algo == 'splitmask'
+                      else TWO_PROCESS[algo])
+        cfg = _iteration_config(tmp, algo, os.path.join(ROOT, base))
+        opts = [f'train_dataloader.dataset.data_root={data}',
+                f'test_dataloader.dataset.data_root={data}'] + tiny
+        full[algo] = [cfg, '--work-dir', tmp / algo / 'full',
+                      '--cfg-options', *opts]
+        resumed[algo] = [cfg, '--work-dir', tmp / algo / 'killed',
+                         '--cfg-options', *opts, 'resume=True']
+    world = list(full['npid_sharded'])
+    world[2] = tmp / 'world' / 'run'
+    out = dict(full=completed(run_dist_jobs(
+        list(full.values()) + [world + ['train_cfg.max_iters=3']])))
+    if out['full']['returncode'] == 0:
+        for algo in ALGOS:  # the killed run's work dir: iteration 3 only
+            killed = tmp / algo / 'killed'
+            killed.mkdir()
+            shutil.copy(tmp / algo / 'full' / 'iter_3.pth', killed)
+            (killed / 'last_checkpoint').write_text(
+                str(killed / 'iter_3.pth'))
+        run = tmp / 'world' / 'run'
+        shutil.copy(run / 'iter_3.pth', tmp / 'world' / 'saved_iter_3.pth')
+        out['world_3_mtime'] = os.path.getmtime(run / 'iter_3.pth')
+        out['resumed'] = completed(run_dist_jobs(list(resumed.values())))
+        out['world'] = completed(run_dist_jobs([world + ['resume=True']],
+                                               nproc=1))
+    return out
+
+
+@pytest.fixture(scope='module')
+def resumed_runs(tmp_path_factory):
+    from tests.helpers import shared_result
+    tmp, out = shared_result(tmp_path_factory, 'resume', _resume_runs)
+    return dict(out, tmp=tmp)
+
+
+def _ran(runs, *phases):
+    from tests.helpers import assert_ran
+    for phase in ('full', ) + phases:
+        assert_ran(runs[phase])
+
+
+@pytest.mark.dist
+@pytest.mark.parametrize('algo', ALGOS)
+def test_two_process_iteration_resume_is_exact(resumed_runs, algo):
+    """2 processes, iteration-based: resumed from the checkpoint of
+    iteration 3 in new processes, the final checkpoint (weights, bank /
+    negatives / queue, BN statistics, optimizer, both ranks' random states)
+    equals the uninterrupted run's."""
+    _ran(resumed_runs, 'resumed')
+    tmp = resumed_runs['tmp']
+    a = torch.load(tmp / algo / 'full' / 'iter_6.pth', weights_only=False)
+    b = torch.load(tmp / algo / 'killed' / 'iter_6.pth', weights_only=False)
+    assert not (tmp / algo / 'killed' / 'iter_2.pth').exists()  # resumed
     for k in a['state_dict']:  # NaN = unset (NPIDLoss.log_z in softmax mode)
         torch.testing.assert_close(a['state_dict'][k], b['state_dict'][k],
                                    rtol=0, atol=0, equal_nan=True, msg=k)
@@ -139,23 +190,19 @@ def test_two_process_iteration_resume_is_exact(tmp_path, algo):
         assert a['state_dict']['memory_bank.shard'].tolist() == [0, 64, 64, 1]
 
 
-def test_sharded_bank_resumes_on_another_world_size(tmp_path):
+@pytest.mark.dist
+def test_sharded_bank_resumes_on_another_world_size(resumed_runs):
     """A checkpoint of a 2-process run with a sharded bank resumes in one
     process (the whole bank it holds is re-sharded on loading): every
     bank row of the checkpoint is the resumed run's, and it trains on."""
-    from tests.helpers import ROOT, run_dist_train, write_fashion_mnist
-    data = write_fashion_mnist(tmp_path / 'fm', n_train=64, n_test=32)
-    base, tiny = TWO_PROCESS['npid_sharded']
-    cfg = _iteration_config(tmp_path, 'npid_sharded', os.path.join(ROOT, base))
-    opts = [f'train_dataloader.dataset.data_root={data}',
-            f'test_dataloader.dataset.data_root={data}'] + tiny
-    run_dist_train(cfg, tmp_path / 'run', opts + ['train_cfg.max_iters=3'])
-    saved = torch.load(tmp_path / 'run' / 'iter_3.pth', weights_only=False)
-    written = os.path.getmtime(tmp_path / 'run' / 'iter_3.pth')
-    run_dist_train(cfg, tmp_path / 'run', opts + ['resume=True'], nproc=1)
+    _ran(resumed_runs, 'world')
+    run = resumed_runs['tmp'] / 'world' / 'run'
     # resumed after iteration 3 (a fresh run would have rewritten iter_3)
-    assert os.path.getmtime(tmp_path / 'run' / 'iter_3.pth') == written
-    end = torch.load(tmp_path / 'run' / 'iter_6.pth', weights_only=False)
+    assert os.path.getmtime(run / 'iter_3.pth') == resumed_runs[
+        'world_3_mtime']
+    end = torch.load(run / 'iter_6.pth', weights_only=False)
+    saved = torch.load(resumed_runs['tmp'] / 'world' / 'saved_iter_3.pth',
+                       weights_only=False)
     b3, b6 = (c['state_dict']['memory_bank.bank'] for c in (saved, end))
     assert b3.shape == b6.shape == (64, 16)
     assert not torch.equal(b3, b6)  # 3 more iterations updated rows

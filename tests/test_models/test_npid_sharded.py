@@ -139,6 +139,7 @@ def _reference(world, case, full0):
     return dict(loss=loss.detach(), grad=grad, full1=mb.bank)
 
 
+@pytest.mark.dist
 @pytest.mark.parametrize('case', list(CASES))
 def test_sharded_npid_equals_replicated(tmp_path, case):
     world = 2

@@ -4,6 +4,7 @@ the collectives in 2 gloo processes."""
 import math
 import os
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -42,6 +43,7 @@ def _worker(rank, world, port, out):
     shutdown_distributed()  # barrier first: a rank leaving early aborts gloo now and then
 
 
+@pytest.mark.dist
 def test_two_processes(tmp_path):
     spawn_gloo(_worker, 2, str(tmp_path))
     r0, r1 = (torch.load(tmp_path / f'{r}.pt') for r in (0, 1))

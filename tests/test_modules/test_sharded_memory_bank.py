@@ -162,6 +162,7 @@ def _reference(world):
                 row_logits=rows)
 
 
+@pytest.mark.dist
 @pytest.mark.parametrize('world', [2, 4])
 def test_sharded_equals_one_bank(tmp_path, world):
     spawn_gloo(_worker, world, str(tmp_path))

@@ -33,6 +33,7 @@ def tiny_args(tmp_path, *extra):
             str(tmp_path / 'docs' / 'claims.md'), *extra]
 
 
+@pytest.mark.subprocess
 def test_nce_sweep_tiny(tmp_path):
     args = tiny_args(tmp_path, '--only', 'nce')
     r = run(*args)
@@ -50,6 +51,7 @@ def test_nce_sweep_tiny(tmp_path):
     assert r.returncode == 0 and r.stdout.count('not retrained') == 2
 
 
+@pytest.mark.subprocess
 def test_param_section_tiny(tmp_path):
     """Claim (1): NPID softmax vs the parametric softmax, with raw-pixel,
     random-init and supervised rows, each read out by kNN and a probe."""
@@ -157,6 +159,7 @@ def test_verdicts(claims):
                'softmax'] == 'yes'
 
 
+@pytest.mark.subprocess
 def test_bad_start_is_a_clear_error(tmp_path):
     r = run('--start', 'x', '--work-dir', str(tmp_path))
     assert r.returncode == 2 and 'expected NAME=CHECKPOINT' in r.stderr
@@ -188,6 +191,7 @@ def test_report_and_plots_of_every_section(claims, tmp_path):
     assert '| raw pixels | - | - | - | 81.00 | 81.00 | 80.00 | 0 | - |' in text
 
 
+@pytest.mark.subprocess
 def test_recipes_mode_errors(tmp_path):
     """--recipes names the missing recipe checkpoints and the command that
     makes them, and refuses the sections and options it does not take."""
@@ -236,6 +240,7 @@ def test_recipes_report_shows_every_seed(claims, tmp_path):
         'labels | npid 82.00 vs random init 80.00 | yes |' in text
 
 
+@pytest.mark.subprocess
 def test_det_and_semisup_sections_tiny(tmp_path):
     """(3) and (4) from random init on tiny data: a Mask R-CNN epoch on a
     composed set, 1% / 10% fine-tuning; a rerun reuses every result."""

@@ -16,6 +16,7 @@ def run(*args):
                           text=True, timeout=120, cwd=ROOT)
 
 
+@pytest.mark.subprocess
 def test_bad_start_is_a_clear_error(tmp_path):
     r = run('--start', 'npid', '--work-dir', str(tmp_path))
     assert r.returncode == 2

@@ -23,6 +23,7 @@ def run(args):
     return r.stdout
 
 
+@pytest.mark.subprocess
 def test_exemplar_lightly_example(data_root):
     out = run(['examples/exemplar_lightly.py', '--data-root', str(data_root),
                '--limit', '64', '--batch-size', '16', '--max-steps', '3',
@@ -33,6 +34,7 @@ def test_exemplar_lightly_example(data_root):
     assert 'labelled queue slots 32/32' in line[0]
 
 
+@pytest.mark.subprocess
 def test_exemplar_benchmark_tiny_and_resumable(data_root, tmp_path):
     work, docs = tmp_path / 'w', tmp_path / 'bench.md'
     args = ['tools/benchmarks/exemplar_benchmark.py', '--data-root',

@@ -39,6 +39,7 @@ def data_root(tmp_path_factory):
                                n_train=64, n_test=32)
 
 
+@pytest.mark.subprocess
 def test_core_imports_without_openmmlab(tmp_path):
     out = run([sys.executable, '-c', BLOCK + '''
 import mm_instdisc, mm_instdisc.modules, mm_instdisc.data
@@ -49,6 +50,7 @@ assert not any(m.split('.')[0] in ('mmengine', 'mmpretrain') for m in sys.module
     assert 'npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k.py' in out
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('example, args', [
     ('npid_lightly.py', ['--limit', '64', '--batch-size', '16',
                          '--max-steps', '2', '--num-negatives', '32']),
@@ -70,21 +72,21 @@ runpy.run_path({path!r}, run_name='__main__')
 '''], cwd=tmp_path)
 
 
-@pytest.fixture(scope='module')
-def wheel(tmp_path_factory):
+def _build_wheel(folder):
     """A wheel built from a copy of the checkout's files (building in place
     would rewrite mm_instdisc/.mim of the editable install)."""
-    src = tmp_path_factory.mktemp('src') / 'mm_instdisc'
+    src = folder / 'src' / 'mm_instdisc'
     top = {'.venv', '.git', 'data', 'work_dirs', 'build', 'dist'}
 
-    def ignore(folder, names):  # top-level data/ only: mm_instdisc/data ships
+    def ignore(path, names):  # top-level data/ only: mm_instdisc/data ships
         return [n for n in names
-                if (os.path.samefile(folder, ROOT) and n in top)
+                if (os.path.samefile(path, ROOT) and n in top)
                 or n in ('__pycache__', '.mim')
                 or n.endswith(('.egg-info', '.pth', '.pyc'))]
 
     shutil.copytree(ROOT, src, ignore=ignore)
-    out = tmp_path_factory.mktemp('dist')
+    out = folder / 'dist'
+    out.mkdir()
     run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
          '--no-build-isolation', str(src), '-w', str(out)], cwd=out)
     wheels = glob.glob(str(out / 'mm_instdisc-*.whl'))
@@ -92,6 +94,14 @@ def wheel(tmp_path_factory):
     return wheels[0]
 
 
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    """The wheel, built once for the session (shared by the xdist workers)."""
+    from tests.helpers import shared_result
+    return shared_result(tmp_path_factory, 'wheel', _build_wheel)[1]
+
+
+@pytest.mark.subprocess
 def test_wheel_carries_configs_tools_and_scripts(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
@@ -113,6 +123,7 @@ def test_wheel_carries_configs_tools_and_scripts(wheel):
     assert "Provides-Extra: det" in meta and "Provides-Extra: lightly" in meta
 
 
+@pytest.mark.subprocess
 def test_installed_wheel_trains_from_anywhere(wheel, data_root, tmp_path):
     """pip install the wheel into a fresh target, then from another
     directory: the console script and mmpretrain's own tools/train.py train
@@ -165,6 +176,7 @@ def test_metafile_lists_every_shipped_config():
                            if m['Name'].startswith('npid')), recipes
 
 
+@pytest.mark.subprocess
 def test_mmpretrain_train_from_outside_the_checkout(data_root, tmp_path):
     """The set-up venv (editable install), no PYTHONPATH, another working
     directory: mmpretrain's own tools/train.py trains our 10k NPID config."""

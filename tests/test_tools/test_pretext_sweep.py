@@ -95,6 +95,7 @@ def test_replay_loss_equals_the_shipped_algorithm(task):
     assert acc.item() == pytest.approx(ref['pretext_acc'].item())
 
 
+@pytest.mark.subprocess
 def test_sweeps_import_without_openmmlab():
     """The GPU machine has torch and no OpenMMLab: both sweeps and the
     replay library import with mmengine, mmcv, mmpretrain and mmdet

@@ -169,6 +169,7 @@ def test_bad_arguments_name_the_value(fmnist_root):
         ComposeSettings(canvas_size=16)
 
 
+@pytest.mark.subprocess
 def test_tool_writes_a_set(fmnist_root, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     cmd = [sys.executable, 'tools/dataset_converters/make_fmnist_coco.py',

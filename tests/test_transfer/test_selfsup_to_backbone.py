@@ -308,10 +308,12 @@ def test_check_backbone_keys_reports_mismatches():
     assert missing == ['0.weight'] and set(unexpected) == {'0.weight', 'extra'}
 
 
+@pytest.mark.subprocess
 def test_converter_tool(npid_ckpt, tmp_path):
     dst = tmp_path / 'out' / 'npid_backbone.pth'
+    # the one converter test in a real process: what a user runs
     r = run_converter_tool(npid_ckpt, str(dst), '--out-prefix', 'backbone.',
-                           '--verify', FMNIST_LINEAR_CONFIG)
+                           '--verify', FMNIST_LINEAR_CONFIG, in_process=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'verified: all' in r.stdout
     keys = torch.load(dst, weights_only=True)['state_dict']
