@@ -11,9 +11,12 @@ run. JOBS is a JSON file with a list of argument lists for tools/train.py
 tools/train.py's own ``parse_args`` and ``merge_args`` and mmengine's Runner,
 as ``bash tools/dist_train.sh CONFIG 2 ARGS`` runs it, under a name of its
 own (mmengine keys its logger, message hub and visualizer by the experiment
-name); the process group is shared by the jobs and destroyed after the last.
+name); the process group is shared by the jobs and destroyed after the
+last, and the processes leave through ``exit_distributed`` as tools/train.py
+does.
 A job that raises ends the launch with its traceback (the tests print it).
 """
+import gc
 import json
 import os.path as osp
 import sys
@@ -26,7 +29,7 @@ def main():
     import train as train_tool  # tools/train.py (its _common sets sys.path)
     from mmengine.config import Config
 
-    from mm_instdisc.utils import shutdown_distributed
+    from mm_instdisc.utils import exit_distributed
     with open(sys.argv[1]) as f:
         jobs = json.load(f)
     launcher_args = sys.argv[2:]  # e.g. --local-rank from older launchers
@@ -38,7 +41,8 @@ def main():
         cfg.experiment_name = (f'job{i}_'
                                f'{osp.splitext(osp.basename(args.config))[0]}')
         train_tool.train(cfg)
-    shutdown_distributed()
+        gc.collect()  # the finished runner's DDP reducer, before the next
+    exit_distributed()
 
 
 if __name__ == '__main__':

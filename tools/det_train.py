@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mm_instdisc.utils import shutdown_distributed
+from mm_instdisc.utils import exit_distributed
 
 
 def parse_args():
@@ -115,7 +115,7 @@ def main():
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()
-    shutdown_distributed()
+    exit_distributed()
 
 
 if __name__ == '__main__':

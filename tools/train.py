@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mm_instdisc.utils import shutdown_distributed
+from mm_instdisc.utils import exit_distributed
 
 
 def parse_args():
@@ -81,7 +81,7 @@ def train(cfg):
 def main():
     args = parse_args()
     train(merge_args(Config.fromfile(args.config), args))
-    shutdown_distributed()
+    exit_distributed()
 
 
 if __name__ == '__main__':

@@ -92,8 +92,9 @@ def _shutdown_worker(rank, world_size, port, out_dir):
 def test_shutdown_distributed_destroys_the_group(tmp_path):
     """The tools end with shutdown_distributed(): every rank leaves with its
     group destroyed (a second call, or a call without a group, is a no-op)."""
-    from mm_instdisc.utils import shutdown_distributed
+    from mm_instdisc.utils import exit_distributed, shutdown_distributed
     assert shutdown_distributed() is False
+    assert exit_distributed() is None  # no group: returns, no os._exit
     spawn_gloo(_shutdown_worker, 2, str(tmp_path))
     for rank in range(2):
         got = torch.load(tmp_path / f'rank{rank}.pth')

@@ -71,13 +71,6 @@ def run(args):
 
 
 @pytest.mark.subprocess
-def test_plain_pytorch_example(data_root):
-    out = run(['examples/splitmask_plain.py', '--data-root', str(data_root),
-               '--steps', '3', '--batch-size', '8'])
-    assert 'step    2' in out and 'done' in out
-
-
-@pytest.mark.subprocess
 def test_build_tokenizer_tool_deterministic(data_root, tmp_path):
     outs = []
     for name in ('a.pth', 'b.pth'):

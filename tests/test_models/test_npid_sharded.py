@@ -56,11 +56,22 @@ CASES = {
 }
 
 
-def _worker(rank, world, port, out, case):
+def _worker(rank, world, port, out):
     import torch.distributed as dist
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     torch.set_num_threads(1)
+    for case in CASES:  # one process group for every case
+        _case(rank, out, case)
+        dist.barrier()
+    # gather_to's sender can be done before the receiver: tearing gloo down
+    # then once aborted a worker ('terminate called without an active
+    # exception', CI at 9670212), so both ranks leave together
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _case(rank, out, case):
     mode, head = CASES[case]
     model = build(mode, dict(type='ShardedMemoryBank', seed=3), **head)
     model.eval()  # BN with running statistics: features do not depend on
@@ -79,12 +90,7 @@ def _worker(rank, world, port, out, case):
                rows=(model.memory_bank.start, model.memory_bank.end),
                ignored=getattr(model, '_ddp_params_and_buffers_to_ignore',
                                None))
-    torch.save(res, os.path.join(out, f'rank{rank}.pt'))
-    # gather_to's sender can be done before the receiver: tearing gloo down
-    # then once aborted a worker ('terminate called without an active
-    # exception', CI at 9670212), so both ranks leave together
-    dist.barrier()
-    dist.destroy_process_group()
+    torch.save(res, os.path.join(out, f'{case}_rank{rank}.pt'))
 
 
 def _reference(world, case, full0):
@@ -139,12 +145,27 @@ def _reference(world, case, full0):
     return dict(loss=loss.detach(), grad=grad, full1=mb.bank)
 
 
+WORLD = 2
+
+
+def _spawn(folder):
+    spawn_gloo(_worker, WORLD, str(folder))
+    return sorted(CASES)
+
+
+@pytest.fixture(scope='module')
+def sharded_runs(tmp_path_factory):
+    """Every case on 2 gloo processes, one spawn for all of them."""
+    from tests.helpers import shared_result
+    return shared_result(tmp_path_factory, 'npid_sharded', _spawn)[0]
+
+
 @pytest.mark.dist
 @pytest.mark.parametrize('case', list(CASES))
-def test_sharded_npid_equals_replicated(tmp_path, case):
-    world = 2
-    spawn_gloo(_worker, world, str(tmp_path), case)
-    got = [torch.load(tmp_path / f'rank{r}.pt') for r in range(world)]
+def test_sharded_npid_equals_replicated(sharded_runs, case):
+    world = WORLD
+    got = [torch.load(sharded_runs / f'{case}_rank{r}.pt')
+           for r in range(world)]
     ref = _reference(world, case, got[0]['full0'])
     loss = torch.stack([g['loss'] for g in got]).mean()
     assert torch.allclose(loss, ref['loss'], atol=1e-6), (loss, ref['loss'])

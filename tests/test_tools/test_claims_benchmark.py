@@ -7,16 +7,15 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, benchmark_script, write_fashion_mnist
+from tests.helpers import ROOT, benchmark_script, run_tool, write_fashion_mnist
 
-SCRIPT = os.path.join(ROOT, 'tools/benchmarks/claims_benchmark.py')
+SCRIPT = 'tools/benchmarks/claims_benchmark.py'
 
 
 def run(*args):
-    r = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True,
-                       text=True, timeout=900, cwd=ROOT,
-                       env=dict(os.environ, OMP_NUM_THREADS='1'))
-    return r
+    """The benchmark script in this process (its training runs are child
+    processes of their own: tools/train.py through mm_instdisc.benchmarks)."""
+    return run_tool(SCRIPT, *args)
 
 
 @pytest.fixture(scope='module')

@@ -1,22 +1,17 @@
 """tools/benchmarks/detection_benchmark.py: argument errors and result parsing."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import run_tool
 
-SCRIPT = os.path.join(ROOT, 'tools/benchmarks/detection_benchmark.py')
+SCRIPT = 'tools/benchmarks/detection_benchmark.py'
 
 
 def run(*args):
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+    return run_tool(SCRIPT, *args)  # in this process
 
 
-@pytest.mark.subprocess
 def test_bad_start_is_a_clear_error(tmp_path):
     r = run('--start', 'npid', '--work-dir', str(tmp_path))
     assert r.returncode == 2

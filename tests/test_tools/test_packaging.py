@@ -50,26 +50,54 @@ assert not any(m.split('.')[0] in ('mmengine', 'mmpretrain') for m in sys.module
     assert 'npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k.py' in out
 
 
+def _check_npid(out):
+    assert 'kNN top-1 vs bank' in out
+
+
+def _check_adco(out):
+    # 16 negatives = 2 steps of initialisation from keys, then 3 ascent steps
+    assert 'backbone kNN top-1' in out
+    line = [s for s in out.splitlines() if s.startswith('negatives:')][0]
+    assert '16 initialised from keys' in line
+    assert float(line.split()[-1]) > 0  # the ascent moved them
+
+
+def _check_exemplar(out):
+    line = [s for s in out.splitlines() if 'kNN top-1' in s]
+    assert len(line) == 1
+    # 3 steps x 16 labelled keys filled the 32-slot queue
+    assert 'labelled queue slots 32/32' in line[0]
+
+
+def _check_splitmask(out):
+    assert 'step    2' in out and 'done' in out
+
+
 @pytest.mark.subprocess
-@pytest.mark.parametrize('example, args', [
+@pytest.mark.parametrize('example, args, check', [
     ('npid_lightly.py', ['--limit', '64', '--batch-size', '16',
-                         '--max-steps', '2', '--num-negatives', '32']),
+                         '--max-steps', '3', '--num-negatives', '32'],
+     _check_npid),
     ('adco_lightly.py', ['--limit', '64', '--batch-size', '8',
-                         '--num-negatives', '16', '--max-steps', '3']),
-    ('exemplar_lightly.py', ['--limit', '64', '--batch-size', '8',
-                             '--queue-len', '16', '--max-steps', '2']),
+                         '--num-negatives', '16', '--max-steps', '5'],
+     _check_adco),
+    ('exemplar_lightly.py', ['--limit', '64', '--batch-size', '16',
+                             '--queue-len', '32', '--max-steps', '3'],
+     _check_exemplar),
     ('splitmask_plain.py', ['--limit', '64', '--batch-size', '8',
-                            '--steps', '2']),
+                            '--steps', '3'], _check_splitmask),
 ])
 def test_lightly_examples_run_without_openmmlab(data_root, tmp_path, example,
-                                                args):
+                                                args, check):
+    """Each example of examples/ trains with OpenMMLab blocked (the plain
+    PyTorch door) and prints what it should."""
     path = os.path.join(ROOT, 'examples', example)
-    run([sys.executable, '-c', BLOCK + f'''
+    check(run([sys.executable, '-c', BLOCK + f'''
 import runpy
 sys.argv = [{path!r}, '--data-root', {str(data_root)!r}] + {args!r}
 sys.path.insert(0, {os.path.dirname(path)!r})
 runpy.run_path({path!r}, run_name='__main__')
-'''], cwd=tmp_path)
+'''], cwd=tmp_path))
 
 
 def _build_wheel(folder):
