@@ -14,3 +14,7 @@ from .splitmask_tokenizer_hook import \
     SplitMaskTokenizerHook  # noqa: E402,F401,E501
 
 __all__ += ['SplitMaskTokenizerHook']
+from .label_free_monitor_hook import \
+    LabelFreeMonitorHook  # noqa: E402,F401,E501
+
+__all__ += ['LabelFreeMonitorHook']
