@@ -48,7 +48,110 @@ def _run(tool, takes_config=True):
 
 
 def train():
+    """``mm-instdisc-train CONFIG ...`` (tools/train.py), or
+    ``mm-instdisc-train METHOD --data DIR ...`` (a folder of images)."""
+    from mm_instdisc.own_data import METHOD_CONFIGS
+    if len(sys.argv) > 1 and sys.argv[1] in METHOD_CONFIGS:
+        return train_folder(sys.argv[1:])
     _run('train.py')
+
+
+def _folder_parser():
+    import argparse
+
+    from mm_instdisc.own_data import METHOD_CONFIGS
+    p = argparse.ArgumentParser(
+        prog='mm-instdisc-train',
+        description='Pretrain METHOD on a folder of your own images (any '
+        'layout; one sub-folder per class for exemplar). Writes the filled-in '
+        'config, checkpoints, logs and label_free_monitor.png to the work '
+        'dir. docs/own_data.md.')
+    p.add_argument('method', choices=sorted(METHOD_CONFIGS))
+    p.add_argument('--data', required=True, help='folder of images')
+    p.add_argument('--size', type=int, help='image side (default: from the '
+                   'images, a multiple of 32, at most 96 on a CPU, 224 on a '
+                   'GPU)')
+    p.add_argument('--channels', type=int, choices=(1, 3),
+                   help='default: 3 if any image is in colour, else 1')
+    p.add_argument('--gpus', type=int, default=1,
+                   help='processes (GPUs, or CPU processes with gloo)')
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument('--minutes', type=float,
+                        help='wall-time budget: the schedule is fitted to it '
+                        '(default 15 when --epochs is not given)')
+    budget.add_argument('--epochs', type=int, help='a fixed number of epochs')
+    p.add_argument('--val', help='a small labelled folder (one sub-folder '
+                   'per class): leave-one-out kNN accuracy during training')
+    p.add_argument('--init', help='torchvision / timm / mmpretrain weights '
+                   'file to start the backbone from (offline file)')
+    p.add_argument('--work-dir', help='default: work_dirs/METHOD_FOLDER')
+    p.add_argument('--batch-size', type=int)
+    p.add_argument('--workers', type=int, default=2,
+                   help='data loader worker processes (0: in the main one)')
+    p.add_argument('--skip-bad', action='store_true',
+                   help='leave unreadable image files out (listed in the '
+                   'log) instead of stopping')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--resume', action='store_true',
+                   help="resume from the work dir's latest checkpoint")
+    p.add_argument('--dry-run', action='store_true',
+                   help='write the config and stop')
+    return p
+
+
+def train_folder(argv):
+    """``mm-instdisc-train METHOD --data DIR [...]``: write the method's
+    folder config filled in from the data into the work dir, then train it
+    with tools/train.py (``torch.distributed.run`` for ``--gpus N > 1``).
+
+    Returns:
+        str: The config written (the run's ``<work dir>/<name>.py``).
+    """
+    from mmengine.config import Config
+
+    from mm_instdisc.own_data import (LABELLED, apply_run_options,
+                                      inspect_folder, write_folder_config)
+    args = _folder_parser().parse_args(argv)
+    data = args.data.rstrip('/')
+    work_dir = args.work_dir or osp.join(
+        'work_dirs', f'{args.method}_{osp.basename(osp.abspath(data))}')
+    if not osp.isdir(data):
+        raise SystemExit(f'mm-instdisc-train: --data {data!r} is not a '
+                         'folder.')
+    info = inspect_folder(data, args.method in LABELLED, args.size)
+    print(f'mm-instdisc-train: {info["num_images"]} images below {data} '
+          f'(median shorter side {info["short_side"]} px, '
+          f'{"colour" if info["channels"] == 3 else "grey"}); size '
+          f'{args.size or info["size"]}', flush=True)
+    path = write_folder_config(args.method, data, work_dir, size=args.size,
+                               channels=args.channels, epochs=args.epochs,
+                               batch_size=args.batch_size,
+                               skip_bad=args.skip_bad, seed=args.seed,
+                               info=info)
+    cfg = Config.fromfile(path)
+    cfg.train_dataloader.num_workers = args.workers
+    cfg.train_dataloader.persistent_workers = args.workers > 0
+    minutes = args.minutes if args.epochs is None else None
+    if minutes is None and args.epochs is None:
+        minutes = 15.0
+    cfg = apply_run_options(cfg, minutes=minutes, val=args.val,
+                            init=args.init)
+    cfg.dump(path)
+    print(f'mm-instdisc-train: config {path}', flush=True)
+    if args.dry_run:
+        return path
+    tool_args = [path, '--work-dir', work_dir]
+    if args.resume:
+        tool_args.append('--resume')
+    if args.gpus > 1:
+        import subprocess
+        cmd = [sys.executable, '-m', 'torch.distributed.run',
+               f'--nproc_per_node={args.gpus}', tool_path('train.py'),
+               *tool_args, '--launcher', 'pytorch']
+        raise SystemExit(subprocess.call(cmd))
+    sys.argv = ['mm-instdisc-train'] + tool_args
+    _run('train.py', takes_config=False)
+    return path
 
 
 def test():

@@ -24,7 +24,7 @@ def test_config_builds(path):
     scope = cfg.get('default_scope', 'mmpretrain')
     init_default_scope(scope)
     model_cfg = cfg.model
-    if model_cfg.get('bank_size', 0) > 100000:
+    if (model_cfg.get('bank_size') or 0) > 100000:
         model_cfg.bank_size = 1000  # a 1.28M-row bank is not needed here
     if scope == 'mmdet':  # detection transfer configs on mmdet:: bases
         from mmdet.registry import HOOKS, MODELS

@@ -23,6 +23,11 @@ def _ori(model):
 class MemoryBankHook(Hook):
     """Initialise, synchronise, update and report NPID's memory bank.
 
+    * ``before_run``: a bank sized from the data (``NPID(bank_size=None)``)
+      gets one row per training image.
+    * ``after_load_checkpoint`` (resume): refuses a checkpoint whose bank
+      has another number of rows than the training set has images (the
+      image folder changed since it was written).
     * ``before_train``: checks that the bank has one row per training image,
       then (on a fresh run, not on resume) initialises it either with random
       unit rows or with one forward pass over the training set, and makes
@@ -78,6 +83,35 @@ class MemoryBankHook(Hook):
                             f'{type(model).__name__}.')
         return model
 
+    def before_run(self, runner) -> None:
+        model = self._model(runner)
+        if not getattr(model, 'bank_from_data', False):
+            return
+        n = len(runner.train_dataloader.dataset)
+        if model.memory_bank.length != n:
+            model.resize_bank(n)
+            runner.logger.info(f'MemoryBankHook: memory bank sized from the '
+                               f'training set: {n} rows')
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, '_resume', False):
+            return  # weights only (load_from): the bank may differ
+        state = checkpoint.get('state_dict', {})
+        bank = state.get('memory_bank.bank')
+        if bank is None:
+            return
+        shard = state.get('memory_bank.shard')
+        rows = int(shard[2]) if shard is not None else bank.shape[0]
+        n = len(runner.train_dataloader.dataset)
+        if rows != n:
+            raise ValueError(
+                f'Cannot resume: the checkpoint\'s memory bank has {rows} rows '
+                f'(one per training image when it was written), the training '
+                f'set now has {n} images. The image folder changed since the '
+                'checkpoint was written: resume with the same images, or '
+                'start a new run (load_from=CHECKPOINT, resume=False, keeps '
+                'the weights and builds a new bank).')
+
     def before_train(self, runner) -> None:
         model = self._model(runner)
         dataset = runner.train_dataloader.dataset
@@ -85,7 +119,8 @@ class MemoryBankHook(Hook):
             raise ValueError(
                 f'Memory bank length {model.memory_bank.length} != training '
                 f'set size {len(dataset)}: set model.bank_size='
-                f'{len(dataset)} in the config.')
+                f'{len(dataset)} in the config, or bank_size=None to take '
+                'it from the data.')
         if runner.iter > 0:  # resumed: the bank came with the checkpoint
             runner.logger.info('MemoryBankHook: bank restored from checkpoint')
             return

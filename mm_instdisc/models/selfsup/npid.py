@@ -58,7 +58,11 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
         neck (dict): Neck config projecting to ``feat_dim`` (e.g.
             ``LinearNeck`` with ``gap_dim=2`` and ``norm_cfg=None``).
         head (dict): ``LossHead`` config whose loss is an ``NPIDLoss``.
-        bank_size (int): N, the number of training images.
+        bank_size (int, optional): N, the number of training images. None
+            (or ``'auto'``) takes it from the training set:
+            :class:`MemoryBankHook` sizes the bank to the data set's length
+            before training (and a resumed run refuses a checkpoint whose
+            bank has another length). Defaults to None.
         feat_dim (int): D, the embedding size. Defaults to 128.
         bank_momentum (float): Weight kept on the old bank entry (official
             code's convention). Defaults to 0.5.
@@ -78,7 +82,8 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
-    def __init__(self, backbone: dict, neck: dict, head: dict, bank_size: int,
+    def __init__(self, backbone: dict, neck: dict, head: dict,
+                 bank_size: Optional[Union[int, str]] = None,
                  feat_dim: int = 128, bank_momentum: float = 0.5,
                  bank: Optional[dict] = None,
                  pretrained: Optional[str] = None,
@@ -88,15 +93,34 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
                          pretrained=pretrained,
                          data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
-        self.memory_bank = build_bank(bank, bank_size, feat_dim,
-                                      bank_momentum)
+        if bank_size in (None, 'auto'):
+            self.bank_from_data = True
+            bank_size = 1  # placeholder until MemoryBankHook sizes it
+        elif isinstance(bank_size, int) and not isinstance(bank_size, bool):
+            self.bank_from_data = False
+        else:
+            raise ValueError(f"Illegal bank_size: {bank_size!r}; expected a "
+                             "positive int or None / 'auto' (the number of "
+                             'training images).')
+        self._bank_args = (bank, feat_dim, bank_momentum)
+        self.resize_bank(bank_size)
+        self._pending: Optional[Tuple[Tensor, Tensor]] = None
+
+    def resize_bank(self, length: int) -> None:
+        """A new memory bank of ``length`` rows (random unit rows), of the
+        configured type, on the model's device."""
+        cfg, feat_dim, momentum = self._bank_args
+        old = getattr(self, 'memory_bank', None)
+        bank = build_bank(cfg, length, feat_dim, momentum)
+        if old is not None:
+            bank.to(old.bank.device)
+        self.memory_bank = bank
         if self.sharded_bank:
             # each rank's shard differs: DDP must never broadcast or compare
             # it (torch's DistributedDataParallel reads this attribute)
             self._ddp_params_and_buffers_to_ignore = [
                 f'memory_bank.{n}' for n, _ in
                 self.memory_bank.named_buffers()]
-        self._pending: Optional[Tuple[Tensor, Tensor]] = None
 
     @property
     def sharded_bank(self) -> bool:
