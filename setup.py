@@ -92,6 +92,7 @@ if __name__ == '__main__':
                 'mm-instdisc-knn-eval=mm_instdisc.cli:knn_eval',
                 'mm-instdisc-convert=mm_instdisc.cli:convert',
                 'mm-instdisc-make-fmnist-coco=mm_instdisc.cli:make_fmnist_coco',
+                'mm-instdisc-export=mm_instdisc.cli:export',
             ],
         },
         license='Apache-2.0',

@@ -1,6 +1,7 @@
 """Console scripts: ``mm-instdisc-train`` and friends run the shipped tools
 (``tools/*.py`` in a checkout, ``mm_instdisc/.mim/tools`` in a wheel) with
-the same arguments, from any working directory.
+the same arguments, from any working directory; ``mm-instdisc-export``
+(:func:`export`) calls ``mm_instdisc.utils.export`` itself.
 
 A CONFIG argument may also be a shipped config's name
 (``npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist``, see
@@ -52,7 +53,8 @@ def train():
     ``mm-instdisc-train METHOD --data DIR ...`` (a folder of images)."""
     from mm_instdisc.own_data import METHOD_CONFIGS
     if len(sys.argv) > 1 and sys.argv[1] in METHOD_CONFIGS:
-        return train_folder(sys.argv[1:])
+        train_folder(sys.argv[1:])  # returns a path: not an exit status
+        return
     _run('train.py')
 
 
@@ -164,6 +166,72 @@ def knn_eval():
 
 def convert():
     _run('model_converters/selfsup_to_backbone.py', takes_config=False)
+
+
+def _export_parser():
+    import argparse
+
+    from mm_instdisc.utils.export import EXPORT_FORMATS
+    p = argparse.ArgumentParser(
+        prog='mm-instdisc-export',
+        description='Write the backbone of a self-supervised checkpoint in '
+        'the format of another library: mmpretrain ({state_dict, meta}, the '
+        "backbone's own names), mmdet (the same under backbone.), "
+        'torchvision / timm (a plain state dict in their names, loads with '
+        'strict=False leaving only the classifier missing), detectron2 (a '
+        "pickle in detectron2's ResNet names, as facebookresearch/moco "
+        'writes it; ResNets only). docs/transfer.md.')
+    p.add_argument('ckpt', help='pretraining checkpoint (.pth), or bare '
+                   'mmpretrain backbone weights')
+    p.add_argument('out', help='output file')
+    p.add_argument('--to', required=True, choices=EXPORT_FORMATS,
+                   help='target library')
+    p.add_argument('--src-prefix', default='backbone.',
+                   help="module whose weights to export (default: "
+                   "'backbone.'; e.g. 'encoder_k.module.0.' for a key "
+                   'encoder; mm-instdisc-convert CKPT --list-prefixes)')
+    p.add_argument('--check', action='store_true',
+                   help="load the written file into the target library's "
+                   'model (torchvision, timm, mmpretrain, mmdet; when '
+                   'installed) and report missing / unexpected keys')
+    p.add_argument('--num-heads', type=int,
+                   help="a ViT's attention heads (not in the weights; "
+                   "default: from the checkpoint's config)")
+    return p
+
+
+def export() -> None:
+    """``mm-instdisc-export CKPT --to FORMAT OUT [--check]``: write the
+    backbone of CKPT for another library and print a report
+    (:func:`export_cli` on ``sys.argv``; a failed ``--check`` exits with
+    status 1, bad input with the error)."""
+    export_cli(sys.argv[1:])
+
+
+def export_cli(argv):
+    """``mm-instdisc-export`` on the argument list ``argv``.
+
+    Returns:
+        dict: The report of ``mm_instdisc.utils.export.export_backbone``.
+
+    Raises:
+        SystemExit: Bad arguments (status 2), bad input (the message), a
+            ``--check`` that found missing, unexpected or mismatched keys
+            other than the classifier (status 1).
+    """
+    from mm_instdisc.utils.export import export_backbone, format_report
+    args = _export_parser().parse_args(argv)
+    try:
+        report = export_backbone(args.ckpt, args.to, args.out,
+                                 src_prefix=args.src_prefix,
+                                 check=args.check, num_heads=args.num_heads)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        raise SystemExit(f'mm-instdisc-export: error: {e}')
+    print(format_report(report), flush=True)
+    chk = report['check']
+    if chk is not None and not chk.get('ok', True):
+        raise SystemExit(1)
+    return report
 
 
 def make_fmnist_coco():

@@ -161,6 +161,21 @@ def selfsup_to_backbone(state_dict: Dict[str, Tensor],
     return out
 
 
+def backbone_meta(ckpt: dict, src: str, src_prefix: str, out_prefix: str,
+                  arch: str) -> dict:
+    """The ``meta`` of a backbone file written from checkpoint ``ckpt``
+    (read from ``src``): where it came from, its prefixes and architecture
+    family, and the epoch / iteration / versions / seed of ``ckpt['meta']``.
+    """
+    meta = dict(source=osp.abspath(src), src_prefix=src_prefix,
+                out_prefix=out_prefix, converted_by='mm_instdisc', arch=arch)
+    if isinstance(ckpt.get('meta'), dict):
+        for field in ('epoch', 'iter', 'mmengine_version', 'seed'):
+            if field in ckpt['meta']:
+                meta[field] = ckpt['meta'][field]
+    return meta
+
+
 def convert_selfsup_checkpoint(src: str, dst: str,
                                src_prefix: str = 'backbone.',
                                out_prefix: str = '') -> Dict[str, Tensor]:
@@ -194,14 +209,10 @@ def convert_selfsup_checkpoint(src: str, dst: str,
     ckpt = torch.load(src, map_location='cpu', weights_only=False)
     weights = selfsup_to_backbone(get_state_dict(ckpt), src_prefix,
                                   out_prefix)
-    meta = dict(source=osp.abspath(src), src_prefix=src_prefix,
-                out_prefix=out_prefix, converted_by='mm_instdisc',
-                arch=backbone_family(
-                    {k[len(out_prefix):]: v for k, v in weights.items()}))
-    if isinstance(ckpt.get('meta'), dict):
-        for field in ('epoch', 'iter', 'mmengine_version', 'seed'):
-            if field in ckpt['meta']:
-                meta[field] = ckpt['meta'][field]
+    meta = backbone_meta(
+        ckpt, src, src_prefix, out_prefix,
+        backbone_family({k[len(out_prefix):]: v
+                         for k, v in weights.items()}))
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save(dict(state_dict=weights, meta=meta), dst)
     return weights

@@ -143,7 +143,8 @@ def test_wheel_carries_configs_tools_and_scripts(wheel):
     assert 'mm_instdisc/.mim/tools/model_converters/selfsup_to_backbone.py' \
         in names
     for s in ('mm-instdisc-train', 'mm-instdisc-test', 'mm-instdisc-knn-eval',
-              'mm-instdisc-convert', 'mm-instdisc-make-fmnist-coco'):
+              'mm-instdisc-convert', 'mm-instdisc-make-fmnist-coco',
+              'mm-instdisc-export'):
         assert s in scripts
     # ranges, not the pins of the tested set; the core needs torch only
     assert 'Requires-Dist: torch>=2.1' in meta
@@ -175,6 +176,17 @@ def test_installed_wheel_trains_from_anywhere(wheel, data_root, tmp_path):
     run([sys.executable, str(script), NPID_10K, '--work-dir', 'w_ours']
         + opts, cwd=work, env=env)
     assert (work / 'w_ours' / 'epoch_1.pth').exists()
+    # a folder of mixed images (RGB JPEGs, grey / 16-bit / RGBA PNGs, mixed
+    # sizes), through the installed console script: config from the data
+    from tests.test_datasets.test_image_folder import write_mixed_folder
+    for part in range(2):
+        write_mixed_folder(tmp_path / 'imgs' / f'p{part}', seed=part)
+    run([sys.executable, str(script), 'npid', '--data',
+         str(tmp_path / 'imgs'), '--epochs', '1', '--size', '32',
+         '--batch-size', '8', '--workers', '0', '--work-dir', 'w_folder'],
+        cwd=work, env=env)
+    for name in ('epoch_1.pth', 'label_free_monitor.png'):
+        assert (work / 'w_folder' / name).is_file(), name
     import mmpretrain
     mmp_train = os.path.join(os.path.dirname(mmpretrain.__file__), '.mim',
                              'tools', 'train.py')
