@@ -1,6 +1,7 @@
 """NPID on Fashion-MNIST, end to end on a CPU (README command 1).
 
-    python tools/demo_npid.py [--work-dir work_dirs/demo_npid] [--epochs 10]
+    python tools/demo_npid.py [--work-dir work_dirs/demo_npid]
+                              [--minutes 9 | --epochs E]
 
 The 15-minute recipe (configs/npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_
 fashion-mnist.py: all 60,000 training images, batched augmentation, bf16 on
@@ -79,7 +80,14 @@ def parse_args():
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/demo_npid'))
     p.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist'))
-    p.add_argument('--epochs', type=int, default=10)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument('--minutes', type=float, default=9.0,
+                        help='training budget: the run measures its first '
+                        'steps and fits its length (warm-up + cosine) to '
+                        'end within it on this host, bf16 kernels or not '
+                        '(default 9: about 11 minutes in all on 2 cores)')
+    budget.add_argument('--epochs', type=int, default=None,
+                        help='a fixed number of epochs instead')
     p.add_argument('--train-size', type=int, default=60000,
                    help='training images used for pretraining and as kNN '
                    'reference (60000 = all)')
@@ -120,15 +128,16 @@ def make_cfg(args):
         cfg.train_dataloader.dataset.indices = args.train_size
     if args.lr:
         cfg.optim_wrapper.optimizer.lr = args.lr
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=args.epochs,
+    epochs = args.epochs or cfg.train_cfg.max_epochs
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs,
                          val_interval=1)
     # the config's warm-up, then its cosine decay over the demo's epochs
     lr = cfg.optim_wrapper.optimizer.lr
     cfg.param_scheduler = [
         s for s in cfg.param_scheduler if s.type != 'CosineAnnealingLR'
     ] + [
-        dict(type='CosineAnnealingLR', T_max=args.epochs, by_epoch=True,
-             begin=0, end=args.epochs, eta_min=lr * 0.01)
+        dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True,
+             begin=0, end=epochs, eta_min=lr * 0.01)
     ]
     if args.loss_mode:
         cfg.model.head.loss.mode = args.loss_mode
@@ -146,6 +155,16 @@ def make_cfg(args):
     cfg.default_hooks.logger.interval = 50
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
                                         max_keep_ckpts=1)
+    per_epoch = args.train_size // cfg.train_dataloader.batch_size
+    # the label-free signals on 1,024 held-out test images, every epoch,
+    # beside the kNN curve (label_free_monitor.png / .json)
+    cfg.custom_hooks.append(dict(
+        type='LabelFreeMonitorHook', interval=per_epoch, num_samples=1024,
+        dataset=dict(type='FashionMNISTIDX', data_root=args.data_root,
+                     split='test', pipeline=[dict(type='PackInputs')])))
+    if args.epochs is None:  # a wall-time budget, kNN after every epoch
+        from mm_instdisc.engine.loops import apply_time_budget
+        cfg = apply_time_budget(cfg, args.minutes, val_interval=per_epoch)
     return cfg
 
 
@@ -218,11 +237,15 @@ def main():
     model.init_weights()  # the runner's own call then keeps these weights
     random_init = copy.deepcopy(model).eval()
 
-    print(f'== 1/3 NPID pretraining: {args.epochs} epochs on '
-          f'{args.train_size} images', flush=True)
+    print('== 1/3 NPID pretraining: ' + (
+        f'{args.epochs} epochs' if args.epochs else
+        f'a budget of {args.minutes:g} minutes') +
+        f' on {args.train_size} images', flush=True)
     t_train = time.time()
     runner.train()
     t_train = time.time() - t_train
+    epochs = runner.epoch  # reached (a budgeted run decides its length)
+    iters = runner.iter
 
     # reference = the pretraining images, test pipeline (no augmentation)
     train_loader, test_loader = build_knn_dataloaders(cfg, batch_size=512)
@@ -258,7 +281,9 @@ def main():
     lines = [
         f'Weighted kNN (cosine, tau=0.07) on the Fashion-MNIST test set '
         f'(10000 images), reference = the {args.train_size} training images; '
-        f'NPID: {args.epochs} epochs, seed {args.seed}, training '
+        f'NPID: {epochs} epochs ({iters} iterations'
+        + (f', budget {args.minutes:g} min' if not args.epochs else '')
+        + f'), seed {args.seed}, training '
         f'{t_train / 60:.1f} min, total {total / 60:.1f} min, '
         f'{torch.get_num_threads()} threads.', '',
         '| features | kNN top-1 k=20 | kNN top-1 k=200 |', '|---|---|---|'
@@ -271,15 +296,18 @@ def main():
         f.write(table + '\n')
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(dict(rows=rows, history=recorder.history,
+                       epochs=epochs, iterations=iters,
+                       budget_minutes=None if args.epochs else args.minutes,
                        train_minutes=t_train / 60, total_minutes=total / 60,
                        first_iter_seconds=recorder.first_iter_s),
                   f, indent=2)
     print(f'curves:    {curves}\nretrieval: {grid}\n'
           f'table:     {osp.join(args.work_dir, "results.md")}\n'
-          f'checkpoint: {osp.join(args.work_dir, "epoch_%d.pth" % args.epochs)}')
+          f'checkpoint: {osp.join(args.work_dir, "epoch_%d.pth" % epochs)}')
     if rows[2]['top1_k200'] <= rows[1]['top1_k200']:
         print('WARNING: NPID did not beat the random-init network; train '
-              'longer (--epochs) or on more images (--train-size).')
+              'longer (--minutes, --epochs) or on more images '
+              '(--train-size).')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Train a model from a config, like mmpretrain's tools/train.py.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+                                 [--minutes M]
     bash tools/dist_train.sh CONFIG NUM_PROCS      # distributed, GPU or CPU
 """
 import argparse
@@ -31,6 +32,11 @@ def parse_args():
                         help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale lr by actual / base batch size')
+    parser.add_argument('--minutes', type=float,
+                        help='fit the schedule (warm-up + cosine) to a wall-'
+                        'time budget on this host (TimeBudgetTrainLoop; the '
+                        "config's LinearLR + CosineAnnealingLR schedule is "
+                        'converted)')
     parser.add_argument('--no-pin-memory', action='store_true')
     parser.add_argument('--no-persistent-workers', action='store_true')
     add_common_args(parser)
@@ -67,6 +73,9 @@ def merge_args(cfg, args):
                                    args.no_persistent_workers)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if getattr(args, 'minutes', None) is not None:
+        from mm_instdisc.engine.loops import apply_time_budget
+        cfg = apply_time_budget(cfg, args.minutes)
     return cfg
 
 

@@ -6,7 +6,7 @@ already in memory (train_step only), in the same run.
 
     python tools/benchmarks/folder_input_benchmark.py \\
         [--sizes 96 128] [--formats png jpg] [--num-images 1024] \\
-        [--iters 20] [--out docs/benchmarks/folder_input.json]
+        [--iters 20] [--workers 0 2] [--out docs/benchmarks/folder_input.json]
 
 The images are Fashion-MNIST items (real content, tiled 3x3 and coloured
 per tile, so they are RGB photographs' size and entropy rather than 28x28
@@ -93,22 +93,32 @@ def measure(data, size, iters, batch_size, workers, warmup=3):
     fixed = next(it)
     for _ in range(warmup):
         step(fixed)
-    t = time.perf_counter()
-    for _ in range(iters):
-        step(fixed)
-    step_only = iters * batch_size / (time.perf_counter() - t)
-    n, t = 0, time.perf_counter()
-    while n < iters:
+
+    def next_batch():
+        nonlocal it
         try:
-            batch = next(it)
-        except StopIteration:
+            return next(it)
+        except StopIteration:  # next epoch
             it = iter(loader)
-            continue
-        step(batch)
-        n += 1
-    end_to_end = iters * batch_size / (time.perf_counter() - t)
+            return next(it)
+
+    # interleaved rounds, so that drift in the host's load hits both alike
+    rounds = 3
+    k = max(1, iters // rounds)
+    t_fixed = t_loader = 0.0
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(k):
+            step(fixed)
+        t_fixed += time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in range(k):
+            step(next_batch())
+        t_loader += time.perf_counter() - t
+    step_only = rounds * k * batch_size / t_fixed
+    end_to_end = rounds * k * batch_size / t_loader
     images = len(loader.dataset)
-    del it, loader
+
     return dict(size=size, images=images, batch_size=batch_size,
                 workers=workers,
                 iters=iters, init_seconds=round(init_s, 2),
@@ -125,7 +135,9 @@ def main():
     p.add_argument('--num-images', type=int, default=1024)
     p.add_argument('--iters', type=int, default=20)
     p.add_argument('--batch-size', type=int, default=128)
-    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--workers', type=int, nargs='+', default=[0, 2],
+                   help='data loader workers to compare (0: the main '
+                   'process packs the cached images)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--data-dir', default='work_dirs/folder_input_benchmark')
     p.add_argument('--out')
@@ -136,18 +148,21 @@ def main():
         data = write_images(osp.join(args.data_dir, fmt), fmt,
                             args.num_images)
         for size in args.sizes:
-            r = dict(format=fmt, **measure(
-                data, size, args.iters, args.batch_size, args.workers))
-            rows.append(r)
-            print(json.dumps(r), flush=True)
+            for workers in args.workers:
+                r = dict(format=fmt, **measure(
+                    data, size, args.iters, args.batch_size, workers))
+                rows.append(r)
+                print(json.dumps(r), flush=True)
     out = dict(host=cpu_flags(), threads=args.threads,
                num_images=args.num_images, goal_ratio=0.9, rows=rows,
                command=' '.join(['python'] + sys.argv))
-    print('| format | size | step only img/s | end to end img/s | ratio |')
-    print('|---|---|---|---|---|')
+    print('| format | size | workers | step only img/s | end to end img/s '
+          '| ratio |')
+    print('|---|---|---|---|---|---|')
     for r in rows:
-        print(f"| {r['format']} | {r['size']} | {r['step_only_img_s']} | "
-              f"{r['end_to_end_img_s']} | {r['ratio']} |")
+        print(f"| {r['format']} | {r['size']} | {r['workers']} | "
+              f"{r['step_only_img_s']} | {r['end_to_end_img_s']} | "
+              f"{r['ratio']} |")
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(out, f, indent=2)
