@@ -164,3 +164,19 @@ def test_labelled_folder_and_uncached_decoding(tmp_path):
     assert 'img' not in lazy.get_data_info(0)
     for i in range(4):
         assert (lazy[i]['inputs'] == cached[i]['inputs']).all()
+
+
+def test_unchecked_folder_keeps_every_file(tmp_path):
+    """check=False (no decoding before training; inspect_folder's mode):
+    all files are listed, not only the ones whose headers set the channels;
+    a bad file then fails when the loader reads it, named."""
+    rng = np.random.default_rng(5)
+    for i in range(120):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
+            tmp_path / f'{i:03d}.png')
+    ds = _ds(tmp_path, img_size=8, check=False)
+    assert len(ds) == 120 and ds.channels == 1
+    assert ds[119]['inputs'].shape == (1, 8, 8)
+    (tmp_path / '120.png').write_bytes(b'')
+    with pytest.raises(ValueError, match='120.png: empty file'):
+        _ds(tmp_path, img_size=8, check=False)[120]
