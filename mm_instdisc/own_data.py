@@ -256,6 +256,76 @@ def apply_run_options(cfg, minutes: Optional[float] = None,
     if init is not None:
         if not osp.isfile(init):
             raise FileNotFoundError(f'--init {init!r} is not a file.')
+        match_backbone_to_weights(cfg, init)
         cfg.model.backbone.init_cfg = dict(type='ConvertedPretrained',
                                            checkpoint=osp.abspath(init))
     return cfg
+
+
+def _resnet_out_channels(depth_block: str, base_channels: int) -> int:
+    return base_channels * 8 * (4 if depth_block == 'Bottleneck' else 1)
+
+
+def match_backbone_to_weights(cfg, path: str) -> dict:
+    """Make a folder config's ResNet the architecture of a weights file
+    (torchvision, timm or mmpretrain names): depth, stem, widths and input
+    channels; the neck's and head's ``in_channels`` / ``hid_channels``
+    follow the new output width. In place.
+
+    Returns:
+        dict: The file's architecture (``describe_backbone``).
+
+    Raises:
+        ValueError: The file holds a ViT and the config a ResNet (or the
+            reverse), or its input channels differ from the data's.
+    """
+    from mm_instdisc.utils.backbone_formats import (_detect, _split_classifier,
+                                                    _strip_backbone,
+                                                    read_checkpoint,
+                                                    to_mmpretrain)
+    from mm_instdisc.utils.export import describe_backbone
+    from mm_instdisc.utils.selfsup_to_backbone import get_state_dict
+    state = _strip_backbone(get_state_dict(read_checkpoint(path)))
+    fmt, arch = _detect(state)
+    if fmt != 'mmpretrain':
+        state, _ = _split_classifier(state, fmt, arch)
+        state = to_mmpretrain(state, fmt, arch)
+    info = describe_backbone(state)
+    bb = cfg.model.backbone
+    ours = 'vit' if 'ViT' in bb.type or 'Vision' in bb.type else 'resnet'
+    if info['arch'] != ours:
+        raise ValueError(f'--init {path} holds {info["arch"]} weights, the '
+                         f'{bb.type} of this method needs {ours} weights.')
+    if info['in_channels'] != bb.get('in_channels', 3):
+        raise ValueError(
+            f'--init {path} takes {info["in_channels"]}-channel images, the '
+            f'data (or --channels) gives {bb.get("in_channels", 3)}; pass '
+            f'--channels {info["in_channels"]}.')
+    if ours != 'resnet' or info.get('depth') is None:
+        return info
+    old_out = _resnet_out_channels(
+        'Bottleneck' if bb.get('depth', 18) >= 50 else 'BasicBlock',
+        bb.get('base_channels', 64))
+    bb.depth = info['depth']
+    bb.base_channels = info['base_channels']
+    if info.get('deep_stem'):
+        bb.type = info['type']
+    bb.stem_channels = info['stem_channels']
+    new_out = _resnet_out_channels(info['block'], info['base_channels'])
+
+    def scale(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ('in_channels', 'hid_channels') and isinstance(
+                        v, int) and v % old_out == 0:
+                    node[k] = v // old_out * new_out
+                else:
+                    scale(v)
+        elif isinstance(node, list):
+            for v in node:
+                scale(v)
+
+    for part in ('neck', 'head'):
+        if part in cfg.model:
+            scale(cfg.model[part])
+    return info

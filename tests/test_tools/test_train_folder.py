@@ -143,3 +143,70 @@ def test_train_tool_minutes_fits_a_recipe_to_a_budget(monkeypatch):
     assert cfg.train_cfg.type == 'TimeBudgetTrainLoop'
     assert cfg.train_cfg.minutes == 15 and cfg.param_scheduler is None
     assert cfg.train_cfg.warmup_iters == 200  # the recipe's warm-up
+
+
+def test_init_loads_torchvision_weights_into_a_matching_backbone(tmp_path):
+    """--init FILE with torchvision's ResNet-18 (width 64): the folder
+    config's backbone (width 32) takes the file's architecture, the neck
+    follows its width, and the weights arrive (conv1, a BN's statistics)."""
+    import torchvision
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet18(weights=None)
+    tv.bn1.running_mean.uniform_()
+    torch.save(tv.state_dict(), tmp_path / 'tv.pth')
+    data = _folder(tmp_path / 'imgs')
+    path = _train('npid', '--data', data, '--work-dir', str(tmp_path / 'w'),
+                  '--init', str(tmp_path / 'tv.pth'), '--dry-run', *ARGS)
+    cfg = Config.fromfile(path)
+    assert cfg.model.backbone.base_channels == 64
+    assert cfg.model.neck.in_channels == 512
+    cfg.work_dir = str(tmp_path / 'w')
+    cfg.custom_hooks = []
+    model = Runner.from_cfg(cfg).model
+    model.init_weights()
+    assert torch.equal(model.backbone.conv1.weight, tv.conv1.weight)
+    assert torch.equal(model.backbone.bn1.running_mean, tv.bn1.running_mean)
+    # a grey folder cannot take RGB weights: said before training
+    with pytest.raises(ValueError, match='3-channel images.*gives 1'):
+        _train('npid', '--data', data, '--work-dir', str(tmp_path / 'w1'),
+               '--init', str(tmp_path / 'tv.pth'), '--channels', '1',
+               '--dry-run', *ARGS)
+
+
+def test_sharded_bank_is_sized_from_the_data(tmp_path):
+    """bank_size=None with a ShardedMemoryBank: MemoryBankHook.before_run
+    gives it one row per training image (one process here; the 2-process
+    sharded runs are in tests/test_faults/test_distributed.py)."""
+    from types import SimpleNamespace
+
+    from mmengine.registry import init_default_scope
+
+    from mm_instdisc.engine.hooks import MemoryBankHook
+    from mm_instdisc.models.selfsup.npid import NPID
+    init_default_scope('mmpretrain')
+    net = NPID(backbone=dict(type='ResNet_CIFAR', depth=18, in_channels=1,
+                             base_channels=8, stem_channels=8),
+               neck=dict(type='LinearNeck', in_channels=64, out_channels=16,
+                         gap_dim=2, norm_cfg=None),
+               head=dict(type='LossHead',
+                         loss=dict(type='NPIDLoss', mode='softmax')),
+               bank_size=None, feat_dim=16,
+               bank=dict(type='ShardedMemoryBank', dtype='bfloat16'))
+    assert net.bank_from_data and net.memory_bank.length == 1
+    runner = SimpleNamespace(
+        model=net, train_dataloader=SimpleNamespace(dataset=range(37)),
+        logger=SimpleNamespace(info=lambda msg: None))
+    MemoryBankHook().before_run(runner)
+    bank = net.memory_bank
+    assert type(bank).__name__ == 'ShardedMemoryBank'
+    assert bank.length == 37 and bank.bank.shape == (37, 16)
+    assert bank.bank.dtype == torch.bfloat16
+    assert net._ddp_params_and_buffers_to_ignore == [
+        f'memory_bank.{n}' for n, _ in bank.named_buffers()]
+    with pytest.raises(ValueError, match="Illegal bank_size: 'all'"):
+        NPID(backbone=dict(type='ResNet_CIFAR', depth=18), neck=dict(
+            type='LinearNeck', in_channels=512, out_channels=16),
+             head=dict(type='LossHead', loss=dict(type='NPIDLoss')),
+             bank_size='all')
