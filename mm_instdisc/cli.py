@@ -156,6 +156,90 @@ def train_folder(argv):
     return path
 
 
+def _det_parser():
+    import argparse
+
+    from mm_instdisc.det.own_coco import ARCH_CONFIGS, NORMS
+    p = argparse.ArgumentParser(
+        prog='mm-instdisc-det-train',
+        description='Fine-tune Faster R-CNN / Mask R-CNN (FPN) on your own '
+        'COCO json from a pretraining checkpoint (or, with --random-init, '
+        "from the pretraining network's own initialisation). Writes the "
+        'filled-in config, checkpoints and logs to the work dir. '
+        'docs/transfer.md, "Detection on your own COCO json".')
+    p.add_argument('--train', required=True, help='training COCO json')
+    p.add_argument('--train-images', required=True,
+                   help="folder the training json's file_name is below")
+    p.add_argument('--val', required=True, help='validation COCO json')
+    p.add_argument('--val-images', required=True,
+                   help="folder the validation json's file_name is below")
+    p.add_argument('--checkpoint', required=True,
+                   help='pretraining checkpoint (backbone.* keys) or a '
+                   'converted backbone; gives the architecture')
+    p.add_argument('--arch', default='faster-rcnn',
+                   choices=sorted(ARCH_CONFIGS),
+                   help='mask-rcnn needs segmentations in the json')
+    p.add_argument('--epochs', type=int, default=12)
+    p.add_argument('--size', type=int,
+                   help='shorter side of the resized images (default: '
+                   'min(median shorter side, 512))')
+    p.add_argument('--batch-size', type=int, default=2)
+    p.add_argument('--norm', default='bn', choices=NORMS,
+                   help='backbone normalisation (see the config)')
+    p.add_argument('--workers', type=int, default=2,
+                   help='data loader worker processes (0: in the main one)')
+    p.add_argument('--work-dir',
+                   help='default: work_dirs/ARCH_<train json name>')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--random-init', action='store_true',
+                   help="baseline: the checkpoint's architecture with the "
+                   "pretraining network's initialisation, no weights")
+    p.add_argument('--dry-run', action='store_true',
+                   help='write the config and stop')
+    return p
+
+
+def det_train() -> None:
+    """``mm-instdisc-det-train ...`` (:func:`det_train_cli` on
+    ``sys.argv``; the console script must not return the path, which
+    ``sys.exit`` would print as an error)."""
+    det_train_cli(sys.argv[1:])
+
+
+def det_train_cli(argv):
+    """``mm-instdisc-det-train --train ANN --train-images DIR --val ANN
+    --val-images DIR --checkpoint CKPT [...]``: check the jsons, images and
+    checkpoint, write the filled-in detection config into the work dir
+    (``mm_instdisc.det.own_coco.write_det_config``), then train it with
+    tools/det_train.py (mmengine's Runner).
+
+    Returns:
+        str: The config written.
+
+    Raises:
+        SystemExit: Bad input (the message), before training.
+    """
+    from mm_instdisc.det.own_coco import write_det_config
+    args = _det_parser().parse_args(argv)
+    name = osp.splitext(osp.basename(args.train))[0]
+    work_dir = args.work_dir or osp.join('work_dirs', f'{args.arch}_{name}')
+    try:
+        path = write_det_config(
+            args.train, args.train_images, args.val, args.val_images,
+            args.checkpoint, work_dir, arch=args.arch, epochs=args.epochs,
+            size=args.size, seed=args.seed, random_init=args.random_init,
+            batch_size=args.batch_size, norm=args.norm,
+            workers=args.workers)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        raise SystemExit(f'mm-instdisc-det-train: error: {e}')
+    print(f'mm-instdisc-det-train: config {path}', flush=True)
+    if args.dry_run:
+        return path
+    sys.argv = ['mm-instdisc-det-train', path, '--work-dir', work_dir]
+    _run('det_train.py', takes_config=False)
+    return path
+
+
 def test():
     _run('test.py')
 

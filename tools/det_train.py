@@ -12,7 +12,6 @@ stops early, with a clear message, when a Pretrained init_cfg still names no
 checkpoint.
 """
 import argparse
-import os.path as osp
 
 import _common  # noqa: F401  (sys.path, compat patches)
 from _common import add_common_args, default_work_dir, finish_args
@@ -41,50 +40,14 @@ def parse_args():
     return args
 
 
-def empty_pretrained_paths(cfg_node, path: str = 'cfg'):
-    """Dotted paths of Pretrained init_cfgs whose checkpoint is empty."""
-    found = []
-    if isinstance(cfg_node, dict):
-        if (cfg_node.get('type') == 'Pretrained'
-                and not cfg_node.get('checkpoint')):
-            found.append(path)
-        for key, value in cfg_node.items():
-            found += empty_pretrained_paths(value, f'{path}.{key}')
-    elif isinstance(cfg_node, (list, tuple)):
-        for i, value in enumerate(cfg_node):
-            found += empty_pretrained_paths(value, f'{path}[{i}]')
-    return found
-
-
 def check_pretrained(cfg) -> None:
-    """Fail early when an init_cfg says Pretrained but names no file."""
-    if cfg.get('resume'):
-        return
-    empty = empty_pretrained_paths(cfg.model, 'model')
-    if empty:
-        raise SystemExit(
-            f'error: {", ".join(p + ".checkpoint" for p in empty)} is empty. '
-            'Pass the pretrained weights, e.g. --cfg-options '
-            f'{empty[0]}.checkpoint=work_dirs/.../epoch_200.pth (a '
-            'self-supervised checkpoint or the output of tools/'
-            'model_converters/selfsup_to_backbone.py), or train from random '
-            f'init with --cfg-options {empty[0]}=None.')
-    for path, node in _pretrained_files(cfg.model, 'model'):
-        ckpt = node['checkpoint']
-        if '://' not in ckpt and not osp.isfile(ckpt):
-            raise SystemExit(f'error: {path}.checkpoint={ckpt!r} does not '
-                             'exist.')
-
-
-def _pretrained_files(cfg_node, path):
-    if isinstance(cfg_node, dict):
-        if cfg_node.get('type') == 'Pretrained' and cfg_node.get('checkpoint'):
-            yield path, cfg_node
-        for key, value in cfg_node.items():
-            yield from _pretrained_files(value, f'{path}.{key}')
-    elif isinstance(cfg_node, (list, tuple)):
-        for i, value in enumerate(cfg_node):
-            yield from _pretrained_files(value, f'{path}[{i}]')
+    """Fail early when an init_cfg says Pretrained but names no file
+    (``mm_instdisc.det.checks.check_pretrained_cfg``)."""
+    from mm_instdisc.det.checks import check_pretrained_cfg
+    try:
+        check_pretrained_cfg(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')
 
 
 def merge_args(cfg, args):

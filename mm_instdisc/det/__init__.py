@@ -14,5 +14,9 @@ from mmpretrain.models.utils.res_layer_extra_norm import \
     ResLayerExtraNorm  # noqa: E402
 
 from .checks import FMNISTCocoDataset, PretrainedCheckHook  # noqa: E402
+from .own_coco import CocoJsonDataset  # noqa: E402
 
-__all__ = ['ResLayerExtraNorm', 'FMNISTCocoDataset', 'PretrainedCheckHook']
+__all__ = [
+    'ResLayerExtraNorm', 'FMNISTCocoDataset', 'PretrainedCheckHook',
+    'CocoJsonDataset'
+]

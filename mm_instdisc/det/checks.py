@@ -11,6 +11,9 @@
   (a ViT checkpoint for a ResNet backbone, or the reverse), or hold nothing
   under that prefix, is refused with the prefixes it does hold (mmengine
   would only warn about missing keys and train from random init).
+* :func:`check_pretrained_cfg`: the same path check on a config, before
+  anything is built (tools/det_train.py); both use
+  :func:`check_checkpoint_path`.
 """
 import os.path as osp
 
@@ -64,6 +67,46 @@ def pretrained_checkpoints(module, prefix: str = 'model'):
     return found
 
 
+def check_checkpoint_path(key: str, ckpt: str) -> None:
+    """An empty ``Pretrained`` checkpoint is a ``ValueError`` naming the
+    config key to set, a missing file a ``FileNotFoundError`` (URLs pass)."""
+    if not ckpt:
+        raise ValueError(
+            f'{key} is empty: this config expects pretrained weights. '
+            f'Pass --cfg-options {key}=PATH (a checkpoint of '
+            'tools/model_converters/selfsup_to_backbone.py or a raw '
+            'pretraining checkpoint), or set the init_cfg to None '
+            'for a random-init baseline.')
+    if '://' not in ckpt and not osp.isfile(ckpt):
+        raise FileNotFoundError(
+            f'{key}={ckpt!r} does not exist (working directory '
+            f'{osp.abspath(".")}).')
+
+
+def _pretrained_cfgs(node, path: str):
+    """(dotted path, node) of every ``Pretrained`` init_cfg in a config."""
+    if isinstance(node, dict):
+        if node.get('type') == 'Pretrained':
+            yield path, node
+        for key, value in node.items():
+            yield from _pretrained_cfgs(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _pretrained_cfgs(value, f'{path}[{i}]')
+
+
+def check_pretrained_cfg(cfg) -> None:
+    """:func:`check_checkpoint_path` on every ``Pretrained`` init_cfg of a
+    config's ``model`` before anything is built (skipped when resuming);
+    :class:`PretrainedCheckHook` checks the built model again, with the
+    architecture."""
+    if cfg.get('resume'):
+        return
+    for path, node in _pretrained_cfgs(cfg.model, 'model'):
+        check_checkpoint_path(f'{path}.checkpoint',
+                              str(node.get('checkpoint') or ''))
+
+
 def check_architecture(key: str, ckpt: str, prefix, module) -> None:
     """Refuse a checkpoint whose weights (under ``prefix``) do not belong
     to ``module``'s architecture family (see the module docstring)."""
@@ -104,17 +147,7 @@ class PretrainedCheckHook(Hook):
         model = runner.model.module if hasattr(runner.model, 'module') \
             else runner.model
         for key, ckpt, prefix, module in pretrained_checkpoints(model):
-            if not ckpt:
-                raise ValueError(
-                    f'{key} is empty: this config expects pretrained weights. '
-                    f'Pass --cfg-options {key}=PATH (a checkpoint of '
-                    'tools/model_converters/selfsup_to_backbone.py or a raw '
-                    'pretraining checkpoint), or set the init_cfg to None '
-                    'for a random-init baseline.')
-            if '://' not in ckpt and not osp.isfile(ckpt):
-                raise FileNotFoundError(
-                    f'{key}={ckpt!r} does not exist (working directory '
-                    f'{osp.abspath(".")}).')
+            check_checkpoint_path(key, ckpt)
             if '://' not in ckpt:
                 check_architecture(key, ckpt, prefix, module)
         load_from = getattr(runner, '_load_from', None)

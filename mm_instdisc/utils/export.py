@@ -66,21 +66,30 @@ def _check_to(to: str) -> None:
 
 
 # ---------------------------------------------------------------- describe
-def _cfg_backbone(ckpt: dict, src_prefix: str) -> Optional[dict]:
-    """``model.backbone`` of the config an mmengine checkpoint carries
+def checkpoint_model_cfg(ckpt: dict) -> Optional[dict]:
+    """``model`` of the config an mmengine checkpoint carries
     (``meta['cfg']``, the text mmengine's Runner saves), or None."""
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     text = meta.get('cfg') if isinstance(meta, dict) else None
-    if not isinstance(text, str) or src_prefix != 'backbone.':
+    if not isinstance(text, str):
         return None
     try:
         from mmengine.config import Config
-        backbone = Config.fromstring(text, file_format='.py').model.backbone
+        model = Config.fromstring(text, file_format='.py').model
     except (ImportError, SyntaxError, NameError, AttributeError, KeyError,
             TypeError, ValueError, OSError):
         return None  # optional information: the weights say the rest
-    return backbone.to_dict() if hasattr(backbone, 'to_dict') else dict(
-        backbone)
+    return model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+
+
+def _cfg_backbone(ckpt: dict, src_prefix: str) -> Optional[dict]:
+    """``model.backbone`` of the config an mmengine checkpoint carries, or
+    None."""
+    if src_prefix != 'backbone.':
+        return None
+    model = checkpoint_model_cfg(ckpt)
+    backbone = model.get('backbone') if model else None
+    return dict(backbone) if isinstance(backbone, dict) else None
 
 
 def _cfg_num_heads(cfg: Optional[dict]) -> Optional[int]:

@@ -238,3 +238,57 @@ def check_backbone_keys(weights: Dict[str, Tensor],
     unexpected = [k for k in weights
                   if k not in target or weights[k].shape != target[k].shape]
     return missing, unexpected
+
+
+def verify_backbone(weights: Dict[str, Tensor], backbone: nn.Module,
+                    where: str, backbone_type: str,
+                    allow_missing: Iterable[str] = ()) -> List[str]:
+    """Refuse backbone weights that do not fit ``backbone`` exactly.
+
+    The check of the converter's ``--verify CONFIG`` and of
+    ``mm-instdisc-det-train``: the architecture families must agree (a ViT
+    checkpoint for a ResNet, or the reverse, is named as such), then there
+    must be no missing or unexpected keys and no shape mismatch.
+
+    Args:
+        weights (dict[str, Tensor]): Backbone weights without prefix.
+        backbone (nn.Module): The module they are meant for.
+        where (str): What is being checked, for the messages (e.g.
+            ``'--verify CONFIG'``).
+        backbone_type (str): The module's config type, for the messages.
+        allow_missing (Iterable[str]): fnmatch patterns of target keys the
+            weights may lack (they keep their fresh initialisation).
+            Defaults to ().
+
+    Returns:
+        list[str]: The target keys that were allowed to be missing.
+
+    Raises:
+        ValueError: Architecture mismatch, or missing / unexpected keys.
+    """
+    import fnmatch
+    have = backbone_family(weights)
+    want = backbone_family(backbone.state_dict())
+    if 'unknown' not in (have, want) and have != want:
+        raise ValueError(
+            f'{where}: architecture mismatch: the checkpoint holds a {have} '
+            f'backbone ({len(weights)} tensors, e.g. {list(weights)[:3]}), '
+            f'the config builds a {want} ({backbone_type}). Converted '
+            'weights would not load; use the checkpoint with a config of its '
+            'own architecture.')
+    missing, unexpected = check_backbone_keys(weights, backbone)
+    patterns = tuple(allow_missing)
+    allowed = [k for k in missing if k not in weights and any(
+        fnmatch.fnmatchcase(k, p) for p in patterns)]
+    missing = [k for k in missing if k not in allowed]
+    if missing or unexpected:
+        hint = ('' if unexpected or any(k in weights for k in missing) else
+                ' If the target adds these layers on purpose (they keep '
+                'their fresh initialisation), pass --allow-missing with '
+                'their patterns.')
+        raise ValueError(
+            f'{where}: the weights do not match model.backbone '
+            f'({backbone_type}): {len(missing)} missing, e.g. '
+            f'{missing[:5]}; {len(unexpected)} unexpected, e.g. '
+            f'{unexpected[:5]}.{hint}')
+    return allowed

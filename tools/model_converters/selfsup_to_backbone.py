@@ -39,8 +39,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mm_instdisc.utils.selfsup_to_backbone import (  # noqa: E402
-    backbone_family, check_backbone_keys, convert_selfsup_checkpoint,
-    get_state_dict, list_prefixes)
+    backbone_family, convert_selfsup_checkpoint, get_state_dict, list_prefixes,
+    verify_backbone)
 
 
 def parse_args():
@@ -70,8 +70,6 @@ def parse_args():
 
 def verify(weights, config: str, out_prefix: str,
            allow_missing=()) -> None:
-    import fnmatch
-
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -88,29 +86,11 @@ def verify(weights, config: str, out_prefix: str,
     backbone_cfg.pop('init_cfg', None)
     backbone = MODELS.build(backbone_cfg)
     plain = {k[len(out_prefix):]: v for k, v in weights.items()}
-    have = backbone_family(plain)
-    want = backbone_family(backbone.state_dict())
-    if 'unknown' not in (have, want) and have != want:
-        raise SystemExit(
-            f'--verify {config}: architecture mismatch: the checkpoint holds '
-            f'a {have} backbone ({len(plain)} tensors, e.g. '
-            f'{list(plain)[:3]}), the config builds a {want} '
-            f'({backbone_cfg.type}). Converted weights would not load; use '
-            'the checkpoint with a config of its own architecture.')
-    missing, unexpected = check_backbone_keys(plain, backbone)
-    allowed = [k for k in missing if k not in plain and any(
-        fnmatch.fnmatchcase(k, p) for p in allow_missing)]
-    missing = [k for k in missing if k not in allowed]
-    if missing or unexpected:
-        hint = ('' if unexpected or any(k in plain for k in missing) else
-                ' If the target adds these layers on purpose (they keep '
-                'their fresh initialisation), pass --allow-missing with '
-                'their patterns.')
-        raise SystemExit(
-            f'--verify {config}: the weights do not match model.backbone '
-            f'({backbone_cfg.type}): {len(missing)} missing, e.g. '
-            f'{missing[:5]}; {len(unexpected)} unexpected, e.g. '
-            f'{unexpected[:5]}.{hint}')
+    try:
+        allowed = verify_backbone(plain, backbone, f'--verify {config}',
+                                  backbone_cfg.type, allow_missing)
+    except ValueError as e:
+        raise SystemExit(str(e))
     print(f'verified: all {len(plain)} tensors match {backbone_cfg.type} of '
           f'{config}' + (f'; {len(allowed)} target keys keep their '
                          f'initialisation: {allowed}' if allowed else ''))
