@@ -94,6 +94,7 @@ if __name__ == '__main__':
                 'mm-instdisc-make-fmnist-coco=mm_instdisc.cli:make_fmnist_coco',
                 'mm-instdisc-export=mm_instdisc.cli:export',
                 'mm-instdisc-det-train=mm_instdisc.cli:det_train',
+                'mm-instdisc-cls-train=mm_instdisc.cli:cls_train',
             ],
         },
         license='Apache-2.0',

@@ -5,6 +5,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmpretrain.registry import DATASETS
 
+SUBSET_MODES = ('balanced', 'stratified')
+
 
 @DATASETS.register_module()
 class ClassBalancedSubset:
@@ -21,6 +23,10 @@ class ClassBalancedSubset:
     ImageNet 1% = 13 per class); with ``num_per_class`` it gets that many. A
     class with fewer images than asked for contributes all it has.
 
+    With ``mode='stratified'`` the subset keeps the class proportions
+    instead: class c (of n_c images) gets ``max(1, round(fraction * n_c))``
+    of its images (your own, unbalanced folders: that share of every class).
+
     Args:
         dataset (BaseDataset | dict): The full dataset or its config. Must
             have ``get_gt_labels()`` or ``gt_label`` in ``get_data_info(i)``.
@@ -30,6 +36,9 @@ class ClassBalancedSubset:
         seed (int): Seed of the choice. Defaults to 0.
         lazy_init (bool): Choose the subset on first use rather than now.
             Defaults to False.
+        mode (str): ``'balanced'`` (the same number per class) or
+            ``'stratified'`` (the same share of every class; needs
+            ``fraction``). Defaults to ``'balanced'``.
 
     Example:
         >>> train_dataloader = dict(dataset=dict(  # doctest: +SKIP
@@ -43,7 +52,8 @@ class ClassBalancedSubset:
                  fraction: Optional[float] = None,
                  num_per_class: Optional[int] = None,
                  seed: int = 0,
-                 lazy_init: bool = False) -> None:
+                 lazy_init: bool = False,
+                 mode: str = 'balanced') -> None:
         if (fraction is None) == (num_per_class is None):
             raise ValueError('Give exactly one of fraction and num_per_class, '
                              f'got fraction={fraction!r}, '
@@ -55,6 +65,13 @@ class ClassBalancedSubset:
                                           or num_per_class < 1):
             raise ValueError(f'Illegal num_per_class: {num_per_class!r}; '
                              'expected an integer >= 1.')
+        if mode not in SUBSET_MODES:
+            raise ValueError(f'Illegal mode: {mode!r}; expected one of '
+                             f'{SUBSET_MODES}.')
+        if mode == 'stratified' and fraction is None:
+            raise ValueError("mode='stratified' keeps a share of every "
+                             'class: give fraction, not num_per_class.')
+        self.mode = mode
         if isinstance(dataset, dict):
             dataset = DATASETS.build(copy.deepcopy(dataset))
         self.dataset = dataset
@@ -100,6 +117,8 @@ class ClassBalancedSubset:
         for c in classes:  # ascending, so the draw order is fixed
             members = np.flatnonzero(labels == c)
             n = min(per_class, len(members))
+            if self.mode == 'stratified':
+                n = max(1, int(round(self.fraction * len(members))))
             chosen.append(rng.choice(members, size=n, replace=False))
         self.indices = sorted(int(i) for i in np.concatenate(chosen))
         self.num_per_class_chosen = per_class
@@ -127,5 +146,7 @@ class ClassBalancedSubset:
         how = (f'fraction={self.fraction}' if self.fraction is not None else
                f'num_per_class={self.num_per_class}')
         size = len(self.indices) if self._fully_initialized else '?'
+        if self.mode != 'balanced':
+            how += f', mode={self.mode!r}'
         return (f'ClassBalancedSubset({how}, seed={self.seed}, size={size}, '
                 f'of {type(self.dataset).__name__})')

@@ -144,7 +144,8 @@ def test_wheel_carries_configs_tools_and_scripts(wheel):
         in names
     for s in ('mm-instdisc-train', 'mm-instdisc-test', 'mm-instdisc-knn-eval',
               'mm-instdisc-convert', 'mm-instdisc-make-fmnist-coco',
-              'mm-instdisc-export', 'mm-instdisc-det-train'):
+              'mm-instdisc-export', 'mm-instdisc-det-train',
+              'mm-instdisc-cls-train'):
         assert s in scripts
     # ranges, not the pins of the tested set; the core needs torch only
     assert 'Requires-Dist: torch>=2.1' in meta

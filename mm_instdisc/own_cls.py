@@ -1,0 +1,284 @@
+"""Classification on your own labelled folder (one sub-folder per class):
+the linear-probe and fine-tuning configs of
+``configs/benchmarks/classification/custom/`` filled in from the folders and
+a pretraining checkpoint (``mm-instdisc-cls-train``).
+
+* :func:`read_labelled_folder` lists a folder with one sub-folder per class
+  (as ``ImageFolderDataset(with_label=True)`` reads it) and refuses a folder
+  without class sub-folders.
+* :func:`classifier_backbone` reads the ResNet of a pretraining checkpoint
+  (type, depth, widths, input channels from the weights, strides and style
+  from the config the checkpoint carries), checks that the backbone so
+  described loads the weights exactly, and gives its config.
+* :func:`write_cls_config` writes the filled-in config into the work dir,
+  as :func:`mm_instdisc.own_data.write_folder_config` does for pretraining
+  and :func:`mm_instdisc.det.own_coco.write_det_config` for detection.
+"""
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+import numpy as np
+
+from mm_instdisc.own_data import _set_var
+
+#: --mode -> its config below configs/
+MODE_CONFIGS: Dict[str, str] = {
+    'probe': 'benchmarks/classification/custom/'
+             'resnet18-w32_linear-probe_custom',
+    'finetune': 'benchmarks/classification/custom/'
+                'resnet18-w32_finetune_custom',
+}
+#: mmpretrain ResNets the classification configs take
+RESNET_TYPES = ('ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNet_CIFAR')
+#: keys of the pretraining config's backbone that shape it
+ARCH_KEYS = ('strides', 'dilations', 'style', 'avg_down', 'deep_stem',
+             'num_stages')
+DEFAULT_EPOCHS = {'probe': 50, 'finetune': 100}
+
+
+def read_labelled_folder(root: str) -> dict:
+    """The classes and labels of a folder with one sub-folder per class.
+
+    Args:
+        root (str): The folder; each sub-folder is a class (its name), with
+            images anywhere below it.
+
+    Returns:
+        dict: ``classes`` (sub-folder names, sorted, as the data set
+        numbers them), ``labels`` (int array, one per image),
+        ``num_images``, ``per_class`` (images per class).
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder.
+        ValueError: No class sub-folders, fewer than 2 classes, or no
+            images in them.
+    """
+    from mm_instdisc.datasets.image_folder import ImageFolderDataset
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'{root!r} is not a folder.')
+    subdirs = sorted(d for d in os.listdir(root)
+                     if osp.isdir(osp.join(root, d)))
+    if not subdirs:
+        raise ValueError(
+            f'{root!r} has no sub-folders: expected one sub-folder per class '
+            f'({root}/<class>/<image>), e.g. {root}/cat/1.png, '
+            f'{root}/dog/2.png.')
+    ds = ImageFolderDataset(data_root=root, with_label=True, check=False,
+                            img_size=32, serialize_data=False)
+    classes = tuple(ds.metainfo['classes'])
+    labels = np.asarray(ds.get_gt_labels(), dtype=np.int64)
+    per_class = np.bincount(labels, minlength=len(classes))
+    if len(classes) < 2 or (per_class > 0).sum() < 2:
+        raise ValueError(
+            f'{root!r}: {int((per_class > 0).sum())} class sub-folder(s) with '
+            f'images ({list(classes)}); expected at least 2 classes, one '
+            'sub-folder each.')
+    return dict(classes=classes, labels=labels, num_images=len(labels),
+                per_class=[int(n) for n in per_class])
+
+
+def classifier_backbone(checkpoint: str) -> dict:
+    """The classifier backbone for a pretraining checkpoint.
+
+    Args:
+        checkpoint (str): A pretraining checkpoint (``backbone.*`` keys) or
+            a converted backbone file (``mm-instdisc-convert``).
+
+    Returns:
+        dict: ``backbone`` (config keys: ``type``, ``depth``,
+        ``in_channels``, ``stem_channels``, ``base_channels`` and the
+        :data:`ARCH_KEYS` the pretraining config sets), ``prefix``
+        (``'backbone.'``, or None for a converted file), ``mean`` / ``std``
+        (the pretraining normalisation, or None), ``info``
+        (:func:`mm_instdisc.utils.export.describe_backbone`).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: No backbone in it, a ViT or another architecture than
+            the configs' ResNets, or weights that do not fit the backbone
+            described.
+    """
+    import torch
+    from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401  (registers SplitMaskViT ...)
+    from mm_instdisc.utils.export import (checkpoint_model_cfg,
+                                          describe_backbone, summary)
+    from mm_instdisc.utils.selfsup_to_backbone import (_top_level_groups,
+                                                       backbone_family,
+                                                       get_state_dict,
+                                                       selfsup_to_backbone,
+                                                       verify_backbone)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'--checkpoint {checkpoint!r} does not '
+                                'exist.')
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    state = get_state_dict(ckpt)
+    if any(k.startswith('backbone.') for k in state):
+        weights, prefix = selfsup_to_backbone(state), 'backbone.'
+    elif backbone_family(state) != 'unknown':
+        weights, prefix = state, None  # a converted file, --out-prefix none
+    else:
+        raise ValueError(
+            f'--checkpoint {checkpoint}: no backbone in it; it has '
+            f'{len(state)} tensors under {_top_level_groups(state)}. '
+            'Expected a pretraining checkpoint (backbone.* keys) or a '
+            'converted backbone (mm-instdisc-convert).')
+    model_cfg = checkpoint_model_cfg(ckpt) or {}
+    cfg = dict(model_cfg.get('backbone') or {})
+    info = describe_backbone(weights, cfg)
+    if info['arch'] != 'resnet' or info['type'] not in RESNET_TYPES \
+            or info['depth'] is None:
+        raise ValueError(
+            f'--checkpoint {checkpoint}: architecture mismatch: it holds '
+            f'{summary(info)}; the classification configs '
+            f'(configs/benchmarks/classification/custom/) take an mmpretrain '
+            f'{"/".join(RESNET_TYPES)} of depth 18, 34, 50, 101 or 152.')
+    backbone = dict(type=info['type'], depth=info['depth'],
+                    in_channels=info['in_channels'],
+                    stem_channels=info['stem_channels'],
+                    base_channels=info['base_channels'])
+    backbone.update({k: cfg[k] for k in ARCH_KEYS if k in cfg})
+    built = MODELS.get(info['type'])(
+        **{k: v for k, v in backbone.items() if k != 'type'})
+    verify_backbone(weights, built, f'--checkpoint {checkpoint}',
+                    info['type'])
+    pre = model_cfg.get('data_preprocessor') or {}
+    mean, std = pre.get('mean'), pre.get('std')
+    if mean is None or std is None or len(mean) != info['in_channels']:
+        mean = std = None
+    return dict(backbone=backbone, prefix=prefix, info=info,
+                mean=None if mean is None else [float(v) for v in mean],
+                std=None if std is None else [float(v) for v in std])
+
+
+def subset_size(per_class, fraction: Optional[float]) -> int:
+    """Images of a stratified ``fraction`` of classes of ``per_class``
+    images (``ClassBalancedSubset(mode='stratified')``); all for None."""
+    if fraction is None:
+        return int(sum(per_class))
+    return int(sum(min(n, max(1, int(round(fraction * n))))
+                   for n in per_class if n > 0))
+
+
+def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
+                     mode: str = 'probe', fraction: Optional[float] = None,
+                     epochs: Optional[int] = None,
+                     size: Optional[int] = None,
+                     batch_size: Optional[int] = None, seed: int = 0,
+                     workers: int = 2) -> str:
+    """Write the classification config of ``mode`` filled in from the
+    labelled folders and the checkpoint into ``work_dir``; returns its path.
+
+    Args:
+        train (str): Training folder, one sub-folder per class.
+        val (str): Validation folder, the same class sub-folders.
+        checkpoint (str): Pretraining checkpoint (or converted backbone):
+            the backbone's architecture and weights.
+        work_dir (str): Where the config is written.
+        mode (str): ``'probe'`` (frozen backbone, linear head) or
+            ``'finetune'`` (the whole network). Defaults to ``'probe'``.
+        fraction (float, optional): Train on this share of every class, in
+            (0, 1] (seeded with ``seed``); None: the whole folder.
+        epochs (int, optional): None: 50 for the probe, 100 fine-tuning.
+        size (int, optional): Image side; None: from the training images
+            (a multiple of 32, at most 96 on a CPU, 224 on a GPU).
+        batch_size (int, optional): None: 64, or less for a small folder.
+        seed (int): ``randomness.seed`` and the subset's seed. Defaults
+            to 0.
+        workers (int): Data loader workers. Defaults to 2.
+
+    Returns:
+        str: The config file written.
+
+    Raises:
+        ValueError, FileNotFoundError: Bad arguments, folders or
+            checkpoint, before anything trains.
+    """
+    from mm_instdisc.configs import get_config
+    from mm_instdisc.own_data import inspect_folder
+    if mode not in MODE_CONFIGS:
+        raise ValueError(f'Unknown mode {mode!r}; expected one of '
+                         f'{sorted(MODE_CONFIGS)}.')
+    if fraction is not None and not (isinstance(fraction, (int, float))
+                                     and 0 < fraction <= 1):
+        raise ValueError(f'Illegal fraction: {fraction!r}; expected a share '
+                         'in (0, 1], e.g. 0.01 for 1% or 0.1 for 10%.')
+    for name, v in (('epochs', epochs), ('batch_size', batch_size),
+                    ('size', size)):
+        if v is not None and int(v) < 1:
+            raise ValueError(f'Illegal {name}: {v}; expected >= 1.')
+    if int(workers) < 0:
+        raise ValueError(f'Illegal workers: {workers}; expected >= 0.')
+    tr = read_labelled_folder(train)
+    va = read_labelled_folder(val)
+    if va['classes'] != tr['classes']:
+        raise ValueError(
+            f'--val {val!r} has the class sub-folders {list(va["classes"])}'
+            f', --train {train!r} {list(tr["classes"])}; expected the same '
+            'names.')
+    net = classifier_backbone(checkpoint)
+    backbone = net['backbone']
+    channels = backbone['in_channels']
+    n = subset_size(tr['per_class'], fraction)
+    bs = int(batch_size
+             or min(64, max(2, 2**int(np.log2(max(n // 4, 1))))))
+    if n < max(bs, 2):
+        share = f'fraction {fraction} of ' if fraction else ''
+        raise ValueError(
+            f'{n} training image(s) ({share}{tr["num_images"]} below '
+            f'{train!r}): fewer than one batch of {max(bs, 2)}; use a larger '
+            'fraction or --batch-size.')
+    mean, std = net['mean'], net['std']
+    need_stats = mean is None
+    info = inspect_folder(train, with_label=True, size=size) \
+        if need_stats or size is None else None
+    size = int(size or info['size'])
+    if need_stats:  # the pretraining normalisation is unknown
+        mean, std = info['mean'], info['std']
+        if len(mean) != channels:
+            mean = [float(np.mean(mean))] * channels
+            std = [float(np.mean(std))] * channels
+    max_epochs = int(epochs or DEFAULT_EPOCHS[mode])
+
+    src = get_config(MODE_CONFIGS[mode])
+    with open(src) as f:
+        text = f.read()
+    text = text.replace("_base_ = ['../../../",
+                        "_base_ = ['" + osp.dirname(osp.dirname(osp.dirname(
+                            osp.dirname(src)))) + '/')
+    for name, value in (
+            ('train_root', osp.abspath(train)),
+            ('val_root', osp.abspath(val)), ('img_size', size),
+            ('channels', channels), ('num_classes', len(tr['classes'])),
+            ('checkpoint', osp.abspath(checkpoint)),
+            ('checkpoint_prefix', net['prefix']), ('mean', mean),
+            ('std', std), ('backbone_type', backbone['type']),
+            ('depth', backbone['depth']),
+            ('stem_channels', backbone['stem_channels']),
+            ('base_channels', backbone['base_channels']),
+            ('fraction', None if fraction is None else float(fraction)),
+            ('max_epochs', max_epochs), ('batch_size', bs),
+            ('seed', int(seed))):
+        text = _set_var(text, name, value)
+    extra_keys = {k: backbone[k] for k in ARCH_KEYS if k in backbone}
+    iters = max(1, max_epochs * (n // bs))
+    extra = [
+        f'# filled in by mm-instdisc-cls-train from {osp.abspath(train)} '
+        f'({tr["num_images"]} images, {len(tr["classes"])} classes'
+        + (f'; fraction {fraction}: {n} images' if fraction else '')
+        + f') and {osp.abspath(checkpoint)}'
+        + ('' if not need_stats else '; mean / std of the training images'),
+        f'classes = {tr["classes"]!r}',
+        f"model['backbone'].update({extra_keys!r})",
+        f"default_hooks['logger']['interval'] = {min(10, iters)}",
+    ]
+    for loader in ('train_dataloader', 'val_dataloader'):
+        extra.append(f"{loader}.update(num_workers={int(workers)}, "
+                     f"persistent_workers={int(workers) > 0})")
+    os.makedirs(work_dir, exist_ok=True)
+    out = osp.join(work_dir, osp.basename(src))
+    with open(out, 'w') as f:
+        f.write(text.rstrip() + '\n\n' + '\n'.join(extra) + '\n')
+    return out
