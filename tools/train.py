@@ -51,7 +51,8 @@ def merge_args(cfg, args):
     default_work_dir(cfg, args)
     if args.amp:
         # mmengine's AmpOptimWrapper refuses CPUs, ours runs bf16 there
-        # (AdCo's negatives ascend under any wrapper: maximize=True)
+        # (AdCo's AdversarialNegativesOptimWrapperConstructor builds its
+        # wrapper over whichever type this picks)
         if torch.cuda.is_available():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

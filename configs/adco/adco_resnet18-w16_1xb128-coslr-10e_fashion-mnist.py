@@ -10,11 +10,11 @@ _base_ = [
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.03, momentum=0.9, weight_decay=5e-4),
-    paramwise_cfg=dict(
-        custom_keys={
-            'negatives':
-            dict(maximize=True, lr=3.0, momentum=0.9, weight_decay=1e-4)
-        }))
+    # AdversarialNegativesOptimWrapper over `type`: the negatives ascend
+    constructor='AdversarialNegativesOptimWrapperConstructor',
+    negatives_lr=3.0,
+    negatives_momentum=0.9,
+    negatives_weight_decay=1e-4)
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=10, by_epoch=True, begin=0, end=10)
 ]

@@ -73,7 +73,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
 custom_hooks = [
     dict(type='RandomStateHook'),
-    dict(type='AdCoNegativesInitHook', schedule_adversarial_lr=True,
-         log_interval=50),
+    # the negatives' lr follows the schedule (the base's
+    # optim_wrapper.schedule_negatives_lr=True)
+    dict(type='AdCoNegativesInitHook', log_interval=50),
     dict(type='LabelFreeMonitorHook', interval=50),
 ]

@@ -59,13 +59,14 @@ model = dict(
             mem_temperature=0.05,
             batch_negatives=True)))
 
-# the base's bf16 AutocastOptimWrapper; the negatives ascend (maximize=True)
+# the base's bf16 AutocastOptimWrapper, made adversarial: the negatives
+# ascend with lr 1 on the encoder's warm-up + cosine (schedule_negatives_lr)
 optim_wrapper = dict(
-    paramwise_cfg=dict(
-        custom_keys={
-            'negatives':
-            dict(maximize=True, lr=1.0, momentum=0.9, weight_decay=1e-4)
-        }))
+    constructor='AdversarialNegativesOptimWrapperConstructor',
+    negatives_lr=1.0,
+    negatives_momentum=0.9,
+    negatives_weight_decay=1e-4,
+    schedule_negatives_lr=True)
 
 max_epochs = 9
 param_scheduler = [
@@ -77,9 +78,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)
 custom_hooks = [
     dict(type='RandomStateHook'),
-    # the negatives' lr follows the encoder's warm-up + cosine (from 1.0)
-    dict(type='AdCoNegativesInitHook', schedule_adversarial_lr=True,
-         log_interval=50),
+    dict(type='AdCoNegativesInitHook', log_interval=50),
 ]
 # tools/test.py and tools/knn_eval.py still evaluate a checkpoint (kNN of the
 # embeddings against the training set); no validation during training

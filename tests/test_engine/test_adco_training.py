@@ -189,8 +189,11 @@ def test_resume_is_exact(data_root, tmp_path):
     (dict(optim_wrapper=dict(paramwise_cfg=dict(
         custom_keys={'negatives': dict(adversarial=True)}))), ValueError,
      "the key 'adversarial'"),
-    (dict(optim_wrapper=dict(clip_grad=dict(max_norm=1.0))), ValueError,
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(custom_keys=NEG_KEYS),
+                             clip_grad=dict(max_norm=1.0))), ValueError,
      'Remove clip_grad'),
+    (dict(optim_wrapper=dict(negatives_key='negative_bank')), ValueError,
+     "negatives_key='negative_bank'"),
     (dict(model=dict(head=dict(loss=dict(mem_temperature=0.0)))), ValueError,
      r'mem_temperature \(mem_t\)'),
 ])
@@ -198,8 +201,10 @@ def test_bad_config_is_a_clear_error(data_root, tmp_path, change, error,
                                      match):
     cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=1)
     if change.get('optim_wrapper', {}).get('paramwise_cfg'):
-        cfg.optim_wrapper.paramwise_cfg = change['optim_wrapper'][
-            'paramwise_cfg']
+        # the deprecated form: maximize=True through custom_keys
+        cfg.optim_wrapper = dict(type='OptimWrapper',
+                                 optimizer=cfg.optim_wrapper.optimizer,
+                                 **change['optim_wrapper'])
     else:
         cfg.merge_from_dict(change)
     with pytest.raises(error, match=match):
@@ -333,12 +338,16 @@ EXPECTED = {  # file -> (K, t, mem_t, lr, symmetric, multi_crop, views)
     # negatives adversarial
     'adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
     (8192, 0.12, 0.05, 0.06, False, False, 2),
+    # your own images: the 15-minute recipe with 4096 negatives
+    'adco_resnet18-w32_1xb128-bf16-coslr-100e_custom.py':
+    (4096, 0.12, 0.05, 0.06, False, False, 2),
 }
 # negatives: (lr, lr on the param schedule, key encoder reset after the
 # initialisation); the official code's (3, constant, reset) unless listed
 NEGATIVES = {
     'adco_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
     (1.0, True, False),
+    'adco_resnet18-w32_1xb128-bf16-coslr-100e_custom.py': (1.0, True, False),
 }
 
 
@@ -350,7 +359,7 @@ def test_every_adco_config_is_checked():
 @pytest.mark.parametrize('path', ADCO_CONFIGS,
                          ids=[os.path.basename(p) for p in ADCO_CONFIGS])
 def test_adco_config_recipe_and_optim_wrapper(path):
-    """Each config's recipe, and its optim wrapper passes the hook's checks
+    """Each config's recipe, and its AdversarialNegativesOptimWrapper
     (negatives ascend with constant lr 3, momentum 0.9, wd 1e-4)."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
@@ -359,6 +368,7 @@ def test_adco_config_recipe_and_optim_wrapper(path):
 
     import mm_instdisc.engine  # noqa: F401
     import mm_instdisc.models  # noqa: F401
+    from mm_instdisc.engine.optimizers import AdversarialNegativesOptimWrapper
     k, t, mem_t, lr, sym, mcrop, n_views = EXPECTED[os.path.basename(path)]
     cfg = Config.fromfile(path)
     init_default_scope('mmpretrain')
@@ -383,16 +393,20 @@ def test_adco_config_recipe_and_optim_wrapper(path):
     hooks = [h for h in (HOOKS.build(c) for c in cfg.custom_hooks)
              if type(h).__name__ == 'AdCoNegativesInitHook']
     assert len(hooks) == 1
-    hook = hooks[0]
-    group = hook.check_optimizer(model, wrapper)  # the hook's checks pass
+    assert hooks[0].schedule_adversarial_lr is None  # the wrapper's now
+    assert isinstance(wrapper, AdversarialNegativesOptimWrapper)
+    assert wrapper.negatives_params == [model.negatives.weight]
+    (group, ) = wrapper.negatives_groups()
     assert group['params'] == [model.negatives.weight]
-    assert hook.schedule_adversarial_lr is scheduled
-    hook._group = group
+    assert group['maximize'] is True
+    assert wrapper.schedule_negatives_lr is scheduled
     pinned = dict(momentum=0.9, weight_decay=1e-4)
     if not scheduled:
         pinned['lr'] = neg_lr
-    assert hook.pinned() == pinned
+    assert wrapper.pinned(group) == pinned
     assert group['lr'] == neg_lr
+    assert not [g for g in wrapper.optimizer.param_groups
+                if g.get('maximize') and g is not group]
     if 'in1k' in path:
         sched = cfg.param_scheduler[0]
         assert (sched.type, sched.T_max, sched.eta_min) == (
@@ -474,7 +488,8 @@ def test_test_tool_evaluates_a_bankless_checkpoint(data_root, tmp_path):
 def test_amp_on_cpu_trains_adco_in_bf16_with_ascending_negatives(
         data_root, tmp_path, monkeypatch):
     """tools/train.py --amp on a machine without a GPU picks the bf16
-    AutocastOptimWrapper; the negatives still ascend (maximize=True)."""
+    AutocastOptimWrapper, made adversarial by the config's constructor; the
+    negatives still ascend."""
     import argparse
     import importlib.util
     monkeypatch.syspath_prepend(os.path.join(ROOT, 'tools'))

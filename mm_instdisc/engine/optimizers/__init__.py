@@ -1,3 +1,11 @@
+from .adversarial_negatives_optim_wrapper import (
+    AdversarialNegativesOptimWrapper,
+    AdversarialNegativesOptimWrapperConstructor,
+    adversarial_negatives_wrapper_class)
 from .cpu_amp_optim_wrapper import AutocastOptimWrapper
 
-__all__ = ['AutocastOptimWrapper']
+__all__ = [
+    'AutocastOptimWrapper', 'AdversarialNegativesOptimWrapper',
+    'AdversarialNegativesOptimWrapperConstructor',
+    'adversarial_negatives_wrapper_class'
+]

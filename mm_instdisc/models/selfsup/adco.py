@@ -29,12 +29,13 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
     it at ``head.loss.mem_temperature``. Both gradients come from one backward:
     the returned ``loss`` has the value of the encoder loss, plus the
     negatives' loss minus its detached copy (value 0, gradient that of the
-    negatives' loss). The optimizer ascends the negatives: their param
-    group has torch's ``maximize=True``
-    (``paramwise_cfg=dict(custom_keys={'negatives': dict(maximize=True,
-    lr=3.0, ...)})``, any optim wrapper), and ``AdCoNegativesInitHook``
-    checks that and does the rest (pinned hyper-parameters, the frozen
-    initialisation phase, filling the negatives from keys).
+    negatives' loss). The optimizer ascends the negatives:
+    ``AdversarialNegativesOptimWrapper`` (``optim_wrapper=dict(constructor=
+    'AdversarialNegativesOptimWrapperConstructor', negatives_lr=3.0, ...)``
+    over any optim wrapper type) gives them their own ascending param group
+    with lr, momentum and weight decay held against the param schedulers,
+    and ``AdCoNegativesInitHook`` runs the initialisation phase (frozen
+    negatives, filled from keys).
     As a parameter of the DDP-wrapped model the negatives' gradient is
     averaged over ranks by DDP, as the official code's explicit all-reduce
     does, and every rank applies the same step.
@@ -47,8 +48,9 @@ class AdCo(MomentumEncoderMixin, EmbedPredictMixin, BaseSelfSupervisor):
     until all K columns are filled, training runs the official code's
     initialisation phase: the loss uses only each query's own key as
     positive and the (partly filled) negatives, the negatives are not
-    updated by the optimizer (``AdCoNegativesInitHook`` zeroes their lr,
-    momentum and weight decay for those steps), and after each step the
+    updated by the optimizer (``AdCoNegativesInitHook`` sets the wrapper's
+    ``negatives_frozen``: lr, momentum and weight decay 0 for those steps),
+    and after each step the
     all-gathered keys fill the next columns (the hook writes them; a
     ``loss`` over unwritten keys is an error). When the
     last column is filled, the key encoder is reset to the query encoder,
