@@ -1,11 +1,14 @@
 """Per-image memory bank for non-parametric instance discrimination (plain PyTorch)."""
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import PeriodicCheck, check_finite, check_indices
+from .distributed import all_gather_cat, world
+from .npid_loss import LocalBankOps
 
 _check_finite = check_finite  # old name, kept for importers
 
@@ -46,7 +49,25 @@ def momentum_update_rows(bank: Tensor, rows: Tensor, feats: Tensor,
     bank.index_copy_(0, rows, new.to(bank.dtype))
 
 
-class MemoryBank(nn.Module):
+@torch.no_grad()
+def check_replicas_equal(bank: Tensor, group=None) -> None:
+    """Raise if the ranks' copies of ``bank`` differ (exact checksums; one
+    tiny all-gather). Nothing to compare in one process."""
+    _, size = world(group)
+    if size == 1:
+        return
+    w = torch.arange(1, bank.shape[0] + 1, dtype=torch.float64,
+                     device=bank.device)
+    b = bank.double()
+    sums = torch.stack([b.sum(), (w @ b).sum()])
+    all_sums = [torch.empty_like(sums) for _ in range(size)]
+    dist.all_gather(all_sums, sums, group=group)
+    if any(not torch.equal(all_sums[0], s) for s in all_sums[1:]):
+        raise RuntimeError('Memory banks differ across ranks: checksums '
+                           f'{[s.tolist() for s in all_sums]}')
+
+
+class MemoryBank(LocalBankOps, nn.Module):
     """One L2-normalised feature row per training image, as in NPID.
 
     The bank is a *persistent* buffer, so it follows ``.to()``, is saved in
@@ -59,6 +80,17 @@ class MemoryBank(nn.Module):
 
     with ``m = 0.5`` by default. (mmselfsup's ``momentum`` means the weight on
     the new feature, i.e. ``1 - m`` here.)
+
+    The whole bank is on every rank. :meth:`update` and :meth:`fill` take
+    this rank's batch and all-gather the (index, feature) pairs of every
+    rank (in rank order) when torch.distributed runs, so every rank writes
+    the same rows and the copies stay identical (as lightly's
+    ``MemoryBankModule.update`` gathers itself). :class:`ShardedMemoryBank`
+    has the same interface (``update``, ``fill``, ``get``/``rows``,
+    ``stats``, ``gather_to``, ``checkpoint_state``, ``broadcast_from``,
+    ``check_sync``, ``rank_local_buffers`` and the loss's
+    :class:`~mm_instdisc.modules.npid_loss.LocalBankOps` calls), so no
+    caller asks which bank it has.
 
     Args:
         length (int): Number of rows N, i.e. the training set size.
@@ -113,15 +145,29 @@ class MemoryBank(nn.Module):
         self._check_indices(idx)
         return self.bank.index_select(0, idx.to(self.bank.device)).detach()
 
+    @staticmethod
+    def _gather(idx: Tensor, feats: Tensor) -> Tuple[Tensor, Tensor]:
+        """Every rank's (idx, feats), in rank order (ranks may hold
+        different B); this rank's own in one process."""
+        if world()[1] == 1:
+            return idx, feats
+        all_idx, _ = all_gather_cat(idx)
+        all_feats, _ = all_gather_cat(feats.detach().contiguous())
+        return all_idx, all_feats
+
     @torch.no_grad()
     def update(self, idx: Tensor, feats: Tensor) -> None:
         """Momentum-update rows ``idx`` with features ``feats`` (B, D).
 
-        ``feats`` are L2-normalised here, so raw embeddings may be passed.
+        ``idx``/``feats`` are this rank's batch: with torch.distributed the
+        batches of all ranks are gathered and applied on every rank
+        (collective). ``feats`` are L2-normalised here, so raw embeddings
+        may be passed.
         """
         if feats.shape != (idx.numel(), self.feat_dim):
             raise ValueError(f'Expected features of shape ({idx.numel()}, '
                              f'{self.feat_dim}), got {tuple(feats.shape)}.')
+        idx, feats = self._gather(idx, feats)
         if self._check.due():
             self._check_indices(idx)
             check_finite('Features passed to MemoryBank.update', feats)
@@ -133,7 +179,10 @@ class MemoryBank(nn.Module):
 
     @torch.no_grad()
     def fill(self, idx: Tensor, feats: Tensor) -> None:
-        """Overwrite rows ``idx`` with normalised ``feats`` (initialisation)."""
+        """Overwrite rows ``idx`` with normalised ``feats`` (initialisation);
+        this rank's batch, gathered over the ranks as in :meth:`update`
+        (collective)."""
+        idx, feats = self._gather(idx, feats)
         self._check_indices(idx)
         check_finite('Features passed to MemoryBank.fill', feats)
         idx = idx.to(self.bank.device)
@@ -148,6 +197,33 @@ class MemoryBank(nn.Module):
         mean_vec = self.bank.mean(dim=0)
         return dict(norm_min=norms.min().item(), norm_max=norms.max().item(),
                     mean_norm=mean_vec.norm().item())
+
+    def gather_to(self, dst: int = 0) -> Optional[Tensor]:
+        """The whole (N, D) bank: every rank holds it, so no communication
+        (and it is returned on every rank, not only ``dst``)."""
+        return self.bank.detach()
+
+    def checkpoint_state(self, collective: bool = True
+                         ) -> Optional[Dict[str, Tensor]]:
+        """Entries that replace this bank's own in a checkpoint so that it
+        holds the whole bank: none, ``state_dict()`` already does."""
+        return {}
+
+    @torch.no_grad()
+    def broadcast_from(self, src: int = 0) -> None:
+        """Make every rank's bank rank ``src``'s (collective; nothing to do
+        in one process)."""
+        if world()[1] > 1:
+            dist.broadcast(self.bank, src=src)
+
+    def check_sync(self) -> None:
+        """Raise if the ranks' banks differ (:func:`check_replicas_equal`)."""
+        check_replicas_equal(self.bank)
+
+    def rank_local_buffers(self) -> Tuple[str, ...]:
+        """Buffers that differ between ranks by design (DDP must neither
+        broadcast nor compare them): none, the bank is replicated."""
+        return ()
 
     def extra_repr(self) -> str:
         return (f'length={self.length}, feat_dim={self.feat_dim}, '

@@ -137,6 +137,111 @@ def softmax_over_bank(feats: Tensor, idx: Tensor, bank: Tensor,
                                 int(chunk_size))
 
 
+def sampled_softmax_from_logits(l_pos: Tensor, l_neg: Tensor) -> Tensor:
+    """Per-sample cross-entropy over [positive, m negatives], (B, ), from
+    the (B, ) positive and (B, m) negative logits (already divided by tau).
+    """
+    logits = torch.cat([l_pos[:, None], l_neg], dim=1)
+    return torch.logsumexp(logits, dim=1) - l_pos
+
+
+class LocalBankOps:
+    """What :class:`NPIDLoss` asks of a memory bank whose N rows are all on
+    this rank (``MemoryBank``, or a raw (N, D) tensor in a
+    :class:`TensorBank`). ``ShardedMemoryBank`` answers the same calls
+    across the ranks; the loss never asks which one it has.
+
+    Subclasses set ``bank`` (Tensor of shape (N, D)), ``length`` (N) and
+    ``feat_dim`` (D).
+    """
+
+    bank: Tensor
+    length: int
+    feat_dim: int
+
+    def rows(self, idx: Tensor) -> Tensor:
+        """Rows ``idx`` (B, ) of the bank, not checked (the loss checks its
+        indices periodically). Tensor of shape (B, D), no gradient."""
+        return self.bank.index_select(0, idx).detach()
+
+    def softmax_loss(self, feats: Tensor, idx: Tensor, temperature: float,
+                     chunk_size: int = 65536,
+                     pos_rows: Optional[Tensor] = None) -> Tensor:
+        """Per-sample ``-log P(i | f)`` of the full softmax over all N rows,
+        (B, ) (:func:`softmax_over_bank`; ``pos_rows`` is not needed)."""
+        return softmax_over_bank(feats, idx, self.bank.detach(), temperature,
+                                 chunk_size)
+
+    def pair_logits(self, feats: Tensor, idx: Tensor, num_negatives: int,
+                    shared: bool = False,
+                    generator: Optional[torch.Generator] = None,
+                    dense_limit: int = 2**25,
+                    pos_rows: Optional[Tensor] = None):
+        """(B, ) positive and (B, m) noise dot products ``f . v`` (not yet
+        divided by tau), the m noise rows drawn by :func:`sample_negatives`
+        from ``generator`` (never the positive; one set per batch when
+        ``shared``). With one set per sample and ``B * N <= dense_limit``
+        they come from one (B, N) product and a gather; ``pos_rows``
+        (``rows(idx)``), when given, saves one row gather."""
+        bank = self.bank.detach()
+        n, m = bank.shape[0], num_negatives
+        neg_idx = sample_negatives(idx, m, n, shared, generator)
+        if pos_rows is None:
+            pos_rows = bank.index_select(0, idx)
+        if shared:
+            l_pos = (feats * pos_rows.to(feats)).sum(1)
+            l_neg = feats @ bank.index_select(0, neg_idx).to(feats).t()
+        elif feats.shape[0] * n <= dense_limit:
+            # one GEMM, then gather (B, m + 1) logits: cheaper than moving
+            # (B, m, D) rows when the bank is small enough
+            full = feats @ bank.to(feats).t()
+            l_pos = full.gather(1, idx[:, None]).squeeze(1)
+            l_neg = full.gather(1, neg_idx)
+        else:
+            l_pos = (feats * pos_rows.to(feats)).sum(1)
+            neg = bank.index_select(0, neg_idx.flatten()).view(
+                idx.numel(), m, -1).to(feats)
+            l_neg = torch.einsum('bd,bmd->bm', feats, neg)
+        return l_pos, l_neg
+
+    def sampled_softmax_loss(self, feats: Tensor, idx: Tensor,
+                             temperature: float, num_negatives: int,
+                             shared: bool = False,
+                             generator: Optional[torch.Generator] = None,
+                             chunk_size: int = 65536,
+                             dense_limit: int = 2**25,
+                             pos_rows: Optional[Tensor] = None) -> Tensor:
+        """Per-sample cross-entropy over [positive, m negatives] / tau, (B, ),
+        the negatives as in :meth:`pair_logits` (``chunk_size`` is used by
+        banks that stream their rows)."""
+        l_pos, l_neg = self.pair_logits(feats, idx, num_negatives, shared,
+                                        generator, dense_limit, pos_rows)
+        inv_tau = 1.0 / temperature
+        return sampled_softmax_from_logits(l_pos * inv_tau, l_neg * inv_tau)
+
+
+class TensorBank(LocalBankOps):
+    """A raw (N, D) bank tensor seen as a bank (what :class:`NPIDLoss` makes
+    of a Tensor argument). Holds ``bank.detach()``.
+
+    Raises:
+        ValueError: If ``bank`` is not of shape (N, D).
+    """
+
+    def __init__(self, bank: Tensor) -> None:
+        if bank.dim() != 2:
+            raise ValueError(f'Expected a memory bank of shape (N, D), got a '
+                             f'tensor of shape {tuple(bank.shape)}.')
+        self.bank = bank.detach()
+        self.length, self.feat_dim = bank.shape
+
+
+def as_bank(bank):
+    """``bank`` if it is a bank object (``MemoryBank``,
+    ``ShardedMemoryBank``), else a :class:`TensorBank` over the tensor."""
+    return TensorBank(bank) if isinstance(bank, Tensor) else bank
+
+
 class NPIDLoss(nn.Module):
     r"""Loss of non-parametric instance discrimination against a memory bank.
 
@@ -339,32 +444,20 @@ class NPIDLoss(nn.Module):
         return self.log_z.clone()
 
     # ----------------------------------------------------------- logits
-    def _pos_neg_logits(self, feats: Tensor, idx: Tensor, bank: Tensor):
-        """(B, ) positive and (B, m) noise logits, noise never the positive."""
-        n, m = bank.shape[0], self.num_negatives
-        neg_idx = sample_negatives(idx, m, n, self.shared_negatives,
-                                   self.generator)
+    def _pair_logits(self, feats: Tensor, idx: Tensor, bank,
+                     pos_rows: Optional[Tensor] = None):
+        """(B, ) positive and (B, m) noise logits / tau from the bank."""
+        l_pos, l_neg = bank.pair_logits(feats, idx, self.num_negatives,
+                                        self.shared_negatives, self.generator,
+                                        self.dense_logits_limit, pos_rows)
         inv_tau = 1.0 / self.temperature
-        if self.shared_negatives:
-            l_pos = (feats * bank.index_select(0, idx).to(feats)).sum(1)
-            l_neg = feats @ bank.index_select(0, neg_idx).to(feats).t()
-        elif feats.shape[0] * n <= self.dense_logits_limit:
-            # one GEMM, then gather (B, m + 1) logits: cheaper than moving
-            # (B, m, D) rows when the bank is small enough
-            full = feats @ bank.to(feats).t()
-            l_pos = full.gather(1, idx[:, None]).squeeze(1)
-            l_neg = full.gather(1, neg_idx)
-        else:
-            l_pos = (feats * bank.index_select(0, idx).to(feats)).sum(1)
-            neg = bank.index_select(0, neg_idx.flatten()).view(
-                idx.numel(), m, -1).to(feats)
-            l_neg = torch.einsum('bd,bmd->bm', feats, neg)
         return l_pos * inv_tau, l_neg * inv_tau
 
-    def nce(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
+    def nce(self, feats: Tensor, idx: Tensor, bank) -> Tensor:
         """NCE loss per sample. Tensor of shape (B, )."""
-        l_pos, l_neg = self._pos_neg_logits(feats, idx, bank)
-        return self._nce_from_logits(l_pos, l_neg, bank.shape[0])
+        bank = as_bank(bank)
+        l_pos, l_neg = self._pair_logits(feats, idx, bank)
+        return self._nce_from_logits(l_pos, l_neg, bank.length)
 
     def _nce_from_logits(self, l_pos: Tensor, l_neg: Tensor,
                          n: int) -> Tensor:
@@ -382,36 +475,36 @@ class NPIDLoss(nn.Module):
                 neg_h=-torch.expm1(neg_term).mean())
         return -(pos_term + neg_term.sum(1))
 
-    def sampled_softmax(self, feats: Tensor, idx: Tensor,
-                        bank: Tensor) -> Tensor:
+    def sampled_softmax(self, feats: Tensor, idx: Tensor, bank,
+                        pos_rows: Optional[Tensor] = None) -> Tensor:
         """Cross-entropy over [positive, m negatives] / tau, (B, )."""
-        return self._sampled_from_logits(
-            *self._pos_neg_logits(feats, idx, bank))
-
-    def _sampled_from_logits(self, l_pos: Tensor, l_neg: Tensor) -> Tensor:
-        logits = torch.cat([l_pos[:, None], l_neg], dim=1)
-        loss = torch.logsumexp(logits, dim=1) - l_pos
+        loss = as_bank(bank).sampled_softmax_loss(
+            feats, idx, self.temperature, self.num_negatives,
+            self.shared_negatives, self.generator, self.chunk_size,
+            self.dense_logits_limit, pos_rows)
         with torch.no_grad():
             self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
         return loss
 
-    def softmax(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
+    def softmax(self, feats: Tensor, idx: Tensor, bank,
+                pos_rows: Optional[Tensor] = None) -> Tensor:
         """Full non-parametric softmax loss per sample, (B, )."""
-        loss = softmax_over_bank(feats, idx, bank, self.temperature,
-                                 self.chunk_size)
+        loss = as_bank(bank).softmax_loss(feats, idx, self.temperature,
+                                          self.chunk_size, pos_rows)
         with torch.no_grad():
             self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
         return loss
 
-    def _check_inputs(self, feats: Tensor, idx: Tensor, bank: Tensor) -> None:
+    def _check_inputs(self, feats: Tensor, idx: Tensor, bank) -> None:
         check_batch('NPID features', feats)
-        if bank.dim() != 2 or feats.shape[1] != bank.shape[1]:
+        if feats.shape[1] != bank.feat_dim:
             raise ValueError(f'Expected feats (B, D) and bank (N, D), got '
-                             f'{tuple(feats.shape)} and {tuple(bank.shape)}.')
+                             f'{tuple(feats.shape)} and '
+                             f'{(bank.length, bank.feat_dim)}.')
         if idx.shape != (feats.shape[0], ):
             raise ValueError(f'Expected one index per feature, got idx of shape '
                              f'{tuple(idx.shape)} for {feats.shape[0]} features.')
-        n = bank.shape[0]
+        n = bank.length
         if self.mode != 'softmax' and self.num_negatives >= n:
             raise ValueError(
                 f'num_negatives={self.num_negatives} >= bank length {n}: m '
@@ -420,104 +513,45 @@ class NPIDLoss(nn.Module):
         if not self._check.due():
             return
         check_finite('NPID features', feats)
-        check_finite('NPID memory bank', bank)
+        check_finite('NPID memory bank', bank.bank)  # this rank's rows
         check_indices(idx, n, 'Bank')
 
-    def sharded(self, feats: Tensor, idx: Tensor, bank) -> Tensor:
-        """Per-sample loss over a ``ShardedMemoryBank`` (rows split across
-        the ranks), (B, ) for this rank's batch. Collective: every rank
-        calls it with its own batch, and the values and gradients are those
-        of the replicated bank on the gathered batch.
-
-        * ``'softmax'``: the exact distributed log-sum-exp over all N rows.
-        * ``'sampled_softmax'`` with ``shared_negatives=True``: m negatives
-          shared by the global batch, each rank streaming the ones it owns.
-        * ``'nce'``, and ``'sampled_softmax'`` with one set per sample: the
-          negatives of the gathered batch drawn uniformly over all N, each
-          rank scoring the rows it owns, the (B, m) logits summed by one
-          all-reduce (:func:`sharded_row_logits`); Z as for the replicated
-          bank (``z_mode='sample'``: per sample; otherwise the batch
-          estimate averaged over ranks).
-
-        Negatives come from the bank's own stream
-        (``bank.negatives_generator()``), in the same state on every rank, so
-        the draw needs no communication and resumes from checkpoints.
-        """
-        from .sharded_memory_bank import (all_gather_cat, sharded_row_logits,
-                                          sharded_sampled_softmax_loss,
-                                          sharded_softmax_loss)
-        check_batch('NPID features', feats)
-        if feats.shape[1] != bank.feat_dim or idx.shape != (feats.shape[0], ):
-            raise ValueError(f'Expected feats (B, {bank.feat_dim}) and idx '
-                             f'(B, ), got {tuple(feats.shape)} and '
-                             f'{tuple(idx.shape)}.')
-        if self.mode != 'softmax' and self.num_negatives >= bank.length:
-            raise ValueError(
-                f'num_negatives={self.num_negatives} >= bank length '
-                f'{bank.length}: m noise rows must be drawn from the other '
-                "N - 1 rows. Use mode='softmax' or a smaller m.")
-        if self._check.due():
-            check_finite('NPID features', feats)
-        n, inv_tau = bank.length, 1.0 / self.temperature
-        # positives (and the proximal term's previous rows), fetched once
-        pos_rows = bank.get(idx)
-        with float32_math(feats) as (f32, ):
-            if self.mode == 'softmax':
-                loss = sharded_softmax_loss(f32, idx, bank, self.temperature,
-                                            self.chunk_size, pos_rows)
-                with torch.no_grad():
-                    self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
-            elif self.mode == 'sampled_softmax' and self.shared_negatives:
-                loss = sharded_sampled_softmax_loss(
-                    f32, idx, bank, self.temperature, self.num_negatives,
-                    bank.negatives_generator(), self.chunk_size, pos_rows)
-                with torch.no_grad():
-                    self.last_stats = dict(pos_prob=torch.exp(-loss).mean())
-            else:
-                all_idx, _ = all_gather_cat(idx.to(bank.bank.device),
-                                            bank.group)
-                neg = sample_negatives(all_idx, self.num_negatives, n,
-                                       self.shared_negatives,
-                                       bank.negatives_generator())
-                l_pos = (f32 * pos_rows.to(f32)).sum(1) * inv_tau
-                l_neg = sharded_row_logits(f32, neg, bank,
-                                           self.dense_logits_limit) * inv_tau
-                if self.mode == 'nce':
-                    loss = self._nce_from_logits(l_pos, l_neg, n)
-                else:
-                    loss = self._sampled_from_logits(l_pos, l_neg)
-            if self.prox_weight > 0:
-                loss = loss + self.prox_weight * (
-                    f32 - pos_rows.to(f32)).pow(2).sum(1)
-            return loss
-
-    def forward(self, feats: Tensor, idx: Tensor, bank: Tensor) -> Tensor:
+    def forward(self, feats: Tensor, idx: Tensor, bank) -> Tensor:
         """Mean loss over the batch.
+
+        The bank is asked for its rows and scores through one small
+        interface (``rows``, ``softmax_loss``, ``pair_logits``,
+        ``sampled_softmax_loss``; :class:`LocalBankOps`), which
+        ``MemoryBank`` and ``ShardedMemoryBank`` both answer, the latter
+        collectively across the ranks with the values and gradients of the
+        replicated bank on the gathered batch (every rank then calls the
+        loss with its own batch).
 
         Args:
             feats (Tensor): L2-normalised embeddings f, shape (B, D).
             idx (Tensor): Each embedding's image index in the bank, (B, ).
-            bank (Tensor | ShardedMemoryBank): Memory bank V, shape (N, D),
-                not differentiated; any floating dtype (read in float32). A
-                ``ShardedMemoryBank`` runs :meth:`sharded` (collective).
+            bank (Tensor | MemoryBank | ShardedMemoryBank): Memory bank V
+                of N rows, not differentiated; a Tensor of shape (N, D) of
+                any floating dtype (read in float32) or a bank module.
 
         Returns:
             Tensor: Scalar loss (float32, or float64 for float64 inputs).
         """
-        if isinstance(bank, nn.Module):  # a ShardedMemoryBank
-            return self.sharded(feats, idx.long(), bank).mean()
-        idx = idx.to(bank.device).long()
+        bank = as_bank(bank)
+        idx = idx.to(bank.bank.device).long()
         self._check_inputs(feats, idx, bank)
-        bank = bank.detach()
         with float32_math(feats) as (f32, ):
+            # positives (and the proximal term's previous rows), read once
+            pos_rows = bank.rows(idx)
             if self.mode == 'softmax':
-                loss = self.softmax(f32, idx, bank)
+                loss = self.softmax(f32, idx, bank, pos_rows)
             elif self.mode == 'nce':
-                loss = self.nce(f32, idx, bank)
+                l_pos, l_neg = self._pair_logits(f32, idx, bank, pos_rows)
+                loss = self._nce_from_logits(l_pos, l_neg, bank.length)
             else:
-                loss = self.sampled_softmax(f32, idx, bank)
+                loss = self.sampled_softmax(f32, idx, bank, pos_rows)
             if self.prox_weight > 0:
-                prev = bank.index_select(0, idx).to(f32)
+                prev = pos_rows.to(f32)
                 loss = loss + self.prox_weight * (f32 - prev).pow(2).sum(1)
             return loss.mean()
 

@@ -31,7 +31,7 @@ With one process (or no process group) everything reduces to the plain
 single-device computation. Plain PyTorch (torch.distributed only).
 """
 import math
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -43,8 +43,8 @@ from .distributed import all_gather_cat, all_reduce
 from .distributed import world as _world
 from .memory_bank import (check_bank_args, first_occurrence,
                           momentum_update_rows)
-from .npid_loss import (sample_negatives, stream_logsumexp,
-                        stream_softmax_expectation)
+from .npid_loss import (sample_negatives, sampled_softmax_from_logits,
+                        stream_logsumexp, stream_softmax_expectation)
 
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
            'float16': torch.float16}
@@ -65,7 +65,12 @@ class ShardedMemoryBank(nn.Module):
     """NPID's memory bank, rows split across the ranks (module docstring).
 
     Same update convention as :class:`MemoryBank` (``momentum`` is the
-    weight on the old row, rows kept unit-norm). The local shard is the
+    weight on the old row, rows kept unit-norm), and the same interface:
+    ``update``/``fill`` take this rank's batch and gather it themselves,
+    ``get``/``rows``, ``stats``, ``gather_to``, ``checkpoint_state``,
+    ``broadcast_from``, ``check_sync``, ``rank_local_buffers`` and the
+    loss's calls (``softmax_loss``, ``pair_logits``,
+    ``sampled_softmax_loss``), all collective here. The local shard is the
     persistent buffer ``bank`` of shape (end - start, D); the buffer
     ``shard`` = (start, end, N, world size) goes into checkpoints with it,
     and loading a checkpoint of another sharding is an error that says so.
@@ -233,6 +238,56 @@ class ShardedMemoryBank(nn.Module):
         offset = sum(sizes[:self.rank]) if len(sizes) > 1 else 0
         return rows[offset:offset + idx.numel()]
 
+    rows = get  # the loss's name; checked on every call (it is collective)
+
+    # ------------------------------------------------------------ loss
+    def softmax_loss(self, feats: Tensor, idx: Tensor, temperature: float,
+                     chunk_size: int = 65536,
+                     pos_rows: Optional[Tensor] = None) -> Tensor:
+        """:func:`sharded_softmax_loss` (B, ), exact over all N rows.
+        Collective."""
+        return sharded_softmax_loss(feats, idx, self, temperature,
+                                    chunk_size, pos_rows)
+
+    def pair_logits(self, feats: Tensor, idx: Tensor, num_negatives: int,
+                    shared: bool = False,
+                    generator: Optional[torch.Generator] = None,
+                    dense_limit: int = 2**25,
+                    pos_rows: Optional[Tensor] = None):
+        """(B, ) positive and (B, m) noise dot products ``f . v`` of this
+        rank's queries (:func:`sharded_row_logits`). The negatives of the
+        gathered batch are drawn over all N rows from the bank's own stream
+        (:meth:`negatives_generator`, the same on every rank and
+        checkpointed), not from ``generator``. Collective."""
+        all_idx, _ = all_gather_cat(idx.to(self.bank.device), self.group)
+        neg = sample_negatives(all_idx, num_negatives, self.length, shared,
+                               self.negatives_generator())
+        if pos_rows is None:
+            pos_rows = self.get(idx)
+        l_pos = (feats * pos_rows.to(feats)).sum(1)
+        return l_pos, sharded_row_logits(feats, neg, self, dense_limit)
+
+    def sampled_softmax_loss(self, feats: Tensor, idx: Tensor,
+                             temperature: float, num_negatives: int,
+                             shared: bool = False,
+                             generator: Optional[torch.Generator] = None,
+                             chunk_size: int = 65536,
+                             dense_limit: int = 2**25,
+                             pos_rows: Optional[Tensor] = None) -> Tensor:
+        """Cross-entropy over [positive, m negatives] / tau, (B, ): shared
+        negatives streamed by their owners
+        (:func:`sharded_sampled_softmax_loss`), one set per sample from
+        :meth:`pair_logits`. Negatives from the bank's own stream, as
+        there. Collective."""
+        if shared:
+            return sharded_sampled_softmax_loss(
+                feats, idx, self, temperature, num_negatives,
+                self.negatives_generator(), chunk_size, pos_rows)
+        l_pos, l_neg = self.pair_logits(feats, idx, num_negatives, False,
+                                        generator, dense_limit, pos_rows)
+        inv_tau = 1.0 / temperature
+        return sampled_softmax_from_logits(l_pos * inv_tau, l_neg * inv_tau)
+
     def _gather_owned(self, idx: Tensor, feats: Tensor):
         if feats.shape != (idx.numel(), self.feat_dim):
             raise ValueError(f'Expected features of shape ({idx.numel()}, '
@@ -277,6 +332,33 @@ class ShardedMemoryBank(nn.Module):
         total = all_reduce(self.bank.float().sum(0), group=self.group)
         return dict(norm_min=lo.item(), norm_max=hi.item(),
                     mean_norm=(total / self.length).norm().item())
+
+    def checkpoint_state(self, collective: bool = True
+                         ) -> Optional[Dict[str, Tensor]]:
+        """Entries that replace this bank's own in the checkpoint rank 0
+        writes, so that it holds the whole bank (which re-shards itself on
+        loading): ``bank`` (gathered, :meth:`gather_to`) and ``shard`` of
+        one shard. Collective; None off rank 0, and None without
+        ``collective`` where gathering would need the other ranks."""
+        if not collective and _world(self.group)[1] > 1:
+            return None
+        full = self.gather_to(0)
+        if full is None:
+            return None
+        return dict(bank=full, shard=torch.tensor(
+            [0, self.length, self.length, 1]))
+
+    def broadcast_from(self, src: int = 0) -> None:
+        """Nothing to do: each rank owns its rows, and the random rows are
+        the same bank for any number of ranks."""
+
+    def check_sync(self) -> None:
+        """Nothing to compare: the shards differ by design."""
+
+    def rank_local_buffers(self) -> Tuple[str, ...]:
+        """Buffers that differ between ranks (DDP must neither broadcast
+        nor compare them): all of this bank's."""
+        return tuple(n for n, _ in self.named_buffers())
 
     def extra_repr(self) -> str:
         return (f'length={self.length}, feat_dim={self.feat_dim}, rows='

@@ -71,11 +71,7 @@ def _worker(rank, world, port, args, mode, out):
             loss.backward()
             grad = feats.grad.clone()  # what DDP would all-reduce downstream
             dist.all_reduce(grad)
-            all_idx = [torch.empty_like(idx) for _ in range(world)]
-            all_f = [torch.empty_like(feats) for _ in range(world)]
-            dist.all_gather(all_idx, idx)
-            dist.all_gather(all_f, feats.detach().contiguous())
-            bank.update(torch.cat(all_idx), torch.cat(all_f))
+            bank.update(idx, feats.detach())  # all-gathers the batches
         dist.barrier()
         if step:  # the first step warms up
             times.append(time.perf_counter() - t)

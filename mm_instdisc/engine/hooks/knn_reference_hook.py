@@ -67,8 +67,8 @@ class KNNReferenceHook(Hook):
             collate_fn=default_collate)
 
     def _bank_reference(self, runner, model):
-        """All ranks (gathering a sharded bank is collective); None off the
-        main process."""
+        """All ranks (``gather_to`` is collective for a sharded bank); None
+        where the bank's ``gather_to`` gives nothing."""
         from mm_instdisc.evaluation import dataset_labels
         bank = model.memory_bank
         if self._labels is None:
@@ -76,15 +76,11 @@ class KNNReferenceHook(Hook):
         if self._labels.numel() != bank.length:
             raise ValueError(f'{self._labels.numel()} training labels for a '
                              f'bank of {bank.length} rows.')
-        if getattr(model, 'sharded_bank', False):
-            ref = bank.gather_to(0)
-            ref = None if ref is None else ref.float()
-        else:
-            ref = bank.bank.detach()
-        if ref is None:
+        ref = bank.gather_to(0)  # the whole bank (None off rank 0 when
+        if ref is None:  # it is split across the ranks)
             return None
         n = self.max_samples or bank.length
-        return ref[:n], self._labels[:n]
+        return ref.float()[:n], self._labels[:n]
 
     def _feature_reference(self, runner, model, loader_cfg):
         from mm_instdisc.evaluation import extract_features

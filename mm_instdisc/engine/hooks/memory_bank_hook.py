@@ -2,13 +2,12 @@ from typing import Optional, Sequence
 
 import torch
 from mmengine.dataset import DefaultSampler, default_collate
-from mmengine.dist import all_gather, broadcast, is_distributed
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from mm_instdisc.modules import all_gather_cat
+from mm_instdisc.modules.memory_bank import check_replicas_equal
 from mm_instdisc.utils import sample_indices
 
 from ._checkpoint import (checkpoint_after_this_epoch,
@@ -40,14 +39,17 @@ class MemoryBankHook(Hook):
 
     kNN validation against the bank is :class:`KNNReferenceHook`'s job.
 
-    With a ``ShardedMemoryBank`` (``NPID(bank=dict(type='ShardedMemoryBank',
+    The hook talks to the bank through the interface both banks share
+    (``fill``, ``stats``, ``broadcast_from``, ``check_sync``,
+    ``checkpoint_state``) and never asks which one it has. With a
+    ``ShardedMemoryBank`` (``NPID(bank=dict(type='ShardedMemoryBank',
     ...))``) each rank holds its rows only: the random initialisation is
-    already the same bank for any number of ranks (no broadcast), the
-    forward initialisation writes each rank's rows, statistics are reduced
-    over the shards, and before every checkpoint the shards are gathered on
-    rank 0, which writes the whole bank (checkpoints are written by rank 0
-    alone); loading re-shards it, for any number of ranks. The sync check
-    does not apply (the shards differ by design).
+    already the same bank for any number of ranks (its ``broadcast_from``
+    does nothing), the forward initialisation writes each rank's rows,
+    statistics are reduced over the shards, and before every checkpoint the
+    shards are gathered on rank 0, which writes the whole bank (checkpoints
+    are written by rank 0 alone); loading re-shards it, for any number of
+    ranks. The sync check does not apply (the shards differ by design).
 
     Args:
         init (str): ``'random'`` or ``'forward'``. Defaults to ``'random'``.
@@ -72,7 +74,8 @@ class MemoryBankHook(Hook):
         self.init_batch_size = init_batch_size
         self.log_interval = log_interval
         self.sync_check_interval = sync_check_interval
-        self._full_bank: Optional[torch.Tensor] = None  # for the checkpoint
+        # the bank's whole-bank state entries for the next checkpoint
+        self._bank_state: Optional[dict] = None
 
     @staticmethod
     def _model(runner):
@@ -126,8 +129,7 @@ class MemoryBankHook(Hook):
             return
         if self.init == 'forward':
             self._init_forward(runner, model, dataset)
-        if is_distributed() and not getattr(model, 'sharded_bank', False):
-            broadcast(model.memory_bank.bank, src=0)
+        model.memory_bank.broadcast_from(0)  # identical copies, if any
         runner.logger.info(f'MemoryBankHook: bank initialised ({self.init}), '
                            f'{model.memory_bank.stats()}')
 
@@ -144,11 +146,8 @@ class MemoryBankHook(Hook):
         for i, (feats, samples) in enumerate(
                 iter_features(model, loader, 'embed', progress=False)):
             idx = sample_indices(samples, feats.device)
-            if is_distributed() and not self._is_sharded(model):
-                # a sharded bank's fill gathers the batch itself; ranks may
-                # hold different numbers of samples (no round-up)
-                idx, _ = all_gather_cat(idx)
-                feats, _ = all_gather_cat(feats.contiguous())
+            # collective: the bank gathers every rank's batch itself (ranks
+            # may hold different numbers of samples: no round-up)
             model.memory_bank.fill(idx, feats)
             if i % 50 == 0:
                 runner.logger.info(f'MemoryBankHook: initial forward pass '
@@ -163,9 +162,8 @@ class MemoryBankHook(Hook):
             for k, v in model.memory_bank.stats().items():
                 runner.message_hub.update_scalar(f'train/bank_{k}', v)
         if self.sync_check_interval > 0 and self.every_n_train_iters(
-                runner, self.sync_check_interval) and not getattr(
-                    model, 'sharded_bank', False):
-            self.check_sync(model.memory_bank.bank)
+                runner, self.sync_check_interval):
+            model.memory_bank.check_sync()  # a no-op for a sharded bank
         if checkpoint_after_this_iter(runner):
             self._gather_for_checkpoint(model)
 
@@ -173,45 +171,31 @@ class MemoryBankHook(Hook):
         if checkpoint_after_this_epoch(runner):
             self._gather_for_checkpoint(self._model(runner))
 
-    @staticmethod
-    def _is_sharded(model) -> bool:
-        return bool(getattr(model, 'sharded_bank', False))
-
     def _gather_for_checkpoint(self, model) -> None:
-        """All ranks: gather a sharded bank on rank 0 for the checkpoint
-        that rank 0 is about to write (after this hook, VERY_LOW priority)."""
-        if self._is_sharded(model):
-            self._full_bank = model.memory_bank.gather_to(0)
+        """All ranks (collective for a sharded bank): the entries that make
+        the checkpoint rank 0 is about to write (after this hook, VERY_LOW
+        priority) hold the whole bank."""
+        self._bank_state = model.memory_bank.checkpoint_state()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Rank 0: put the whole (gathered) bank into the checkpoint."""
-        model = self._model(runner)
-        if not self._is_sharded(model):
-            return
-        state = checkpoint.get('state_dict', {})
-        if self._full_bank is None:
+        bank = self._model(runner).memory_bank
+        entries, self._bank_state = self._bank_state, None
+        if entries is None:  # not gathered: fine where no gather is needed
+            entries = bank.checkpoint_state(collective=False)
+        if entries is None:
             runner.logger.warning(
                 'MemoryBankHook: a checkpoint is being written where the '
                 'sharded bank was not gathered (not by CheckpointHook?): it '
                 "holds rank 0's rows only; resuming from it fails on the "
                 'other ranks with an error naming the missing rows.')
             return
-        bank = model.memory_bank
-        state['memory_bank.bank'] = self._full_bank
-        state['memory_bank.shard'] = torch.tensor(
-            [0, bank.length, bank.length, 1])
-        self._full_bank = None
+        state = checkpoint.get('state_dict', {})
+        for key, value in entries.items():
+            state[f'memory_bank.{key}'] = value
 
     @staticmethod
     def check_sync(bank: torch.Tensor) -> None:
-        """Raise if the ranks' banks differ (exact checksums)."""
-        if not is_distributed():
-            return
-        w = torch.arange(1, bank.shape[0] + 1, dtype=torch.float64,
-                         device=bank.device)
-        b = bank.double()
-        sums = torch.stack([b.sum(), (w @ b).sum()])
-        all_sums = all_gather(sums)
-        if any(not torch.equal(all_sums[0], s) for s in all_sums[1:]):
-            raise RuntimeError('Memory banks differ across ranks: checksums '
-                               f'{[s.tolist() for s in all_sums]}')
+        """Raise if the ranks' copies of ``bank`` differ (exact checksums;
+        :func:`~mm_instdisc.modules.memory_bank.check_replicas_equal`)."""
+        check_replicas_equal(bank)

@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
-from mm_instdisc.modules import MemoryBank, ShardedMemoryBank, gather_rows
+from mm_instdisc.modules import MemoryBank, ShardedMemoryBank
 from mm_instdisc.utils import sample_indices
 
 from .embed_predict import EmbedPredictMixin
@@ -45,8 +45,9 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
 
     The memory bank (one unit row per training image, a persistent buffer)
     is part of the model, so it is in every checkpoint. Each training step
-    gathers the batch's indices and features from all ranks and applies the
-    same momentum update on every rank, so the banks stay identical. The
+    hands the bank this rank's indices and features; the bank's update
+    gathers them from all ranks (a replicated bank applies the same update
+    on every rank, so the copies stay identical). The
     update is applied after the optimizer step, because the full-softmax
     backward still reads the bank: ``loss`` leaves it pending and
     :class:`MemoryBankHook` applies it after every iteration (loops without
@@ -115,17 +116,11 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
         if old is not None:
             bank.to(old.bank.device)
         self.memory_bank = bank
-        if self.sharded_bank:
-            # each rank's shard differs: DDP must never broadcast or compare
-            # it (torch's DistributedDataParallel reads this attribute)
-            self._ddp_params_and_buffers_to_ignore = [
-                f'memory_bank.{n}' for n, _ in
-                self.memory_bank.named_buffers()]
-
-    @property
-    def sharded_bank(self) -> bool:
-        """Whether the memory bank is split across the ranks."""
-        return isinstance(self.memory_bank, ShardedMemoryBank)
+        # buffers that differ between ranks (a sharded bank's rows): DDP
+        # must never broadcast or compare them (torch's
+        # DistributedDataParallel reads this attribute)
+        self._ddp_params_and_buffers_to_ignore = [
+            f'memory_bank.{n}' for n in bank.rank_local_buffers()]
 
     @torch.no_grad()
     def flush_bank_update(self) -> None:
@@ -158,24 +153,14 @@ class NPID(EmbedPredictMixin, BaseSelfSupervisor):
                 'loop of your own.')
         feats = self.embed(inputs)  # (B, D)
         idx = sample_indices(data_samples, feats.device)  # (B, )
-        if self.sharded_bank:
-            # collective: the loss and the positives' rows span all ranks;
-            # the update gathers the batch itself
-            loss = self.head.loss(feats, idx, self.memory_bank)
-            with torch.no_grad():
-                pos_sim = (feats * self.memory_bank.get(idx).to(feats)).sum(
-                    1).mean()
-            self._pending = (idx, feats.detach())
-            stats = getattr(self.head.loss_module, 'last_stats', {})
-            return dict(loss=loss, pos_sim=pos_sim, **stats)
-        bank = self.memory_bank.bank
-        loss = self.head.loss(feats, idx, bank)
+        # collective for a bank split across the ranks: every rank calls
+        # the loss and the bank with its own batch
+        loss = self.head.loss(feats, idx, self.memory_bank)
         with torch.no_grad():
-            pos_sim = (feats * bank.index_select(0, idx)).sum(1).mean()
-            # every rank applies the same global update -> identical banks
-            all_idx, _ = gather_rows(idx)
-            all_feats, _ = gather_rows(feats)
-        self._pending = (all_idx, all_feats)
+            pos_sim = (feats * self.memory_bank.rows(idx)).sum(1).mean()
+        # the bank's update gathers the batches of all ranks itself, so
+        # every rank applies the same global update
+        self._pending = (idx, feats.detach())
         # the loss's own diagnostics: log Z, pos/neg h (NCE), pos_prob
         stats = getattr(self.head.loss_module, 'last_stats', {})
         return dict(loss=loss, pos_sim=pos_sim, **stats)
