@@ -58,6 +58,21 @@ def train():
     _run('train.py')
 
 
+def _run_name(config: str) -> list:
+    """``--cfg-options experiment_name=...`` unique to this run: mmengine
+    keys its logger and visualizer by the experiment name, which is the
+    config's name and the second it started, so two runs started in one
+    process within a second (scripts, tests) would share them and write
+    one run's logs into the other's work dir."""
+    import itertools
+    import time
+    _run_name.counter = getattr(_run_name, 'counter', itertools.count())
+    stem = osp.splitext(osp.basename(config))[0]
+    return ['--cfg-options', f'experiment_name={stem}_'
+            f'{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}_'
+            f'{next(_run_name.counter)}']
+
+
 def _folder_parser():
     import argparse
 
@@ -151,7 +166,7 @@ def train_folder(argv):
                f'--nproc_per_node={args.gpus}', tool_path('train.py'),
                *tool_args, '--launcher', 'pytorch']
         raise SystemExit(subprocess.call(cmd))
-    sys.argv = ['mm-instdisc-train'] + tool_args
+    sys.argv = ['mm-instdisc-train'] + tool_args + _run_name(path)
     _run('train.py', takes_config=False)
     return path
 
@@ -235,7 +250,8 @@ def det_train_cli(argv):
     print(f'mm-instdisc-det-train: config {path}', flush=True)
     if args.dry_run:
         return path
-    sys.argv = ['mm-instdisc-det-train', path, '--work-dir', work_dir]
+    sys.argv = ['mm-instdisc-det-train', path, '--work-dir', work_dir
+                ] + _run_name(path)
     _run('det_train.py', takes_config=False)
     return path
 
@@ -315,7 +331,8 @@ def cls_train_cli(argv):
     print(f'mm-instdisc-cls-train: config {path}', flush=True)
     if args.dry_run:
         return path
-    sys.argv = ['mm-instdisc-cls-train', path, '--work-dir', work_dir]
+    sys.argv = ['mm-instdisc-cls-train', path, '--work-dir', work_dir
+                ] + _run_name(path)
     _run('train.py', takes_config=False)
     return path
 

@@ -223,6 +223,8 @@ EXPECTED = {  # file -> (K, t, neck, lr, scheduler, epochs, batch)
     (4096, 0.2, 'MoCoV2Neck', 0.03, 'CosineAnnealingLR', 2, 64),
     'exemplar-v2_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist.py':
     (8192, 0.2, 'MoCoV2Neck', 0.06, 'CosineAnnealingLR', 8, 256),
+    'exemplar-v2_resnet18-w32_1xb128-bf16-coslr-100e_custom.py':
+    (4096, 0.2, 'MoCoV2Neck', 0.06, 'CosineAnnealingLR', 100, 128),
 }
 
 

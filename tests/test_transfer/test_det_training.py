@@ -53,6 +53,9 @@ def test_mask_rcnn_trains_two_iterations_and_evaluates(tiny_coco, npid_ckpt,
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     cfg.log_level = 'WARNING'
+    # seeded: without a seed mmengine draws one, and how far conv1 moves
+    # in two steps varied around the bound below (failed once in CI's run)
+    cfg.randomness = dict(seed=0)
 
     losses = []
 
