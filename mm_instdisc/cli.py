@@ -58,7 +58,7 @@ def train():
     _run('train.py')
 
 
-def _run_name(config: str) -> list:
+def _run_name(config: str, visualizer: bool = False) -> list:
     """``--cfg-options experiment_name=...`` unique to this run: mmengine
     keys its logger and visualizer by the experiment name, which is the
     config's name and the second it started, so two runs started in one
@@ -68,9 +68,11 @@ def _run_name(config: str) -> list:
     import time
     _run_name.counter = getattr(_run_name, 'counter', itertools.count())
     stem = osp.splitext(osp.basename(config))[0]
-    return ['--cfg-options', f'experiment_name={stem}_'
-            f'{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}_'
-            f'{next(_run_name.counter)}']
+    name = (f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}_'
+            f'{next(_run_name.counter)}')
+    # mmdet's default runtime names its visualizer 'visualizer' outright
+    return ['--cfg-options', f'experiment_name={name}'] + (
+        [f'visualizer.name={name}'] if visualizer else [])
 
 
 def _folder_parser():
@@ -251,7 +253,7 @@ def det_train_cli(argv):
     if args.dry_run:
         return path
     sys.argv = ['mm-instdisc-det-train', path, '--work-dir', work_dir
-                ] + _run_name(path)
+                ] + _run_name(path, visualizer=True)
     _run('det_train.py', takes_config=False)
     return path
 
