@@ -279,17 +279,9 @@ def match_backbone_to_weights(cfg, path: str) -> dict:
         ValueError: The file holds a ViT and the config a ResNet (or the
             reverse), or its input channels differ from the data's.
     """
-    from mm_instdisc.utils.backbone_formats import (_detect, _split_classifier,
-                                                    _strip_backbone,
-                                                    read_checkpoint,
-                                                    to_mmpretrain)
+    from mm_instdisc.utils.backbone_formats import read_backbone_weights
     from mm_instdisc.utils.export import describe_backbone
-    from mm_instdisc.utils.selfsup_to_backbone import get_state_dict
-    state = _strip_backbone(get_state_dict(read_checkpoint(path)))
-    fmt, arch = _detect(state)
-    if fmt != 'mmpretrain':
-        state, _ = _split_classifier(state, fmt, arch)
-        state = to_mmpretrain(state, fmt, arch)
+    state, _, _, _ = read_backbone_weights(path)
     info = describe_backbone(state)
     bb = cfg.model.backbone
     ours = 'vit' if 'ViT' in bb.type or 'Vision' in bb.type else 'resnet'

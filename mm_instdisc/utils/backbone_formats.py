@@ -565,6 +565,34 @@ def _allows_resize(backbone: nn.Module, key: str, have: Tensor,
             and have.shape[2] == want.shape[2])
 
 
+def read_backbone_weights(path: str, fmt: str = 'auto',
+                          prefix: Optional[str] = None
+                          ) -> Tuple[Dict[str, Tensor], str, str, List[str]]:
+    """A weights file's backbone in mmpretrain names: the file read
+    (:func:`read_checkpoint`), unwrapped, the ``prefix`` (or a
+    ``backbone.``) kept, the format detected and converted, the classifier
+    dropped.
+
+    Returns:
+        tuple: (state dict, format found, ``'resnet'`` / ``'vit'``, the
+        classifier keys dropped).
+    """
+    _check_choice(fmt, 'fmt', ('auto', ) + FORMATS)
+    state = get_state_dict(read_checkpoint(path))
+    if prefix is not None:
+        state = selfsup_to_backbone(state, prefix)
+    else:
+        state = _strip_backbone(state)
+    found_fmt, arch = _detect(state)
+    if fmt == 'auto':
+        fmt = found_fmt
+    dropped: List[str] = []
+    if fmt != 'mmpretrain':
+        state, dropped = _split_classifier(state, fmt, arch)
+        state = to_mmpretrain(state, fmt, arch)
+    return state, fmt, arch, dropped
+
+
 def load_backbone_weights(backbone: nn.Module, path: str, fmt: str = 'auto',
                           prefix: Optional[str] = None,
                           logger=None) -> dict:
@@ -605,25 +633,13 @@ def load_backbone_weights(backbone: nn.Module, path: str, fmt: str = 'auto',
             both shapes); no key at all in common with the backbone (naming
             the file's and the backbone's key groups).
     """
-    _check_choice(fmt, 'fmt', ('auto', ) + FORMATS)
-    state = get_state_dict(read_checkpoint(path))
-    if prefix is not None:
-        state = selfsup_to_backbone(state, prefix)
-    else:
-        state = _strip_backbone(state)
-    found_fmt, arch = _detect(state)
-    if fmt == 'auto':
-        fmt = found_fmt
+    state, fmt, arch, dropped = read_backbone_weights(path, fmt, prefix)
     want_arch = backbone_family(backbone.state_dict())
     if want_arch != 'unknown' and want_arch != arch:
         raise ValueError(
             f'{path} holds {arch} weights ({fmt} names, e.g. '
             f'{list(state)[:3]}), but the backbone is a {want_arch} '
             f'({type(backbone).__name__}); use weights of its architecture.')
-    dropped: List[str] = []
-    if fmt != 'mmpretrain':
-        state, dropped = _split_classifier(state, fmt, arch)
-        state = to_mmpretrain(state, fmt, arch)
     target = backbone.state_dict()
     common = [k for k in state if k in target]
     if not common:
