@@ -1,5 +1,5 @@
 """The lint CI runs: flake8 and isort (settings in setup.cfg), over the
-package, tools, tests, examples and configs."""
+package, tools, benchmarks, tests, examples and configs."""
 import subprocess
 import sys
 
@@ -7,7 +7,8 @@ import pytest
 
 from tests.helpers import ROOT
 
-PATHS = ['mm_instdisc', 'tools', 'tests', 'examples', 'configs', 'setup.py']
+PATHS = ['mm_instdisc', 'tools', 'benchmarks', 'tests', 'examples', 'configs',
+         'setup.py']
 
 
 @pytest.mark.subprocess

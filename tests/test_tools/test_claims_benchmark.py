@@ -1,4 +1,4 @@
-"""tools/benchmarks/claims_benchmark.py on tiny data: NCE sweep, claim (1),
+"""benchmarks/claims_benchmark.py on tiny data: NCE sweep, claim (1),
 report, plots, resumability; the claims summary; argument errors."""
 import json
 import os
@@ -9,12 +9,12 @@ import pytest
 
 from tests.helpers import ROOT, benchmark_script, run_tool, write_fashion_mnist
 
-SCRIPT = 'tools/benchmarks/claims_benchmark.py'
+SCRIPT = 'benchmarks/claims_benchmark.py'
 
 
 def run(*args):
     """The benchmark script in this process (its training runs are child
-    processes of their own: tools/train.py through mm_instdisc.benchmarks)."""
+    processes of their own: tools/train.py through benchmarks.lib)."""
     return run_tool(SCRIPT, *args)
 
 

@@ -1,11 +1,11 @@
-"""tools/benchmarks/detection_benchmark.py: argument errors and result parsing."""
+"""benchmarks/detection_benchmark.py: argument errors and result parsing."""
 import json
 
 import pytest
 
 from tests.helpers import run_tool
 
-SCRIPT = 'tools/benchmarks/detection_benchmark.py'
+SCRIPT = 'benchmarks/detection_benchmark.py'
 
 
 def run(*args):
@@ -23,7 +23,7 @@ def test_bad_start_is_a_clear_error(tmp_path):
 
 
 def test_last_metrics_reads_the_last_validation(tmp_path):
-    from mm_instdisc.benchmarks import last_metrics
+    from benchmarks.lib import last_metrics
     vis = tmp_path / '20260101_000000' / 'vis_data'
     vis.mkdir(parents=True)
     rows = [dict(loss=1.0, step=1),
@@ -40,7 +40,7 @@ def test_last_metrics_reads_the_last_validation(tmp_path):
 def test_results_are_matched_by_checkpoint_bytes_epochs_and_seed(tmp_path):
     import shutil
 
-    from mm_instdisc.benchmarks.detection import same_setting
+    from benchmarks.lib.detection import same_setting
     a = tmp_path / 'a.pth'
     a.write_bytes(b'weights')
     moved = tmp_path / 'elsewhere.pth'
@@ -64,7 +64,7 @@ def test_results_are_matched_by_checkpoint_bytes_epochs_and_seed(tmp_path):
 
 
 def test_finetuning_work_dir_is_only_reused_for_its_own_setting(tmp_path):
-    from mm_instdisc.benchmarks.runs import _check_setting
+    from benchmarks.lib.runs import _check_setting
     ckpt = tmp_path / 'a.pth'
     ckpt.write_bytes(b'weights')
     setting = dict(checkpoint=str(ckpt), config='configs/ft.py', epochs=3,

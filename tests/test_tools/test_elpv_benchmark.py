@@ -1,4 +1,4 @@
-"""tools/benchmarks/elpv_benchmark.py: the fine-tuning network built from a
+"""benchmarks/elpv_benchmark.py: the fine-tuning network built from a
 folder config, the report's judgement against random init, and a --quick
 run on a tiny fake image folder (random 96 px grey PNGs in the four class
 folders) that fills every row of the JSON and the markdown and is not
@@ -80,7 +80,7 @@ def test_finetune_config_builds_a_four_class_classifier(bench, tmp_path):
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
 
-    from mm_instdisc.benchmarks import setup_mmpretrain
+    from benchmarks.lib import setup_mmpretrain
     from mm_instdisc.own_data import write_folder_config
     setup_mmpretrain()
     data = fake_folder(tmp_path / 'elpv')

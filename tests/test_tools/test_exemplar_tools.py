@@ -24,7 +24,7 @@ def run(args):
 @pytest.mark.subprocess
 def test_exemplar_benchmark_tiny_and_resumable(data_root, tmp_path):
     work, docs = tmp_path / 'w', tmp_path / 'bench.md'
-    args = ['tools/benchmarks/exemplar_benchmark.py', '--data-root',
+    args = ['benchmarks/exemplar_benchmark.py', '--data-root',
             str(data_root), '--train-size', '64', '--test-size', '32',
             '--batch-size', '16', '--epochs', '1', '--queue-len', '32',
             '--threads', '1', '--probe-epochs', '2', '--only', 'exemplar',
@@ -42,7 +42,7 @@ def test_exemplar_benchmark_tiny_and_resumable(data_root, tmp_path):
     assert '| Exemplar-v2 (labels filter negatives) |' in table
     assert '| raw pixels (784-d) |' in table
     # resumable: a finished run is not retrained (its wall time is kept)
-    from mm_instdisc.benchmarks import train_run
+    from benchmarks.lib import train_run
     ckpt, seconds = train_run('exemplar', None, str(work / 'exemplar'),
                               epochs=1, threads=1)
     assert ckpt == str(work / 'exemplar' / 'epoch_1.pth')

@@ -1,4 +1,4 @@
-"""tools/benchmarks/pretext_sweep.py replays the pretext recipes in plain
+"""benchmarks/pretext_sweep.py replays the pretext recipes in plain
 PyTorch on a GPU machine without OpenMMLab; its ranking is only worth
 something if it trains what the shipped configs train. Checked here: the
 replay's network is the recipes' backbone (same parameters, same outputs),
@@ -103,9 +103,9 @@ def test_sweeps_import_without_openmmlab():
     code = ('import sys\n'
             'for m in ("mmengine", "mmcv", "mmpretrain", "mmdet"):\n'
             '    sys.modules[m] = None\n'
-            'sys.path.insert(0, "tools/benchmarks")\n'
+            'sys.path.insert(0, "benchmarks")\n'
             'import pretext_sweep, twoview_sweep\n'
-            'import mm_instdisc.benchmarks.replay\n')
+            'import benchmarks.lib.replay\n')
     r = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

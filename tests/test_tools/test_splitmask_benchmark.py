@@ -12,11 +12,11 @@ from tests.helpers import ROOT
 
 @pytest.fixture(scope='module')
 def bench():
-    sys.path.insert(0, f'{ROOT}/tools/benchmarks')
+    sys.path.insert(0, f'{ROOT}/benchmarks')
     try:
         yield importlib.import_module('splitmask_benchmark')
     finally:
-        sys.path.remove(f'{ROOT}/tools/benchmarks')
+        sys.path.remove(f'{ROOT}/benchmarks')
 
 
 @pytest.mark.parametrize('method', ['splitmask', 'beit', 'mae'])

@@ -8,14 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from mm_instdisc.benchmarks.composed_coco import (ComposeSettings,
-                                                  compose_canvas,
-                                                  drop_fragments,
-                                                  item_silhouette,
-                                                  make_composed_coco,
-                                                  mask_to_bbox,
-                                                  split_item_range)
-from mm_instdisc.data import read_idx
+from mm_instdisc.datasets import read_idx
+from mm_instdisc.datasets.composed_coco import (ComposeSettings,
+                                                compose_canvas, drop_fragments,
+                                                item_silhouette,
+                                                make_composed_coco,
+                                                mask_to_bbox, split_item_range)
 from tests.helpers import ROOT
 
 TINY = dict(canvas_size=64, scale_range=(0.8, 1.6), min_items=2, max_items=4)

@@ -6,10 +6,10 @@ import os
 import pytest
 import torch
 
-from mm_instdisc.benchmarks.composed_coco import (ComposeSettings,
-                                                  make_composed_coco,
-                                                  split_item_range)
-from mm_instdisc.data import read_idx
+from mm_instdisc.datasets import read_idx
+from mm_instdisc.datasets.composed_coco import (ComposeSettings,
+                                                make_composed_coco,
+                                                split_item_range)
 from tests.helpers import ROOT
 
 CONFIG = os.path.join(

@@ -18,8 +18,8 @@ def _checkout(path: str) -> str:
     if not osp.exists(path):
         raise FileNotFoundError(
             f'{path} not found: the benchmarks run in a checkout of '
-            f'mm_instdisc (tools/, configs/), not from a wheel; this package '
-            f'is imported from {ROOT}.')
+            f'mm_instdisc (tools/, configs/), not from a wheel; '
+            f'benchmarks.lib is imported from {ROOT}.')
     return path
 
 
@@ -90,20 +90,6 @@ def same_setting(setting: dict, ckpt: str, epochs: int, seed: int,
     if old == 'none' or ckpt == 'none':
         return old == ckpt
     return osp.isfile(old) and sha256(old) == sha256(ckpt)
-
-
-def knn_and_probe(train, test, probe_epochs=10, seed=0, num_classes=10):
-    """Weighted kNN (cosine, tau 0.07, k = 20 and 200) and linear-probe
-    top-1 (%) of (features, labels) pairs: the read-out of the benchmarks
-    (``num_classes``: the probe's outputs, 10 for Fashion-MNIST)."""
-    from mm_instdisc.evaluation import knn_evaluate, linear_probe
-    acc = knn_evaluate(train[0], train[1], test[0], test[1], ks=(20, 200),
-                       temperature=0.07)
-    probe = linear_probe(train[0], train[1], test[0], test[1],
-                         num_classes=num_classes, epochs=probe_epochs,
-                         seed=seed)
-    return dict(knn_k20=acc[20][1], knn_k200=acc[200][1],
-                linear=probe['top1'], linear_train=probe['train_top1'])
 
 
 def setup_mmpretrain():

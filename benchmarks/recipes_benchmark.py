@@ -1,8 +1,8 @@
 """Fixed-budget recipes on all of Fashion-MNIST: pretrain, then kNN, linear probe, fine-tuning.
 
-    python tools/benchmarks/recipes_benchmark.py                      # every method, 3 seeds
-    python tools/benchmarks/recipes_benchmark.py --methods npid --seeds 0
-    python tools/benchmarks/recipes_benchmark.py --report-only
+    python benchmarks/recipes_benchmark.py                      # every method, 3 seeds
+    python benchmarks/recipes_benchmark.py --methods npid --seeds 0
+    python benchmarks/recipes_benchmark.py --report-only
 
 For each method and seed: pretrain its recipe config through tools/train.py
 with 2 threads (resumable: a finished run is reused, an interrupted one resumes
@@ -20,13 +20,13 @@ wall-clock minutes comes from the recipe's own validation (kNN against the
 memory bank, or the training embeddings, every few epochs).
 
 Detection (``--detection-seeds 0 1``): Mask R-CNN on the composed
-Fashion-MNIST COCO set (``mm_instdisc.benchmarks.finetune_detector``, as
-``tools/benchmarks/detection_benchmark.py``, with ``RECIPE_DET_CONFIG``, the
+Fashion-MNIST COCO set (``benchmarks.lib.finetune_detector``, as
+``benchmarks/detection_benchmark.py``, with ``RECIPE_DET_CONFIG``, the
 recipes' backbone), fine-tuned from each ResNet recipe's
 checkpoint of that seed and from random init with that seed; 2 fine-tunings
 run side by side with 1 thread each (``--detection-parallel``). Resumable.
 
-Writes docs/benchmarks/recipes.md and docs/benchmarks/recipes.png. Budget: a
+Writes benchmarks/reports/recipes.md and benchmarks/reports/recipes.png. Budget: a
 recipe must finish pretraining within --budget-min minutes of wall time on the
 2-core machine with nothing else running; the table reports each run's wall
 time against it.
@@ -39,15 +39,15 @@ import os.path as osp
 import statistics
 import time
 
-from mm_instdisc.benchmarks import (DET_METRICS, ROOT, ensure_fmnist_coco,
-                                    finetune_classifier, finetune_detector,
-                                    knn_and_probe, setup_mmpretrain, train_run)
-from mm_instdisc.benchmarks.recipes import (DET_EPOCHS, DET_METHODS, FINETUNE,
-                                            FT_RESNET, METHODS, PRETEXT,
-                                            RECIPE_DET_CONFIG,
-                                            detection_work_dir,
-                                            finetune_work_dir,
-                                            recipe_checkpoint)
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
+from benchmarks.lib import (DET_METRICS, ROOT, ensure_fmnist_coco,
+                            finetune_classifier, finetune_detector,
+                            setup_mmpretrain, train_run)
+from benchmarks.lib.recipes import (DET_EPOCHS, DET_METHODS, FINETUNE,
+                                    FT_RESNET, METHODS, PRETEXT,
+                                    RECIPE_DET_CONFIG, detection_work_dir,
+                                    finetune_work_dir, recipe_checkpoint)
 
 # what each fine-tuning config trains on (for the report)
 FT_DATA = {
@@ -138,7 +138,7 @@ def parse_args():
                    help='detection fine-tunings run side by side, 1 thread '
                    'each')
     p.add_argument('--doc', default=None,
-                   help='report page (default: docs/benchmarks/recipes.md for '
+                   help='report page (default: benchmarks/reports/recipes.md for '
                    'the default --work-dir, else WORK_DIR/report/recipes.md, '
                    'so that a side run does not overwrite the published page)')
     return default_doc(p.parse_args())
@@ -155,7 +155,7 @@ def default_doc(args):
     work dir only."""
     if args.doc is None:
         args.doc = (osp.join(args.work_dir, 'report', 'recipes.md') if side_run(args) else
-                    osp.join(ROOT, 'docs/benchmarks/recipes.md'))
+                    osp.join(ROOT, 'benchmarks/reports/recipes.md'))
     return args
 
 
@@ -164,13 +164,14 @@ def readout(cfg, checkpoint, loaders, seed, feature='backbone'):
     ``feature`` (see FEATURE), or of pixels."""
     from mm_instdisc.evaluation import (extract_features, load_model,
                                         pixel_features)
+    from mm_instdisc.modules import readout
     if checkpoint == 'pixels':
         tr, te = pixel_features(loaders[0]), pixel_features(loaders[1])
     else:
         model = load_model(cfg, checkpoint)
         tr = extract_features(model, loaders[0], feature, desc='train')
         te = extract_features(model, loaders[1], feature, desc='test')
-    row = knn_and_probe(tr, te, seed=seed)
+    row = readout(*tr, *te, seed=seed, num_classes=10)
     return {k: row[k] for k in ('knn_k20', 'knn_k200', 'linear')}
 
 
@@ -451,7 +452,7 @@ def write_report(args, results):
     px = results.get('pixels')
     lines = [
         '# Fixed-budget recipes on Fashion-MNIST (measured)', '',
-        'Written by `.venv/bin/python tools/benchmarks/recipes_benchmark.py` (resumable; '
+        'Written by `.venv/bin/python benchmarks/recipes_benchmark.py` (resumable; '
         '`--report-only` rewrites this page). Pretraining on all 60,000 training images, '
         f'{PRETRAIN_THREADS} threads on the 2-core CPU machine unless the wall-time cell says '
         f'otherwise, budget {args.budget_min:.0f} minutes of wall '
@@ -721,7 +722,7 @@ def throughput_section(results):
     if not rows:
         return []
     lines = ['', '## Does the data path limit training?', '',
-             'Written by `.venv/bin/python tools/benchmarks/recipes_benchmark.py --throughput`: in '
+             'Written by `.venv/bin/python benchmarks/recipes_benchmark.py --throughput`: in '
              'one process, images per second of the recipe end to end (data loader, batch '
              'augmentation on the device, forward, loss, backward, optimizer step, as the training '
              'loop runs it) and of the same train_step on batches loaded and augmented '

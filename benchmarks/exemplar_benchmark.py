@@ -1,6 +1,6 @@
 """Exemplar-v2 on Fashion-MNIST against MoCo v2 and supervised cross-entropy.
 
-    python tools/benchmarks/exemplar_benchmark.py [--train-size 60000]
+    python benchmarks/exemplar_benchmark.py [--train-size 60000]
         [--epochs 10] [--threads 2] [--work-dir work_dirs/exemplar_benchmark]
         [--only exemplar mocov2 supervised]
 
@@ -22,14 +22,14 @@ is then evaluated on the same features: the global-average-pooled last
 stage (128-d, L2-normalised), extracted with the test pipeline for the
 pretraining images (reference / training set) and the first ``--test-size``
 test images. Two read-outs: weighted kNN (cosine, tau 0.07, k = 20 and 200)
-and a linear probe (``mm_instdisc.evaluation.linear_probe``: standardised
+and a linear probe (``mm_instdisc.modules.readout``: standardised
 features, full-batch L-BFGS, seed fixed). Raw pixels and the randomly
 initialised network are the baselines.
 
 Resumable: a run whose final checkpoint exists is not retrained (its
 recorded wall time is reused); an interrupted run resumes from its last
 checkpoint. Results go to ``<work-dir>/results.json`` and
-``docs/benchmarks/exemplar.md`` (``--docs-out``).
+``benchmarks/reports/exemplar.md`` (``--docs-out``).
 """
 import argparse
 import copy
@@ -38,12 +38,13 @@ import os
 import os.path as osp
 import time
 
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
 import torch
 
-from mm_instdisc.benchmarks import (ROOT, knn_and_probe, setup_mmpretrain,
-                                    train_run)
-from mm_instdisc.benchmarks.method_runs import EXEMPLAR_RUNS as RUNS
-from mm_instdisc.benchmarks.method_runs import exemplar_run_config
+from benchmarks.lib import ROOT, setup_mmpretrain, train_run
+from benchmarks.lib.method_runs import EXEMPLAR_RUNS as RUNS
+from benchmarks.lib.method_runs import exemplar_run_config
 
 LABELS = {
     'raw pixels': 'raw pixels (784-d)',
@@ -75,7 +76,7 @@ def parse_args():
     p.add_argument('--only', nargs='+', choices=RUNS,
                    help='runs to do (default: all); baselines always')
     p.add_argument('--docs-out',
-                   default=osp.join(ROOT, 'docs/benchmarks/exemplar.md'),
+                   default=osp.join(ROOT, 'benchmarks/reports/exemplar.md'),
                    help="markdown table path ('' to skip)")
     return p.parse_args()
 
@@ -90,9 +91,12 @@ def run_config(name, args):
 
 def evaluate(name, train_feats, test_feats, args):
     """kNN (k=20, 200) and linear-probe top-1 of one set of features."""
+    from mm_instdisc.modules import readout
     t = time.time()
-    row = dict(name=name, **knn_and_probe(train_feats, test_feats,
-                                          args.probe_epochs, args.seed),
+    row = dict(name=name, **readout(*train_feats, *test_feats,
+                                    num_classes=10,
+                                    probe_epochs=args.probe_epochs,
+                                    seed=args.seed),
                eval_seconds=time.time() - t)
     print(f'[{name}] {row}', flush=True)
     return row
@@ -113,7 +117,7 @@ def write_docs(results, args, path):
     runs = results['runs']
     lines = [
         '# Exemplar benchmark on Fashion-MNIST (CPU)', '',
-        'Produced by `python tools/benchmarks/exemplar_benchmark.py '
+        'Produced by `python benchmarks/exemplar_benchmark.py '
         f'--train-size {args.train_size} --epochs {args.epochs} '
         f'--threads {args.threads}` (seed {args.seed}, batch '
         f'{args.batch_size}, queue {args.queue_len}). Every network is the '

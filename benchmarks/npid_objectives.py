@@ -1,8 +1,8 @@
 """NPID objectives side by side on the setting of the NPID objective issue.
 
-    python tools/benchmarks/npid_objectives.py                       # all runs, 3 seeds
-    python tools/benchmarks/npid_objectives.py --runs nce-once --seeds 0 --curves
-    python tools/benchmarks/npid_objectives.py --report-only         # rewrite the docs
+    python benchmarks/npid_objectives.py                       # all runs, 3 seeds
+    python benchmarks/npid_objectives.py --runs nce-once --seeds 0 --curves
+    python benchmarks/npid_objectives.py --report-only         # rewrite the docs
 
 Setting (the mmselfsup 1.0.0 NPID comparison): the first 10,000 Fashion-MNIST
 training images zero-padded 28 -> 32 and repeated to 3 channels; per-sample
@@ -26,7 +26,7 @@ against the whole bank), pos/neg h, the similarity of a feature to its own bank
 row, the bank's mean-row norm.
 
 Results are cached per (run, seed) in ``--work-dir``/results.json (finished runs
-are not redone); the report goes to docs/benchmarks/npid.md (section between
+are not redone); the report goes to benchmarks/reports/npid.md (section between
 the ``npid-objectives`` markers) and the curves of ``--curves`` runs to
 npid_nce_collapse.png beside it.
 """
@@ -38,11 +38,13 @@ import os.path as osp
 import statistics
 import time
 
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mm_instdisc.benchmarks import ROOT
+from benchmarks.lib import ROOT
 
 # name -> NPIDLoss settings (and a one-line description for the report)
 RUNS = {
@@ -90,13 +92,13 @@ def parse_args():
     p.add_argument('--work-dir', default=osp.join(ROOT,
                                                   'work_dirs/npid_objectives'))
     p.add_argument('--report-only', action='store_true')
-    p.add_argument('--doc', default=osp.join(ROOT, 'docs/benchmarks/npid.md'))
+    p.add_argument('--doc', default=osp.join(ROOT, 'benchmarks/reports/npid.md'))
     return p.parse_args()
 
 
 # ----------------------------------------------------------------- data
 def load_split(root, split, limit):
-    from mm_instdisc.data import read_idx
+    from mm_instdisc.datasets import read_idx
     prefix = 'train' if split == 'train' else 't10k'
 
     def find(stem):
@@ -165,10 +167,10 @@ def pooled(model, x, bs=500):
 
 
 def knn200(model, train, test):
-    from mm_instdisc.modules import topk_accuracy, weighted_knn
-    scores = weighted_knn(pooled(model, test[0]), pooled(model, train[0]),
-                          train[1], 10, ks=(200, ), temperature=0.07)
-    return topk_accuracy(scores[200], test[1], (1, ))[1]
+    from mm_instdisc.modules import readout
+    return readout(pooled(model, train[0]), train[1], pooled(model, test[0]),
+                   test[1], ks=(200, ), probe=False,
+                   num_classes=10)['knn_k200']
 
 
 @torch.no_grad()
@@ -265,10 +267,10 @@ def write_report(args, results):
     base = [results[k]['knn'] for k in sorted(results)
             if k.startswith('random-init/')]
     lines = [
-        '<!-- npid-objectives:start (written by tools/benchmarks/npid_objectives.py) -->',
+        '<!-- npid-objectives:start (written by benchmarks/npid_objectives.py) -->',
         '## NPID objectives on the mmselfsup comparison setting',
         '',
-        'Command: `.venv/bin/python tools/benchmarks/npid_objectives.py` (resumable; '
+        'Command: `.venv/bin/python benchmarks/npid_objectives.py` (resumable; '
         '`--report-only` rewrites this section). Setting: first 10,000 Fashion-MNIST '
         'training images padded to 32x32x3, per-sample pipeline RandomResizedCrop(32, 0.2-1) + '
         'ColorJitter(0.4, 0.4) + flip, mmpretrain ResNet-18 (stem/base 16, ImageNet stem), '

@@ -1,8 +1,8 @@
 """Settings sweep of the pretext-task Fashion-MNIST recipes on a GPU.
 
-    python tools/benchmarks/pretext_sweep.py --data-root DIR --out sweep.json \\
+    python benchmarks/pretext_sweep.py --data-root DIR --out sweep.json \\
         [--device cuda] [--parallel 10] [--only NAME ...]
-    python tools/benchmarks/pretext_sweep.py --data-root DIR --time NAME ...
+    python benchmarks/pretext_sweep.py --data-root DIR --time NAME ...
 
 The pretext recipes (configs/pretext/*_15min_fashion-mnist.py) must fit 15
 minutes on a 2-core CPU, so a setting costs a quarter of an hour there. This
@@ -11,13 +11,15 @@ OpenMMLab) with the same pieces: mm_instdisc.modules' label generation
 (rotations, grid_patches + neighbour_pairs, jigsaw_tiles with the maximal
 Hamming set, the masked-intensity blocks of SplitMaskGenerator), its losses
 (PretextClsLoss, BinnedPixelLoss) and batch augmentation, the recipes'
-network (mm_instdisc/benchmarks/replay.py), bf16 autocast, SGD lr 0.06 (momentum
+network (benchmarks/lib/replay.py), bf16 autocast, SGD lr 0.06 (momentum
 0.9, wd 5e-4), 200 warm-up iterations, cosine to 1% per epoch, batch 256.
 
-Read-out: the weighted kNN (k=20, 200; tau 0.07) of the pooled backbone
-features of the 10k test images against all 60k training images, as the
-recipes benchmark does, a quick linear probe (Adam, for ranking only), and
-for the patch tasks the kNN of images upsampled to 56 px (the scale at
+Read-out: the benchmarks' (``mm_instdisc.modules.readout``): the weighted
+kNN (k=20, 200; tau 0.07) of the pooled backbone features of the 10k test
+images against all 60k training images and the linear probe (L-BFGS; the
+``probe`` numbers of benchmarks/reports/pretext_sweep_h200.json came from an
+earlier, Adam-trained quick probe, for ranking only), and for the patch
+tasks the kNN of images upsampled to 56 px (the scale at
 which the network saw patch content). ``--time`` measures seconds per
 training step of settings on this machine's CPU (2 threads), to size their
 epochs to the 15-minute budget.
@@ -26,25 +28,20 @@ import argparse
 import json
 import math
 import os
-import os.path as osp
-import sys
 import time
+
+import _path  # noqa: F401  (sys.path: the checkout; the GPU machine has no install)
 
 import torch
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)  # the GPU machine has the checkout, not an install
-
-from mm_instdisc.benchmarks.replay import (MEAN, STD, backbone,  # noqa: E402
-                                           knn_readout, load_split,
-                                           pooled_features, quick_probe,
-                                           run_side_by_side)
-from mm_instdisc.modules import (BatchAugment, BinnedPixelLoss,  # noqa: E402
-                                 PretextClsLoss, grid_patches,
-                                 hamming_permutations, jigsaw_tiles,
-                                 neighbour_pairs, rotations)
-from mm_instdisc.modules.splitmask import SplitMaskGenerator  # noqa: E402
+from benchmarks.lib.replay import (MEAN, STD, backbone, load_split,
+                                   pooled_features, run_side_by_side)
+from mm_instdisc.modules import (BatchAugment, BinnedPixelLoss, PretextClsLoss,
+                                 grid_patches, hamming_permutations,
+                                 jigsaw_tiles, neighbour_pairs, readout,
+                                 rotations)
+from mm_instdisc.modules.splitmask import SplitMaskGenerator
 
 DEFAULT = dict(task='rotation', epochs=3, lr=0.06, crop_min=0.5, seed=0,
                # relative location
@@ -54,7 +51,7 @@ DEFAULT = dict(task='rotation', epochs=3, lr=0.06, crop_min=0.5, seed=0,
                # masked intensity
                ratio=0.5, min_block=4, stride=4, fill='mean', bins=16)
 # the recipes as they were when the sweep began (the names in
-# docs/benchmarks/pretext_sweep_h200.json), then the variants
+# benchmarks/reports/pretext_sweep_h200.json), then the variants
 SETTINGS = {
     'random_init': dict(task='none', epochs=0),
     'rotation': dict(task='rotation', crop_min=0.2, epochs=3),
@@ -272,14 +269,14 @@ def run(name, cfg, data_root, device):
     res['nonfinite_params'] = sum(int(not torch.isfinite(p).all())
                                   for p in net.parameters())
     tr, te = (pooled_features(net, x, device) for x in (train_x, test_x))
-    acc = knn_readout(tr, train_y, te, test_y, device)
-    res.update(knn20=acc[20], knn200=acc[200],
-               probe=quick_probe(tr, train_y, te, test_y, device))
+    acc = readout(tr, train_y, te, test_y, num_classes=10)
+    res.update(knn20=acc['knn_k20'], knn200=acc['knn_k200'],
+               probe=acc['linear'])
     if cfg['task'] in ('relloc', 'jigsaw', 'none'):
         tr, te = (pooled_features(net, x, device, size=56)
                   for x in (train_x, test_x))
-        acc = knn_readout(tr, train_y, te, test_y, device)
-        res.update(knn20_at56=acc[20], knn200_at56=acc[200])
+        acc = readout(tr, train_y, te, test_y, probe=False, num_classes=10)
+        res.update(knn20_at56=acc['knn_k20'], knn200_at56=acc['knn_k200'])
     res['minutes'] = (time.time() - t0) / 60
     return res
 

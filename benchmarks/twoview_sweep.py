@@ -1,6 +1,6 @@
 """Hyper-parameter sweep of the two-view Fashion-MNIST recipes on a GPU.
 
-    python tools/benchmarks/twoview_sweep.py --data-root DIR --out sweep.json \\
+    python benchmarks/twoview_sweep.py --data-root DIR --out sweep.json \\
         [--device cuda] [--parallel 8] [--only NAME ...]
 
 The recipes (configs/*/..._1xb256-bf16-cos-15min_fashion-mnist.py) must fit
@@ -24,22 +24,18 @@ import copy
 import json
 import math
 import os
-import os.path as osp
-import sys
 import time
+
+import _path  # noqa: F401  (sys.path: the checkout; the GPU machine has no install)
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)  # the GPU machine has the checkout, not an install
-
-from mm_instdisc.benchmarks.replay import (MEAN, STD, backbone,  # noqa: E402
-                                           knn_readout, load_split,
-                                           pooled_features, run_side_by_side)
-from mm_instdisc.modules import (AdCoLoss, AdversarialNegatives,  # noqa: E402
-                                 BatchAugment)
+from benchmarks.lib.replay import (MEAN, STD, backbone, load_split,
+                                   pooled_features, run_side_by_side)
+from mm_instdisc.modules import (AdCoLoss, AdversarialNegatives, BatchAugment,
+                                 readout)
 
 # name -> overrides of DEFAULT
 DEFAULT = dict(method='adco', epochs=10, t=0.12, mem_t=0.1, neg_lr=3.0,
@@ -196,8 +192,9 @@ def run(name, cfg, data_root, device):
               flush=True)
     tr, te = (pooled_features(q_enc[0], x, device)
               for x in (train_x, test_x))
-    acc = knn_readout(tr, train_y, te, test_y, device)
-    return dict(name=name, cfg=cfg, knn20=acc[20], knn200=acc[200], log=log,
+    acc = readout(tr, train_y, te, test_y, probe=False, num_classes=10)
+    return dict(name=name, cfg=cfg, knn20=acc['knn_k20'],
+                knn200=acc['knn_k200'], log=log,
                 minutes=(time.time() - t0) / 60)
 
 

@@ -1,7 +1,7 @@
 """AdCo on Fashion-MNIST: kNN accuracy against MoCo v2 and NPID, AdCo with
 K, K/4 and K/8 negatives, and the step-time ratio AdCo / MoCo v2.
 
-    python tools/benchmarks/adco_benchmark.py [--train-size 10000] [--epochs 10]
+    python benchmarks/adco_benchmark.py [--train-size 10000] [--epochs 10]
         [--threads 2] [--only adco mocov2 ...] [--work-dir work_dirs/adco_benchmark]
 
 Every run pretrains the same backbone (ResNet-18 at width 16, CIFAR stem,
@@ -29,7 +29,7 @@ ascent or queue update) timed alternately, median of ``--timing-repeat``.
 Resumable: a run whose final checkpoint exists is not retrained (its
 recorded wall time is reused); an interrupted run resumes from its last
 checkpoint. Results go to ``<work-dir>/results.json`` and
-``docs/benchmarks/adco.md``.
+``benchmarks/reports/adco.md``.
 """
 import argparse
 import copy
@@ -39,11 +39,13 @@ import os.path as osp
 import statistics
 import time
 
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
 import torch
 
-from mm_instdisc.benchmarks import ROOT, setup_mmpretrain, train_run
-from mm_instdisc.benchmarks.method_runs import ADCO_RUNS as RUNS
-from mm_instdisc.benchmarks.method_runs import adco_run_config
+from benchmarks.lib import ROOT, setup_mmpretrain, train_run
+from benchmarks.lib.method_runs import ADCO_RUNS as RUNS
+from benchmarks.lib.method_runs import adco_run_config
 
 
 def run_config(name, args):
@@ -75,13 +77,13 @@ def parse_args():
     p.add_argument('--random-seeds', type=int, default=5,
                    help='random-init networks averaged for the baseline')
     p.add_argument('--no-docs', action='store_true',
-                   help='do not write docs/benchmarks/adco.md')
+                   help='do not write benchmarks/reports/adco.md')
     return p.parse_args()
 
 
 def knn_rows(name, cfg, checkpoint, loaders, features=('backbone', 'embed')):
-    from mm_instdisc.evaluation import (extract_features, knn_evaluate,
-                                        load_model)
+    from mm_instdisc.evaluation import extract_features, load_model
+    from mm_instdisc.modules import readout
     model = load_model(copy.deepcopy(cfg), checkpoint)
     train_loader, test_loader = loaders
     row = dict(name=name)
@@ -90,9 +92,9 @@ def knn_rows(name, cfg, checkpoint, loaders, features=('backbone', 'embed')):
             continue
         tr = extract_features(model, train_loader, feature, desc=f'{name} train')
         te = extract_features(model, test_loader, feature, desc=f'{name} test')
-        res = knn_evaluate(tr[0], tr[1], te[0], te[1], ks=(20, 200))
+        res = readout(*tr, *te, probe=False)
         for k in (20, 200):
-            row[f'{feature}_k{k}'] = res[k][1]
+            row[f'{feature}_k{k}'] = res[f'knn_k{k}']
     return row
 
 
@@ -164,7 +166,7 @@ def write_docs(results, args, path):
     runs = results.get('runs', {})
     lines = [
         '# AdCo benchmark on Fashion-MNIST (CPU)', '',
-        'Produced by `python tools/benchmarks/adco_benchmark.py '
+        'Produced by `python benchmarks/adco_benchmark.py '
         f'--train-size {args.train_size} --epochs {args.epochs} '
         f'--threads {args.threads}` (seed {args.seed}, batch '
         f'{args.batch_size}, K = {args.num_negatives}). Every network is the '
@@ -219,8 +221,8 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     setup_mmpretrain()
-    from mm_instdisc.evaluation import (build_knn_dataloaders, knn_evaluate,
-                                        pixel_features)
+    from mm_instdisc.evaluation import build_knn_dataloaders, pixel_features
+    from mm_instdisc.modules import readout
     os.makedirs(args.work_dir, exist_ok=True)
     res_path = osp.join(args.work_dir, 'results.json')
     results = json.load(open(res_path)) if osp.exists(res_path) else {}
@@ -235,9 +237,10 @@ def main():
             range(args.random_seeds)):
         print('== baselines: raw pixels, random init', flush=True)
         px_tr, px_te = pixel_features(loaders[0]), pixel_features(loaders[1])
-        r = knn_evaluate(px_tr[0], px_tr[1], px_te[0], px_te[1], ks=(20, 200))
+        r = readout(*px_tr, *px_te, probe=False)
         results['rows']['raw pixels'] = dict(
-            name='raw pixels', backbone_k20=r[20][1], backbone_k200=r[200][1])
+            name='raw pixels', backbone_k20=r['knn_k20'],
+            backbone_k200=r['knn_k200'])
         results['rows']['random init'] = random_init_row(ref_cfg, loaders,
                                                          args.random_seeds)
         save()
@@ -259,8 +262,8 @@ def main():
         save()
     print(json.dumps(results['rows'], indent=1))
     if not args.no_docs:
-        write_docs(results, args, osp.join(ROOT, 'docs/benchmarks/adco.md'))
-        print('wrote docs/benchmarks/adco.md')
+        write_docs(results, args, osp.join(ROOT, 'benchmarks/reports/adco.md'))
+        print('wrote benchmarks/reports/adco.md')
 
 
 if __name__ == '__main__':

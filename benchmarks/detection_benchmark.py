@@ -1,6 +1,6 @@
 """Mask R-CNN transfer on the composed Fashion-MNIST COCO set, per start.
 
-    python tools/benchmarks/detection_benchmark.py \\
+    python benchmarks/detection_benchmark.py \\
         --start npid=work_dirs/demo_npid/epoch_12.pth --start random=none \\
         [--start mocov2=...] [--epochs 3] [--threads 1] [--work-dir work_dirs/detection_benchmark]
 
@@ -23,9 +23,10 @@ run side by side) and the table of the given starts to ``--docs-out`` (default: 
 import argparse
 import os.path as osp
 
-from mm_instdisc.benchmarks import (DET_CONFIG, DET_METRICS, ROOT,
-                                    ensure_fmnist_coco, finetune_detector,
-                                    parse_starts)
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
+from benchmarks.lib import (DET_CONFIG, DET_METRICS, ROOT, ensure_fmnist_coco,
+                            finetune_detector, parse_starts)
 
 
 def parse_args():

@@ -1,10 +1,10 @@
 """Pretraining on a real data set that is not Fashion-MNIST: elpv solar cells.
 
     python tools/dataset_converters/prepare_elpv.py --ten-percent   # once
-    python tools/benchmarks/elpv_benchmark.py                       # full
-    python tools/benchmarks/elpv_benchmark.py --methods npid --seeds 0
-    python tools/benchmarks/elpv_benchmark.py --report-only
-    python tools/benchmarks/elpv_benchmark.py --quick               # smoke
+    python benchmarks/elpv_benchmark.py                       # full
+    python benchmarks/elpv_benchmark.py --methods npid --seeds 0
+    python benchmarks/elpv_benchmark.py --report-only
+    python benchmarks/elpv_benchmark.py --quick               # smoke
 
 elpv (2,624 electroluminescence images of solar cells, 300x300 grey, defect
 probability 0, 1/3, 2/3 or 1; licence CC BY-NC-SA 4.0, never committed) as
@@ -19,9 +19,9 @@ class. For each method and seed:
 2. read out the pretrained backbone (pooled last stage; SplitMask: the mean
    of its ViT's patch tokens) on DATA/test with DATA/train as reference /
    training set: weighted kNN top-1 (cosine, tau 0.07, k = 20 and 200) and
-   a linear probe (``mm_instdisc.benchmarks.knn_and_probe``);
+   a linear probe (``mm_instdisc.modules.readout``);
 3. fine-tune a linear classifier on the backbone end to end
-   (``mm_instdisc.benchmarks.finetune_classifier``) with all training
+   (``benchmarks.lib.finetune_classifier``) with all training
    labels and with the 10% subset, the same short schedule for every start,
    tested on DATA/test.
 
@@ -48,8 +48,9 @@ import subprocess
 import sys
 import time
 
-from mm_instdisc.benchmarks import (ROOT, finetune_classifier, knn_and_probe,
-                                    setup_mmpretrain)
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
+from benchmarks.lib import ROOT, finetune_classifier, setup_mmpretrain
 
 CLASSES = ('p0', 'p033', 'p067', 'p1')
 DEFAULT_METHODS = ('npid', 'mocov2', 'splitmask', 'rotation')
@@ -96,9 +97,9 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=None,
                    help='default work_dirs/elpv (work_dirs/elpv_quick)')
     p.add_argument('--out-json', default=None, help='default '
-                   'docs/benchmarks/elpv.json (WORK/results.json for --quick)')
+                   'benchmarks/reports/elpv.json (WORK/results.json for --quick)')
     p.add_argument('--out-md', default=None, help='default '
-                   'docs/benchmarks/elpv.md (WORK/elpv.md for --quick)')
+                   'benchmarks/reports/elpv.md (WORK/elpv.md for --quick)')
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--quick', action='store_true',
                    help='smoke test: 1 method, 1 seed, ~64 images, 1 epoch')
@@ -122,9 +123,9 @@ def parse_args(argv=None):
                                                   'results.json')
         args.out_md = args.out_md or osp.join(args.work_dir, 'elpv.md')
     else:
-        args.out_json = args.out_json or osp.join(ROOT, 'docs/benchmarks/'
+        args.out_json = args.out_json or osp.join(ROOT, 'benchmarks/reports/'
                                                   'elpv.json')
-        args.out_md = args.out_md or osp.join(ROOT, 'docs/benchmarks/elpv.md')
+        args.out_md = args.out_md or osp.join(ROOT, 'benchmarks/reports/elpv.md')
     args.data = osp.abspath(args.data)
     args.command = ' '.join(shlex.quote(a) for a in [
         'python', osp.relpath(osp.abspath(__file__), ROOT),
@@ -222,8 +223,8 @@ def pretrain_argv(args, method: str, seed: int, work_dir: str) -> list:
 def checkpoint_info(path: str) -> dict:
     """Epochs and iterations a checkpoint reached, and a time-budgeted
     run's decision."""
-    import torch
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    from mm_instdisc.utils.checkpoint import read_checkpoint
+    ckpt = read_checkpoint(path)
     meta = ckpt.get('meta', {})
     info = dict(epochs=int(meta.get('epoch', 0)),
                 iters=int(meta.get('iter', 0)))
@@ -428,6 +429,7 @@ class Readout:
         import torch
 
         from mm_instdisc.evaluation import extract_features, load_model
+        from mm_instdisc.modules import readout
         if 'bank_size' in cfg.model and cfg.model.bank_size is None:
             cfg.model.bank_size = len(self.loaders[0].dataset)
         torch.manual_seed(seed)  # random init of checkpoint 'none'
@@ -435,7 +437,7 @@ class Readout:
         model = load_model(cfg, checkpoint)
         tr = extract_features(model, self.loaders[0], feature, desc='train')
         te = extract_features(model, self.loaders[1], feature, desc='test')
-        res = knn_and_probe(tr, te, seed=seed, num_classes=len(CLASSES))
+        res = readout(*tr, *te, seed=seed, num_classes=len(CLASSES))
         row.update({k: res[k] for k in FEATURE_KEYS},
                    readout_s=time.time() - t)
         self.save()
@@ -514,6 +516,7 @@ def run(args) -> dict:
     from mmengine.logging import MMLogger
 
     from mm_instdisc.evaluation import dataset_labels, pixel_features
+    from mm_instdisc.modules import readout
     from mm_instdisc.own_data import inspect_folder, write_folder_config
     results = load_results(args)
     rows = results['rows']
@@ -544,12 +547,12 @@ def run(args) -> dict:
                                     *args.methods])),
         seeds=list(dict.fromkeys([*meta.get('seeds', []), *args.seeds])))
     save()
-    readout = Readout(args, loaders, save)
+    reader = Readout(args, loaders, save)
     if 'pixels' not in rows or not all(k in rows['pixels']
                                        for k in FEATURE_KEYS):
         tr, te = pixel_features(loaders[0]), pixel_features(loaders[1])
-        rows['pixels'] = {k: v for k, v in knn_and_probe(
-            tr, te, seed=0, num_classes=len(CLASSES)).items()
+        rows['pixels'] = {k: v for k, v in readout(
+            *tr, *te, seed=0, num_classes=len(CLASSES)).items()
             if k in FEATURE_KEYS}
         save()
     for seed in args.seeds:
@@ -568,10 +571,10 @@ def run(args) -> dict:
             rnd.setdefault('methods', [])
             if method not in rnd['methods']:
                 rnd['methods'].append(method)
-            readout.features(rnd, rnd_cfg, 'none', seed, feature)
-            readout.finetune(rnd, f'random-{arch}/{seed}', rnd_cfg, None,
-                             osp.join(args.work_dir, f'random-{arch}',
-                                      f'seed{seed}'), seed)
+            reader.features(rnd, rnd_cfg, 'none', seed, feature)
+            reader.finetune(rnd, f'random-{arch}/{seed}', rnd_cfg, None,
+                            osp.join(args.work_dir, f'random-{arch}',
+                                     f'seed{seed}'), seed)
             # pretraining, then its read-outs
             if 'pretrain' not in row:
                 row['pretrain'] = pretrain(args, method, seed, work_dir)
@@ -581,9 +584,9 @@ def run(args) -> dict:
                 save()
             pre = row['pretrain']
             cfg = Config.fromfile(pre['config'])
-            readout.features(row, cfg, pre['checkpoint'], seed, feature)
-            readout.finetune(row, f'{method}/{seed}', cfg, pre['checkpoint'],
-                             work_dir, seed)
+            reader.features(row, cfg, pre['checkpoint'], seed, feature)
+            reader.finetune(row, f'{method}/{seed}', cfg, pre['checkpoint'],
+                            work_dir, seed)
             print(f'[{method}/{seed}] done: ' + ', '.join(
                 f'{k} {row[k]:.2f}' for k, _, _ in READOUTS), flush=True)
     return results
@@ -631,7 +634,7 @@ def report(results: dict) -> list:
         *(['**Smoke test (`--quick`): a few images, one epoch, one '
            'fine-tuning epoch; these numbers show that the pipeline runs, '
            'not how well any method does.**', ''] if st.get('quick') else []),
-        'Written by `tools/benchmarks/elpv_benchmark.py` (regenerate with '
+        'Written by `benchmarks/elpv_benchmark.py` (regenerate with '
         '`--report-only`). Data: elpv (Buerhop-Lutz, Deitsch et al., EU '
         'PVSEC 2018; PyPI `elpv-dataset==1.0.0.post1`, **licence CC BY-NC-SA '
         '4.0: the images are not part of this repository**), written by '

@@ -1,6 +1,6 @@
 """GPU checks of the plain-PyTorch maths (no OpenMMLab needed).
 
-    python tools/benchmarks/gpu_checks.py [--device cuda] [--quick] [--out gpu_checks.json]
+    python benchmarks/gpu_checks.py [--device cuda] [--quick] [--out gpu_checks.json]
 
 1. Losses under CUDA autocast (fp16, bf16) vs a float64 reference written
    here: NPID (softmax, sampled softmax, NCE with Z per sample), AdCo (both
@@ -22,21 +22,18 @@ Prints each number and writes them to --out as JSON.
 import argparse
 import json
 import os
-import os.path as osp
-import sys
 import time
+
+import _path  # noqa: F401  (sys.path: the checkout; the GPU machine has no install)
 
 import torch
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)  # the device machine has the checkout, not an install
-
-from mm_instdisc.modules import (AdCoLoss, BatchAugment,  # noqa: E402
-                                 ExemplarLoss, NPIDLoss, ShardedMemoryBank,
-                                 sharded_knn_topk, sharded_softmax_loss)
-from mm_instdisc.modules.npid_loss import softmax_over_bank  # noqa: E402
-from mm_instdisc.modules.splitmask import info_nce  # noqa: E402
+from mm_instdisc.modules import (AdCoLoss, BatchAugment, ExemplarLoss,
+                                 NPIDLoss, ShardedMemoryBank, sharded_knn_topk,
+                                 sharded_softmax_loss)
+from mm_instdisc.modules.npid_loss import softmax_over_bank
+from mm_instdisc.modules.splitmask import info_nce
 
 RESULTS = {}
 

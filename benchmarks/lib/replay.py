@@ -1,11 +1,12 @@
-"""Shared by the GPU sweeps (``tools/benchmarks/twoview_sweep.py``,
-``pretext_sweep.py``): the Fashion-MNIST recipes' network in plain PyTorch,
-their read-out, and a driver that runs many settings side by side on one
-device.
+"""Shared by the GPU sweeps (``benchmarks/twoview_sweep.py``,
+``pretext_sweep.py``): the Fashion-MNIST recipes' network in plain PyTorch
+and a driver that runs many settings side by side on one device.
 
 The GPU machine has torch but no OpenMMLab, so the sweeps replay a recipe's
-training with ``mm_instdisc.modules`` alone (this module imports nothing
-else; the package's other modules import OpenMMLab only inside functions).
+training with ``mm_instdisc.modules`` alone, the read-out
+(``mm_instdisc.modules.readout``) included, and read the images with
+``mm_instdisc.datasets``' reader (which needs no OpenMMLab where none is
+installed).
 They rank settings; the OpenMMLab run of the chosen one on the CPU is what a
 report publishes.
 """
@@ -21,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mm_instdisc.data.fashion_mnist import load_fashion_mnist
-from mm_instdisc.modules import topk_accuracy, weighted_knn
+from mm_instdisc.datasets.fashion_mnist_reader import load_fashion_mnist
 
 #: the recipes' data preprocessor normalisation (0-255 pixels)
 MEAN, STD = 72.94, 90.02
@@ -91,41 +91,6 @@ def pooled_features(net, x, device, size=None):
             out.append(net(c).float().flatten(1))
     net.train(was_training)
     return F.normalize(torch.cat(out), dim=1)
-
-
-def knn_readout(train_f, train_y, test_f, test_y, device):
-    """Weighted kNN (tau 0.07) top-1 of the test features against all
-    training features, for k = 20 and 200 (the recipes benchmark's)."""
-    scores = weighted_knn(test_f, train_f, train_y.to(device), 10,
-                          ks=(20, 200))
-    return {k: topk_accuracy(s, test_y, topk=(1, ))[1]
-            for k, s in scores.items()}
-
-
-def quick_probe(train_f, train_y, test_f, test_y, device, epochs=30):
-    """A linear classifier on frozen features (standardised; Adam, batch
-    1024, ``epochs``), test top-1: a cheap stand-in for the benchmark's
-    probe, for ranking only."""
-    g = torch.Generator(device='cpu').manual_seed(0)
-    mu, sd = train_f.mean(0), train_f.std(0).clamp_min(1e-6)
-    tr, te = (train_f - mu) / sd, (test_f - mu) / sd
-    ytr = train_y.to(device)
-    clf = nn.Linear(tr.shape[1], 10).to(device)
-    opt = torch.optim.Adam(clf.parameters(), lr=1e-3, weight_decay=1e-5)
-    steps = epochs * (len(tr) // 1024)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(epochs):
-        perm = torch.randperm(len(tr), generator=g).to(device)
-        for b in range(len(tr) // 1024):
-            idx = perm[b * 1024:(b + 1) * 1024]
-            loss = F.cross_entropy(clf(tr[idx]), ytr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    with torch.no_grad():
-        pred = clf(te).argmax(1).cpu()
-    return float((pred == test_y).float().mean() * 100)
 
 
 def run_side_by_side(script, names, out, device, parallel, extra=()):

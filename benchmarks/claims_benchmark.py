@@ -1,10 +1,10 @@
 """The transfer issue's four claims, measured at CPU scale on Fashion-MNIST
-and the composed Fashion-MNIST COCO set; writes ``docs/benchmarks/claims.md``.
+and the composed Fashion-MNIST COCO set; writes ``benchmarks/reports/claims.md``.
 
-    python tools/benchmarks/claims_benchmark.py [--quick] [--threads 1]
+    python benchmarks/claims_benchmark.py [--quick] [--threads 1]
         [--only pretrain param nce det semisup] [--start NAME=CHECKPOINT ...]
         [--work-dir DIR] [--docs-out FILE]
-    python tools/benchmarks/claims_benchmark.py --recipes 0 1 2
+    python benchmarks/claims_benchmark.py --recipes 0 1 2
 
 pretrain  The starts of (1), (3) and (4), each pretrained for
           ``--pretrain-epochs`` on the first ``--train-size`` training
@@ -21,14 +21,14 @@ pretrain  The starts of (1), (3) and (4), each pretrained for
           neck, data and optimiser. Read-outs on the 128-d embedding and on
           the backbone's pooled features: weighted kNN (tau 0.07, k = 20 and
           200; test images against the pretraining images) and a linear
-          probe (mm_instdisc.evaluation.linear_probe). Baselines: raw pixels, the
+          probe (mm_instdisc.modules.readout). Baselines: raw pixels, the
           random-init network, the supervised start.
 (2) nce   NPID with NCE and m noise samples for each m in ``--ms`` against
           the full softmax (kNN of the embedding). Claim: accuracy rises
           with m and approaches the full softmax.
 (3) det   Mask R-CNN (ResNet-18 w16 FPN) fine-tuned ``--det-epochs`` on the
           composed Fashion-MNIST COCO set from every start, COCO box / mask
-          AP (mm_instdisc.benchmarks.finetune_detector; the set is generated if
+          AP (benchmarks.lib.finetune_detector; the set is generated if
           missing, items disjoint from the pretraining images).
 (4) semisup  Every start fine-tuned end to end with 1% and with 10% of the
           labels (class-balanced subsets, seed ``--seed``), top-1 on the
@@ -52,15 +52,15 @@ compares NPID with them (the NPID paper's comparison); the w32s2
 detection and fine-tuning configs; 1% of the labels for the config's 100
 epochs, 10% for 10. Detection runs and 1%-label fine-tunings that the
 recipes benchmark already made (same checkpoint, config and seed) are
-reused from ``--recipes-dir``; writes docs/benchmarks/claims_recipes.md.
+reused from ``--recipes-dir``; writes benchmarks/reports/claims_recipes.md.
 
 Full mode (default; a few hours on 2 cores, less with two invocations side
 by side): 10,000 images, 6 epochs for (1) and (2), m in {1, 16, 256, 4096},
 starts pretrained 20 epochs, detection 3 epochs on 2,000 images, fine-tuning
-50 / 10 epochs; writes docs/benchmarks/claims.md. ``--quick`` (about 15 minutes):
+50 / 10 epochs; writes benchmarks/reports/claims.md. ``--quick`` (about 15 minutes):
 2,000 images, 3 epochs, m in {1, 64, 512}, starts pretrained 3 epochs,
 detection 2 epochs on a 300-image set, fine-tuning 10 / 2 epochs; writes
-docs/benchmarks/claims_quick.md.
+benchmarks/reports/claims_quick.md.
 """
 import argparse
 import copy
@@ -71,20 +71,18 @@ import shlex
 import sys
 import time
 
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
 import torch
 
-from mm_instdisc.benchmarks import (DET_CONFIG, DET_METRICS, ROOT,
-                                    ensure_fmnist_coco, finetune_classifier,
-                                    finetune_detector, knn_and_probe,
-                                    parse_starts, setup_mmpretrain, train_run)
-from mm_instdisc.benchmarks.method_runs import (ADCO_CONFIGS, EXEMPLAR_CONFIGS,
-                                                adco_run_config,
-                                                exemplar_run_config)
-from mm_instdisc.benchmarks.recipes import (FT_RESNET, PRETEXT,
-                                            RECIPE_DET_CONFIG,
-                                            detection_work_dir,
-                                            finetune_work_dir,
-                                            recipe_checkpoint)
+from benchmarks.lib import (DET_CONFIG, DET_METRICS, ROOT, ensure_fmnist_coco,
+                            finetune_classifier, finetune_detector,
+                            parse_starts, setup_mmpretrain, train_run)
+from benchmarks.lib.method_runs import (ADCO_CONFIGS, EXEMPLAR_CONFIGS,
+                                        adco_run_config, exemplar_run_config)
+from benchmarks.lib.recipes import (FT_RESNET, PRETEXT, RECIPE_DET_CONFIG,
+                                    detection_work_dir, finetune_work_dir,
+                                    recipe_checkpoint)
 
 SECTIONS = ('pretrain', 'param', 'nce', 'det', 'semisup')
 NPID_CFG = 'configs/npid/npid_resnet18-w16_1xb128-steplr-10e_fashion-mnist.py'
@@ -192,8 +190,8 @@ def parse_args():
     if args.work_dir is None:
         args.work_dir = osp.join(ROOT, f'work_dirs/claims_benchmark_{mode}')
     if args.docs_out is None:
-        args.docs_out = osp.join(ROOT, 'docs/benchmarks/claims_quick.md'
-                                 if quick else 'docs/benchmarks/claims.md')
+        args.docs_out = osp.join(ROOT, 'benchmarks/reports/claims_quick.md'
+                                 if quick else 'benchmarks/reports/claims.md')
     args.starts = parse_starts(p, args.start, {'random init': 'none'})
     args.ft_seeds = [args.seed]
     args.det_config = DET_CONFIG
@@ -318,6 +316,7 @@ def pretrained_config_file(name):
 
 def model_readouts(cfg, ckpt, loaders, args, name, features):
     from mm_instdisc.evaluation import extract_features, load_model
+    from mm_instdisc.modules import readout
     model = load_model(copy.deepcopy(cfg), ckpt)
     row = {}
     for feature in features:
@@ -325,14 +324,15 @@ def model_readouts(cfg, ckpt, loaders, args, name, features):
                               desc=f'{name} {feature} train')
         te = extract_features(model, loaders[1], feature,
                               desc=f'{name} {feature} test')
-        row[feature] = knn_and_probe(tr, te, args.probe_epochs,
-                                     args.seed)
+        row[feature] = readout(*tr, *te, num_classes=10,
+                               probe_epochs=args.probe_epochs, seed=args.seed)
     return row
 
 
 def param_section(args, results, save, start_rows):
     """(1) non-parametric vs parametric instance softmax."""
     from mm_instdisc.evaluation import build_knn_dataloaders, pixel_features
+    from mm_instdisc.modules import readout
     rows = results.setdefault('rows', {})
     npid_cfg, npid_ckpt, npid_s = npid_run(args, None)
     param_cfg = parametric_config(args)
@@ -356,7 +356,9 @@ def param_section(args, results, save, start_rows):
             continue
         if cfg is None:
             px = pixel_features(loaders[0]), pixel_features(loaders[1])
-            row = dict(pixels=knn_and_probe(*px, args.probe_epochs, args.seed))
+            row = dict(pixels=readout(*px[0], *px[1], num_classes=10,
+                                      probe_epochs=args.probe_epochs,
+                                      seed=args.seed))
         else:
             torch.manual_seed(args.seed)
             row = model_readouts(cfg, ckpt, loaders, args, name, features)
@@ -371,8 +373,8 @@ def param_section(args, results, save, start_rows):
 def nce_section(args, results, save):
     """(2) NCE accuracy as m grows, against the full softmax."""
     from mm_instdisc.evaluation import (build_knn_dataloaders,
-                                        extract_features, knn_evaluate,
-                                        load_model)
+                                        extract_features, load_model)
+    from mm_instdisc.modules import readout
     rows = results.setdefault('rows', {})
     for m in list(args.ms) + [None]:
         name = 'softmax' if m is None else f'm={m}'
@@ -383,8 +385,7 @@ def nce_section(args, results, save):
         tr, te = build_knn_dataloaders(cfg, batch_size=512)
         ref = extract_features(model, tr, 'embed', desc=f'{name} train')
         qry = extract_features(model, te, 'embed', desc=f'{name} test')
-        acc = knn_evaluate(ref[0], ref[1], qry[0], qry[1], ks=(20, 200))
-        rows[name] = dict(m=m, knn_k20=acc[20][1], knn_k200=acc[200][1],
+        rows[name] = dict(m=m, **readout(*ref, *qry, probe=False),
                           epochs=args.epochs, seconds=seconds)
         print(f'[nce {name}] {rows[name]}', flush=True)
         save()
@@ -509,7 +510,7 @@ def recipes_args(p, args):
                if not osp.isfile(recipe_checkpoint(args.recipes_dir, m, s))]
     if missing:
         p.error(f'--recipes {args.recipes}: missing recipe checkpoints '
-                f'{missing}; run tools/benchmarks/recipes_benchmark.py '
+                f'{missing}; run benchmarks/recipes_benchmark.py '
                 f'--methods {" ".join(dict.fromkeys(methods))} --seeds '
                 f'{" ".join(map(str, args.recipes))} first, or leave those '
                 'starts out with --recipe-starts')
@@ -527,7 +528,7 @@ def recipes_args(p, args):
     args.work_dir = args.work_dir or osp.join(
         ROOT, 'work_dirs/claims_benchmark_recipes')
     args.docs_out = args.docs_out or osp.join(
-        ROOT, 'docs/benchmarks/claims_recipes.md')
+        ROOT, 'benchmarks/reports/claims_recipes.md')
     args.starts = {'random init': {s: 'none' for s in args.recipes}}
     for name in args.recipe_starts:
         args.starts[name] = {
@@ -728,7 +729,7 @@ def report(res, args, pngs, command):
 
     lines = [
         '# Benchmarks: the transfer claims, measured at CPU scale', '',
-        '<!-- written by tools/benchmarks/claims_benchmark.py; rerun it '
+        '<!-- written by benchmarks/claims_benchmark.py; rerun it '
         'rather than editing by hand -->', '',
         f'`{command}`, {mode(args)}, {args.threads} thread(s) per training, '
         f'on a {os.cpu_count()}-core CPU machine; report written '
@@ -745,13 +746,13 @@ def report(res, args, pngs, command):
     if args.recipes is not None:
         lines += [
             'Starts: the 15-minute Fashion-MNIST recipes of '
-            '`tools/benchmarks/recipes_benchmark.py` (work dir '
+            '`benchmarks/recipes_benchmark.py` (work dir '
             f'`{osp.relpath(args.recipes_dir, ROOT)}`; '
             f'{", ".join(args.recipe_starts)}; '
             f'{args.network}), pretrained on all 60,000 training images, so '
             'they saw the detection set\'s source items (training images '
             '50,000-59,999) unlabelled; random init is the same network. '
-            '`docs/benchmarks/claims.md` has the earlier run (width-16 '
+            '`benchmarks/reports/claims.md` has the earlier run (width-16 '
             'starts pretrained 20 epochs on 10,000 images, one seed) and '
             'sections (1)-(2). Fine-tuning and detection runs that the '
             'recipes benchmark made (same checkpoint, config and seed) are '
@@ -760,7 +761,7 @@ def report(res, args, pngs, command):
         lines += ['**Quick mode is a smoke run of every section**: at these '
                   'sizes (a few hundred detection iterations, 2-10 epochs of '
                   'fine-tuning) the numbers do not test the claims; '
-                  '`docs/benchmarks/claims.md` has the full run.', '']
+                  '`benchmarks/reports/claims.md` has the full run.', '']
     lines += [] if args.recipes is not None else [
         'Data: the first '
         f'{args.train_size} Fashion-MNIST training images for pretraining, '
@@ -868,16 +869,16 @@ def report(res, args, pngs, command):
     lines += [f'![{osp.basename(p)}]({rel(p)})' for p in pngs]
     lines += ['', '## Per-method benchmarks', '',
               'Measured by their own scripts (commands inside): '
-              '`docs/benchmarks/npid.md`, `docs/benchmarks/adco.md`, '
-              '`docs/benchmarks/exemplar.md`, `docs/benchmarks/splitmask.md`; '
-              'a summary of their claims is in `docs/benchmarks/methods.md`.']
+              '`benchmarks/reports/npid.md`, `benchmarks/reports/adco.md`, '
+              '`benchmarks/reports/exemplar.md`, `benchmarks/reports/splitmask.md`; '
+              'a summary of their claims is in `benchmarks/reports/methods.md`.']
     return '\n'.join(lines) + '\n'
 
 
 def main():
     args = parse_args()
     # quoted, so that a start named with a space can be pasted back
-    command = 'python tools/benchmarks/claims_benchmark.py ' + shlex.join(
+    command = 'python benchmarks/claims_benchmark.py ' + shlex.join(
         sys.argv[1:])
     torch.set_num_threads(args.threads)
     setup_mmpretrain()

@@ -1,6 +1,6 @@
-"""NPID speed and memory benchmarks (numbers go to docs/benchmarks/npid.md).
+"""NPID speed and memory benchmarks (numbers go to benchmarks/reports/npid.md).
 
-    python tools/benchmarks/npid_benchmark.py [--device cpu|cuda] [--quick]
+    python benchmarks/npid_benchmark.py [--device cpu|cuda] [--quick]
 
 (a) NPID train step vs backbone-only train step: ResNet-18, batch 256,
     m = 4096 noise samples, a 60k-row bank (and the full softmax over 60k and

@@ -1,6 +1,6 @@
-"""SplitMask fine-tuning benchmark (numbers go to docs/benchmarks/splitmask.md).
+"""SplitMask fine-tuning benchmark (numbers go to benchmarks/reports/splitmask.md).
 
-    python tools/benchmarks/splitmask_benchmark.py [--train-size 5000]
+    python benchmarks/splitmask_benchmark.py [--train-size 5000]
         [--epochs 20] [--ft-epochs 20] [--threads 1]
         [--work-dir work_dirs/splitmask_benchmark]
 
@@ -29,7 +29,9 @@ import os
 import struct
 import time
 
-from mm_instdisc.benchmarks import ROOT
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
+from benchmarks.lib import ROOT
 
 PRETRAIN = os.path.join(
     ROOT, 'configs/splitmask/'
@@ -175,7 +177,7 @@ def run_stage(cfg, what):
 def write_markdown(path, results, args, datasets):
     lines = [
         '# SplitMask benchmark: fine-tuning top-1 after pretraining', '',
-        'Written by `tools/benchmarks/splitmask_benchmark.py` with '
+        'Written by `benchmarks/splitmask_benchmark.py` with '
         f'`--train-size {args.train_size} --test-size {args.test_size} '
         f'--epochs {args.epochs} --ft-epochs {args.ft_epochs} --width '
         f'{args.width} --depth {args.depth} --batch-size {args.batch_size}`. '
@@ -229,7 +231,7 @@ def main(argv=None):
     p.add_argument('--work-dir',
                    default=os.path.join(ROOT, 'work_dirs/splitmask_benchmark'))
     p.add_argument('--out',
-                   default=os.path.join(ROOT, 'docs/benchmarks/splitmask.md'))
+                   default=os.path.join(ROOT, 'benchmarks/reports/splitmask.md'))
     args = p.parse_args(argv)
 
     import torch

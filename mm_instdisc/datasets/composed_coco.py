@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mm_instdisc.data import FASHION_MNIST_CLASSES
+from .fashion_mnist_reader import FASHION_MNIST_CLASSES
 
 DEFAULT_ITEM_RANGE = (50000, 60000)
 
@@ -341,7 +341,7 @@ def make_composed_coco(images: np.ndarray, labels: np.ndarray, out_dir: str,
                 f'({stream.passes} passes).')
         info = dict(
             description='Fashion-MNIST items composed onto canvases '
-            '(mm_instdisc.benchmarks.composed_coco)',
+            '(mm_instdisc.datasets.composed_coco)',
             split=split, seed=seed,
             fmnist_train_indices=[int(idx.min()), int(idx.max()) + 1]
             if np.array_equal(idx, np.arange(idx.min(), idx.max() + 1))

@@ -2,18 +2,20 @@
 and float16 (what ``ShardedMemoryBank(dtype=...)`` stores), and the bank's
 memory in each.
 
-    python tools/benchmarks/bank_precision.py CONFIG CHECKPOINT [--doc PATH]
+    python benchmarks/bank_precision.py CONFIG CHECKPOINT [--doc PATH]
 
 The test images' NPID embeddings (float32) vote among the bank's rows
 (weighted kNN, tau 0.07, k = 20 and 200), the bank cast to each storage
 dtype and read back in float32, as the sharded kNN and losses read it.
-Appends (or replaces) a section in docs/benchmarks/scaling.md.
+Appends (or replaces) a section in benchmarks/reports/scaling.md.
 """
 import argparse
 import os.path as osp
 import time
 
-from mm_instdisc.benchmarks import ROOT, setup_mmpretrain
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
+from benchmarks.lib import ROOT, setup_mmpretrain
 
 MARK = '## Half-precision bank: kNN on a trained checkpoint'
 
@@ -24,7 +26,7 @@ def main():
     p.add_argument('checkpoint')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--doc', default=osp.join(ROOT,
-                                             'docs/benchmarks/scaling.md'))
+                                             'benchmarks/reports/scaling.md'))
     args = p.parse_args()
     import torch
     from mmengine.config import Config
@@ -32,7 +34,7 @@ def main():
     setup_mmpretrain()
     from mm_instdisc.evaluation import (build_knn_dataloaders,
                                         extract_features, load_model)
-    from mm_instdisc.modules import topk_accuracy, weighted_knn
+    from mm_instdisc.modules import readout
     cfg = Config.fromfile(args.config)
     model = load_model(cfg, args.checkpoint)
     bank = model.memory_bank.bank.detach().float()
@@ -46,17 +48,14 @@ def main():
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         stored = bank.to(dtype)
         t = time.perf_counter()
-        scores = weighted_knn(q, stored.float(), labels, ks=(20, 200),
-                              temperature=0.07)
-        acc = {k: topk_accuracy(s, q_labels, (1, ))[1]
-               for k, s in scores.items()}
+        acc = readout(stored.float(), labels, q, q_labels, probe=False)
         rows.append((str(dtype).replace('torch.', ''),
                      stored.numel() * stored.element_size() / 2**20,
-                     acc[20], acc[200], time.perf_counter() - t))
+                     acc['knn_k20'], acc['knn_k200'], time.perf_counter() - t))
         print(rows[-1], flush=True)
     base = rows[0]
     lines = [MARK, '',
-             f'`python tools/benchmarks/bank_precision.py {osp.relpath(args.config, ROOT)} '
+             f'`python benchmarks/bank_precision.py {osp.relpath(args.config, ROOT)} '
              f'{args.checkpoint}`: the memory bank of a trained checkpoint '
              f'({bank.shape[0]} x {bank.shape[1]}), stored in each dtype and read '
              'back in float32; weighted kNN (tau 0.07) of the 10,000 test images\' '

@@ -1,6 +1,6 @@
 """Memory bank scaling: sharded vs replicated, measured on CPU and projected.
 
-    python tools/benchmarks/bank_scaling.py [--length 200000] [--worlds 1 2 4]
+    python benchmarks/bank_scaling.py [--length 200000] [--worlds 1 2 4]
 
 Measured (gloo processes on this machine, one thread each): per-rank bank
 memory and the time of one training step's bank work (full softmax loss
@@ -11,7 +11,7 @@ gradient all-reduced as DDP would) and sharded (``ShardedMemoryBank`` +
 bank memory per GPU, all-reduce bytes per step and logits FLOPs for
 N = 1.28M, 14.2M, 100M, 1B with W = 8, 64, 512.
 
-Writes docs/benchmarks/scaling.md.
+Writes benchmarks/reports/scaling.md.
 """
 import argparse
 import json
@@ -20,10 +20,12 @@ import os.path as osp
 import statistics
 import time
 
+import _path  # noqa: F401  (sys.path: the checkout, for benchmarks.lib)
+
 import torch
 import torch.multiprocessing as mp
 
-from mm_instdisc.benchmarks import ROOT
+from benchmarks.lib import ROOT
 
 
 def parse_args():
@@ -33,7 +35,7 @@ def parse_args():
     p.add_argument('--batch', type=int, default=256, help='per rank')
     p.add_argument('--worlds', type=int, nargs='+', default=[1, 2, 4])
     p.add_argument('--steps', type=int, default=6)
-    p.add_argument('--doc', default=osp.join(ROOT, 'docs/benchmarks/scaling.md'))
+    p.add_argument('--doc', default=osp.join(ROOT, 'benchmarks/reports/scaling.md'))
     p.add_argument('--out', default=osp.join(ROOT, 'work_dirs/bank_scaling.json'))
     return p.parse_args()
 
@@ -134,7 +136,7 @@ def projection(d=128, batch_per_gpu=256):
 def write_doc(args, rows):
     lines = [
         '# Memory bank scaling: sharded vs replicated', '',
-        'Written by `.venv/bin/python tools/benchmarks/bank_scaling.py` '
+        'Written by `.venv/bin/python benchmarks/bank_scaling.py` '
         f'(N = {args.length:,} rows x D = {args.dim}, batch {args.batch} per rank, '
         'full non-parametric softmax over the bank, forward + backward + momentum update; '
         f'gloo processes with one thread each on the 2-core CPU machine, median of {args.steps} '

@@ -4,9 +4,9 @@ loader's workers, ``ImageFolderDataset``, ``BatchAugmentPreprocessor`` on
 the model's device, the step) against img/s of the same step on a batch
 already in memory (train_step only), in the same run.
 
-    python tools/benchmarks/folder_input_benchmark.py \\
+    python benchmarks/folder_input_benchmark.py \\
         [--sizes 96 128] [--formats png jpg] [--num-images 1024] \\
-        [--iters 20] [--workers 0 2] [--out docs/benchmarks/folder_input.json]
+        [--iters 20] [--workers 0 2] [--out benchmarks/reports/folder_input.json]
 
 The images are Fashion-MNIST items (real content, tiled 3x3 and coloured
 per tile, so they are RGB photographs' size and entropy rather than 28x28
@@ -22,9 +22,7 @@ import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from _path import ROOT  # first: sys.path gets the checkout (no install)
 
 
 def cpu_flags():
@@ -43,7 +41,7 @@ def write_images(root, fmt, n, side=160, seed=0):
     import numpy as np
     from PIL import Image
 
-    from mm_instdisc.data.fashion_mnist import load_fashion_mnist
+    from mm_instdisc.datasets.fashion_mnist_reader import load_fashion_mnist
     done = osp.join(root, '.done')
     if osp.exists(done):
         return root
