@@ -6,8 +6,10 @@
   the exact tested set (requirements/tested.txt).
 * configs/, tools/ and metafile.yml travel in the package as
   ``mm_instdisc/.mim/`` (as in mmpretrain / mmdet): copied for a wheel or
-  sdist, symlinked for an editable install. ``mm_instdisc.get_config`` and the
-  console scripts (``mm-instdisc-train`` ...) find them there.
+  sdist, symlinked for an editable install. ``mm_instdisc.get_config`` finds
+  the configs there; the console scripts (``mm-instdisc-train`` ...) call
+  ``mm_instdisc.apis`` and need no tools/ (which ship for mmpretrain-style
+  ``python .../.mim/tools/train.py`` use, as thin wrappers).
 """
 import os
 import os.path as osp

@@ -1,8 +1,10 @@
-"""Where the shipped configs and tools are, from a checkout or a wheel.
+"""Where the shipped configs are, from a checkout or a wheel.
 
-A wheel carries ``configs/`` and ``tools/`` as ``mm_instdisc/.mim/`` (copied
-by setup.py, as mmpretrain and mmdet do); an editable install links them
-there; a plain checkout has them beside the package. No OpenMMLab import.
+A wheel carries ``configs/`` (and ``tools/``, for mmpretrain-style use) as
+``mm_instdisc/.mim/`` (copied by setup.py, as mmpretrain and mmdet do); an
+editable install links them there; a plain checkout has them beside the
+package. The console scripts need no tools/: they call
+``mm_instdisc.apis``. No OpenMMLab import.
 """
 import fnmatch
 import os
@@ -13,12 +15,13 @@ _PKG = osp.dirname(osp.abspath(__file__))
 
 
 def _roots() -> List[str]:
-    """Directories that may hold configs/ and tools/, in search order."""
+    """Directories that may hold configs/, in search order."""
     return [osp.join(_PKG, '.mim'), osp.dirname(_PKG)]
 
 
 def resource_dir(name: str) -> str:
-    """The shipped ``configs`` or ``tools`` directory.
+    """A shipped directory (``'configs'``) of the package's ``.mim`` or
+    the checkout.
 
     Raises:
         FileNotFoundError: neither the package's ``.mim`` nor a checkout
@@ -76,12 +79,3 @@ def get_config(name: str) -> str:
         f'No shipped config {name!r}. ' +
         (f'Close: {close}.' if close else
          "See mm_instdisc.list_configs('*') for all of them."))
-
-
-def tool_path(rel: str) -> str:
-    """Absolute path of a shipped tool script, e.g. ``'train.py'``."""
-    path = osp.join(resource_dir('tools'), rel)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'mm_instdisc ships no tools/{rel} '
-                                f'(looked in {osp.dirname(path)}).')
-    return osp.abspath(path)

@@ -8,7 +8,8 @@ Starting a process and importing torch, mmengine and mmpretrain take about
 2-process tests therefore start their processes once per phase, not once per
 run. JOBS is a JSON file with a list of argument lists for tools/train.py
 (config, ``--work-dir``, ``--cfg-options`` ...). Each job goes through
-tools/train.py's own ``parse_args`` and ``merge_args`` and mmengine's Runner,
+tools/train.py's own ``parse_args`` and ``merge_args``
+(``mm_instdisc.apis.train``) and mmengine's Runner,
 as ``bash tools/dist_train.sh CONFIG 2 ARGS`` runs it, under a name of its
 own (mmengine keys its logger, message hub and visualizer by the experiment
 name); the process group is shared by the jobs and destroyed after the
@@ -21,26 +22,21 @@ import json
 import os.path as osp
 import sys
 
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
-
 
 def main():
-    sys.path.insert(0, TOOLS)
-    import train as train_tool  # tools/train.py (its _common sets sys.path)
     from mmengine.config import Config
 
+    from mm_instdisc.apis.train import merge_args, parse_args, train
     from mm_instdisc.utils import exit_distributed
     with open(sys.argv[1]) as f:
         jobs = json.load(f)
     launcher_args = sys.argv[2:]  # e.g. --local-rank from older launchers
     for i, argv in enumerate(jobs):
-        sys.argv = [osp.join(TOOLS, 'train.py'), *argv, '--launcher',
-                    'pytorch', *launcher_args]
-        args = train_tool.parse_args()
-        cfg = train_tool.merge_args(Config.fromfile(args.config), args)
+        args = parse_args([*argv, '--launcher', 'pytorch', *launcher_args])
+        cfg = merge_args(Config.fromfile(args.config), args)
         cfg.experiment_name = (f'job{i}_'
                                f'{osp.splitext(osp.basename(args.config))[0]}')
-        train_tool.train(cfg)
+        train(cfg)
         gc.collect()  # the finished runner's DDP reducer, before the next
     exit_distributed()
 

@@ -1,70 +1,11 @@
 """Evaluate a checkpoint with a config's test loop, like mmpretrain's tools/test.py.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.json]
+
+The program is ``mm_instdisc.apis.test.main`` (``mm-instdisc-test``).
 """
-import argparse
-import json
-import os.path as osp
-
-import _common  # noqa: F401
-from _common import (add_common_args, default_work_dir, finish_args,
-                     set_default_dataloader_cfg)
-
-from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-from mm_instdisc.utils import shutdown_distributed
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description='Test a checkpoint')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='write the metrics to this JSON file')
-    add_common_args(parser)
-    args = parser.parse_args()
-    finish_args(args)
-    return args
-
-
-def add_knn_reference(cfg) -> None:
-    """A kNN test needs a reference set: add a KNNReferenceHook if the
-    config has none (NPID's memory bank, or the training images' features
-    for models without a bank)."""
-    evaluator = cfg.get('test_evaluator') or {}
-    evaluators = evaluator if isinstance(evaluator, (list, tuple)) else [
-        evaluator]
-    if not any(e.get('type') == 'KNNMetric' for e in evaluators):
-        return
-    hooks = cfg.get('custom_hooks') or []
-    if any(h.get('type') == 'KNNReferenceHook' for h in hooks):
-        return
-    cfg.custom_hooks = list(hooks) + [dict(type='KNNReferenceHook')]
-    print('tools/test.py: KNNMetric without a reference hook; added '
-          "dict(type='KNNReferenceHook') (reference = the memory bank, or "
-          'the training images)')
-
-
-def main():
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    default_work_dir(cfg, args)
-    cfg.load_from = args.checkpoint
-    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        set_default_dataloader_cfg(cfg, field)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    add_knn_reference(cfg)
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    metrics = runner.test()
-    shutdown_distributed()
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
-        print(f'metrics written to {osp.abspath(args.out)}')
-
+import _common  # noqa: F401  (sys.path, compat patches)
 
 if __name__ == '__main__':
+    from mm_instdisc.apis.test import main
     main()
