@@ -9,18 +9,22 @@ custom_imports = dict(
     ],
     allow_failed_imports=False)
 
-default_hooks = dict(logger=dict(type='LoggerHook', interval=50))
-
+# Hooks every run needs. They are extra keys of default_hooks, not entries of
+# custom_hooks: config dicts merge by key, so a config that lists its own
+# custom_hooks cannot drop them (mmengine's Runner registers every key of
+# default_hooks as a hook, see Runner.register_default_hooks).
 # RandomStateHook stores every rank's random generators in checkpoints so
 # that a resumed run continues exactly where it stopped; CheckpointSafetyHook
 # writes checkpoints atomically and lets an auto-resume fall back past a
-# damaged latest checkpoint (tools/train.py adds it to any config);
-# BNStatsSyncHook averages BatchNorm running statistics over the ranks before
-# checkpoints and validations (multi-GPU runs; a no-op in one process).
-custom_hooks = [
-    dict(type='RandomStateHook'),
-    dict(type='BNStatsSyncHook'),
-    dict(type='CheckpointSafetyHook'),
-]
+# damaged latest checkpoint; BNStatsSyncHook averages BatchNorm running
+# statistics over the ranks before checkpoints and validations (multi-GPU
+# runs; a no-op in one process).
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    random_state=dict(type='RandomStateHook'),
+    bn_stats_sync=dict(type='BNStatsSyncHook'),
+    checkpoint_safety=dict(type='CheckpointSafetyHook'),
+)
+custom_hooks = []
 
 randomness = dict(seed=0, deterministic=False)

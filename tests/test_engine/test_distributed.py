@@ -68,7 +68,7 @@ def test_dist_train_sh_two_cpu_processes(tmp_path):
         'model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
         'model.neck.in_channels=64', 'model.head.loss.num_negatives=16',
         'train_cfg.max_epochs=1',
-        'custom_hooks.1.sync_check_interval=1',
+        'custom_hooks.0.sync_check_interval=1',  # MemoryBankHook
     ]
     run_dist_train(cfg, tmp_path / 'w', opts)
     assert (tmp_path / 'w' / 'epoch_1.pth').exists()
