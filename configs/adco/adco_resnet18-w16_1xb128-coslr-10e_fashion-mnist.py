@@ -23,7 +23,6 @@ val_cfg = None
 test_cfg = dict()
 
 custom_hooks = [
-    dict(type='RandomStateHook'),
     dict(type='AdCoNegativesInitHook', log_interval=50),
     # kNN reference for the test loop (tools/test.py): the training images'
     # embeddings (AdCo has no memory bank)

@@ -3,7 +3,7 @@
 #   bash tools/dist_train.sh THIS_CONFIG 2
 #   python tools/knn_eval.py THIS_CONFIG work_dirs/<name>/epoch_20.pth --feature backbone
 # The kNN reference set is this config's training set (the same 10k images).
-# Measured (docs/benchmarks/adco.md): its backbone and embedding features beat
+# Measured (benchmarks/reports/adco.md): its backbone and embedding features beat
 # the randomly initialised network's in kNN after these 20 epochs.
 _base_ = './adco_resnet18-w16_1xb128-coslr-10e_fashion-mnist.py'
 
@@ -23,8 +23,6 @@ auto_scale_lr = dict(base_batch_size=128)
 # checkpoint and validation, so that neither depends on which rank's
 # statistics survive.
 custom_hooks = [
-    dict(type='RandomStateHook'),
-    dict(type='BNStatsSyncHook'),
     dict(type='AdCoNegativesInitHook', log_interval=50),
     dict(type='KNNReferenceHook'),
 ]

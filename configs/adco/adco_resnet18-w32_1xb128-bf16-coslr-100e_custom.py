@@ -72,7 +72,6 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
 custom_hooks = [
-    dict(type='RandomStateHook'),
     # the negatives' lr follows the schedule (the base's
     # optim_wrapper.schedule_negatives_lr=True)
     dict(type='AdCoNegativesInitHook', log_interval=50),

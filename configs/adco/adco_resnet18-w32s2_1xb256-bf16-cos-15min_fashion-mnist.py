@@ -1,45 +1,8 @@
 # AdCo on all 60k Fashion-MNIST images within 15 minutes on a 2-core CPU: the
-# shared two-view recipe (NPID's network, batch augmentation, bf16) with 8192
-# adversarial negatives initialised from the keys of the first 32 iterations,
-# t 0.12 (the paper's), mem_t 0.05 and negatives lr 1 (the paper: 0.02 and a
-# constant 3), the negatives' lr on the encoder's warm-up + cosine schedule,
-# and the key encoder kept (not reset) when the negatives are filled.
-#
-# What decides whether the negatives stay adversarial, measured with
-# tools/benchmarks/twoview_sweep.py (this recipe replayed in plain PyTorch on
-# a GPU; kNN k=200 on all 60k; seeds differ by up to 1.2 points; the replay
-# reads out within about a point of the OpenMMLab run):
-# - The key-encoder reset after the initialisation (official code): the
-#   queries move away from the key-filled negatives at once (softmax mass at
-#   mem_t, neg_prob, 0.00 in epoch 1 for every mem_t in 0.03-0.1 and constant
-#   lr 0.1-3; closest negative cosine -0.1), so the ascent has no gradient;
-#   the negatives come back only late and then take over (constant lr 1,
-#   mem_t 0.1: neg_prob 0.09 at epoch 5, 0.95 at epoch 9, 80.61; lr 3: from
-#   epoch 3, 80.19 at 8 epochs, OpenMMLab run 78.72 with mem_t 0.1). Without
-#   the reset they stay within reach from the start.
-# - Strength (no reset, lr scheduled, 10 epochs): lr 3 with mem_t 0.1 ->
-#   neg_prob 0.96, closest negative cosine 0.91 above the positive's 0.81,
-#   the negatives sit on the queries: 78.41 (mem_t 0.07 / 0.05: 78.25 /
-#   78.17); lr 1 with mem_t 0.1 -> neg_prob rising 0.13 -> 0.78, 80.36
-#   (3 seeds); lr 1 with mem_t 0.05 -> neg_prob 0.45 -> 0.20, closest
-#   negative 0.93 -> 0.77 vs positive 0.85, 80.54 (3 seeds); lr 0.5 / 0.3 ->
-#   neg_prob falls to 0.02 / 0.01 (fixed negatives: 80.71 / 81.06; MoCo v2's
-#   queue 80.93, 3 seeds).
-# On Fashion-MNIST the adversary costs kNN accuracy in proportion to its
-# strength; lr 1 with mem_t 0.05 keeps the negatives adversarial all run long
-# (logged: neg_prob, neg_sim_max, neg_sim_mean, pos_sim) within about half a
-# point of fixed negatives.
-#
-# 9 epochs and no validation during training (the recipes benchmark reads the
-# final backbone out): an AdCo epoch took 73-94 s, so 9 epochs end in 11.7 to
-# 13.5 minutes, leaving room for a slower host.
-#
-# Measured (recipes benchmark, seeds 0/1/2, 11.7-13.2 min): kNN k=200 80.97 /
-# 79.64 / 79.75 (mean 80.12; raw pixels 80.55), linear probe 85.93 (raw
-# 83.89); neg_prob 0.9 at the start, 0.15-0.21 for the rest of the run.
-# Crop scale (0.3, 1), which helped MoCo v2, did not help here (seed 0:
-# kNN k=200 80.84, probe 85.48, 1%-label fine-tuning 80.50 vs 80.97 / 86.22 /
-# 81.43 at the shared (0.2, 1); run adco_crop0.3 of the recipes report).
+# shared two-view recipe with 8192 adversarial negatives (t 0.12, mem_t 0.05,
+# negatives lr 1 on the encoder's schedule, key encoder not reset), 9 epochs.
+# Measurements: docs/adco.md ("Keeping the negatives adversarial",
+# "Measurements behind the recipe") and benchmarks/reports/recipes.md.
 _base_ = '../_base_/recipes/fashion-mnist_15min_resnet18-w32s2_two-view.py'
 
 model = dict(
@@ -77,7 +40,6 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)
 custom_hooks = [
-    dict(type='RandomStateHook'),
     dict(type='AdCoNegativesInitHook', log_interval=50),
 ]
 # tools/test.py and tools/knn_eval.py still evaluate a checkpoint (kNN of the

@@ -16,8 +16,6 @@ model = dict(data_preprocessor={{_base_.data_preprocessor}})
 # every checkpoint and validation, so that neither depends on which rank's
 # statistics survive. For SyncBN set model.backbone.norm_cfg=dict(type='SyncBN').
 custom_hooks = [
-    dict(type='RandomStateHook'),
-    dict(type='BNStatsSyncHook'),
     dict(type='AdCoNegativesInitHook', log_interval=100),
 ]
 default_hooks = dict(

@@ -44,4 +44,4 @@ test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=128)
 # kNN reference for the test loop (tools/test.py): the training images'
 # embeddings (no memory bank)
-custom_hooks = [dict(type='RandomStateHook'), dict(type='KNNReferenceHook')]
+custom_hooks = [dict(type='KNNReferenceHook')]

@@ -21,7 +21,6 @@ val_cfg = dict()
 test_cfg = dict()
 
 custom_hooks = [
-    dict(type='RandomStateHook'),
     dict(type='MemoryBankHook', init='forward', log_interval=50),
     # kNN validation against the memory bank
     dict(type='KNNReferenceHook'),

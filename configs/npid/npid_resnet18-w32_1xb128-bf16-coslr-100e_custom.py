@@ -75,7 +75,6 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
 custom_hooks = [
-    dict(type='RandomStateHook'),
     dict(type='MemoryBankHook', init='forward', log_interval=50),
     dict(type='LabelFreeMonitorHook', interval=50),
 ]

@@ -15,7 +15,6 @@ optim_wrapper = dict(optimizer=dict(lr=0.1, weight_decay=5e-4))
 param_scheduler = []
 
 custom_hooks = [
-    dict(type='RandomStateHook'),
     # bank rows from one forward pass: positives are real embeddings from the
     # first step (a random bank delays learning by an epoch or two and makes
     # early positives noise; docs/npid.md)

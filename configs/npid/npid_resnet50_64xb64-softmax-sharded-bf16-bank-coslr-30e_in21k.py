@@ -5,7 +5,7 @@
 #
 # Why sharded: a replicated float32 bank of 14.2M x 128 is 7.3 GB on every GPU;
 # ShardedMemoryBank in bfloat16 holds 3.6 GB over all ranks, 57 MB per GPU at
-# 64 GPUs (docs/benchmarks/scaling.md has the measured and projected tables). The loss is
+# 64 GPUs (benchmarks/reports/scaling.md has the measured and projected tables). The loss is
 # the distributed log-sum-exp over all 14.2M rows (no NCE / Z approximation):
 # each rank scores the gathered 4096 queries against its own 222k rows, in
 # float32, and two all-reduces of 4096 numbers combine them.
@@ -54,8 +54,6 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=30)
 auto_scale_lr = dict(base_batch_size=256)
 
 custom_hooks = [
-    dict(type='RandomStateHook'),
-    dict(type='BNStatsSyncHook'),
     # random unit rows (seeded: the same bank for any number of ranks);
     # MemoryBankHook gathers the shards on rank 0 before every checkpoint
     # (3.6 GB of host memory there), and a checkpoint re-shards itself when

@@ -19,8 +19,6 @@ model = dict(data_preprocessor={{_base_.data_preprocessor}})
 # validation, so that neither depends on which rank's statistics survive.
 # For SyncBN set model.backbone.norm_cfg=dict(type='SyncBN').
 custom_hooks = [
-    dict(type='RandomStateHook'),
-    dict(type='BNStatsSyncHook'),
     # bank rows from one forward pass: positives are real embeddings from the
     # first step (a random bank delays learning by an epoch or two and makes
     # early positives noise; docs/npid.md)

@@ -23,6 +23,5 @@ model = dict(
     head=dict(type='LossHead', loss=dict(type='ParametricInstanceLoss', temperature=0.1, init_std=0.01)))
 
 custom_hooks = [
-    dict(type='RandomStateHook'),
     dict(type='KNNReferenceHook'),
 ]

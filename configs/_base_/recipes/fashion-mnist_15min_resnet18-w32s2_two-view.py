@@ -71,7 +71,13 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
 custom_hooks = [
-    dict(type='RandomStateHook'),
     dict(type='KNNReferenceHook', batch_size=512, max_samples=20000),
 ]
 auto_scale_lr = dict(base_batch_size=256)
+
+# a budget in minutes of wall time (mm-instdisc-train / tools/train.py): the
+# run ends after max_epochs or, on a host too slow for them, within 13 minutes
+# of training, its warm-up + cosine fitted to the length it decides from its
+# first steps (TimeBudgetTrainLoop); `--epochs`-style fixed runs: set it to
+# None, or run mmpretrain's tools/train.py, which ignores it
+time_budget_minutes = 13

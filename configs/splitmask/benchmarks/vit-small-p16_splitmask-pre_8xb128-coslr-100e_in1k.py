@@ -82,5 +82,5 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
-custom_hooks = [dict(type='RandomStateHook')]
+custom_hooks = []
 auto_scale_lr = dict(base_batch_size=1024)

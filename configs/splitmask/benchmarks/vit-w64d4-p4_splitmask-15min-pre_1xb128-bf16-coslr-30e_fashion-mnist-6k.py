@@ -2,7 +2,7 @@
 # patches at 28 px) with labels on 6,000 Fashion-MNIST training images (the
 # first 6,000 of the training split, 10% of it, ~600 a class) for 30 epochs,
 # tested on all 10,000 test images: the read-out of the SplitMask row of
-# docs/benchmarks/recipes.md. AdamW lr 1e-3 with layer-wise lr decay 0.75,
+# benchmarks/reports/recipes.md. AdamW lr 1e-3 with layer-wise lr decay 0.75,
 # drop path 0.1, label smoothing, bf16 with the math attention backend (see
 # the pretraining config). Loads backbone.* of the recipe's final checkpoint;
 # set model.backbone.init_cfg=None to fine-tune from random init.

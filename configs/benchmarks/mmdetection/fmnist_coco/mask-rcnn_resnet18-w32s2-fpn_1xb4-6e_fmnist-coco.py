@@ -7,7 +7,7 @@
 # 32); anchor scale 4 keeps the w16 detector's anchors of 16-128 px, and
 # RoIs map to levels by the same sizes (finest_scale 28). Same heads,
 # schedule, data and metrics as the w16 config:
-#   python tools/benchmarks/detection_benchmark.py --config THIS_CONFIG \
+#   python benchmarks/detection_benchmark.py --config THIS_CONFIG \
 #       --start npid=work_dirs/recipes/npid/seed0/epoch_14.pth --start random=none
 _base_ = './mask-rcnn_resnet18-w16-fpn_1xb4-6e_fmnist-coco.py'
 
