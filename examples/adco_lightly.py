@@ -35,7 +35,7 @@ from lightly.models.utils import update_momentum  # noqa: E402
 from lightly.transforms import SimCLRTransform  # noqa: E402
 
 from mm_instdisc.modules import (AdCoLoss, AdversarialNegatives,  # noqa: E402
-                                 topk_accuracy, weighted_knn)
+                                 readout)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from npid_lightly import IDXImages  # noqa: E402
@@ -61,11 +61,12 @@ def knn_accuracy(backbone, train, test, tf, n_test=1000):
     n_train = len(train)
     bank = feats(train, n_train)
     n_test = min(n_test, len(test))
-    scores = weighted_knn(feats(test, n_test), bank,
-                          torch.tensor(train.labels[:n_train].astype('int64')), 10,
-                          ks=(20, ))[20]
+    acc = readout(bank, torch.tensor(train.labels[:n_train].astype('int64')),
+                  feats(test, n_test),
+                  torch.tensor(test.labels[:n_test].astype('int64')),
+                  ks=(20, ), probe=False, num_classes=10)['knn_k20']
     backbone.train()
-    return topk_accuracy(scores, torch.tensor(test.labels[:n_test].astype('int64')), (1, ))[1]
+    return acc
 
 
 def main():

@@ -29,7 +29,7 @@ from lightly.models.utils import update_momentum  # noqa: E402
 from lightly.transforms import MoCoV2Transform  # noqa: E402
 
 from mm_instdisc.modules import (ExemplarLoss, ExemplarQueue,  # noqa: E402
-                                 topk_accuracy, weighted_knn)
+                                 readout)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from npid_lightly import IDXImages  # noqa: E402
@@ -117,9 +117,9 @@ def main():
             ref, qry = feats(train_eval), feats(test)
             model.train()
         ref_labels = torch.as_tensor(train_eval.labels.copy()).long()
-        scores = weighted_knn(qry, ref, ref_labels, 10, ks=(20, ))[20]
-        acc = topk_accuracy(scores, torch.as_tensor(test.labels.copy()),
-                            (1, ))[1]
+        acc = readout(ref, ref_labels, qry,
+                      torch.as_tensor(test.labels.copy()).long(), ks=(20, ),
+                      probe=False, num_classes=10)['knn_k20']
         print(f'epoch {epoch}: loss {loss.item():.4f}, same-class negatives '
               f'removed {100 * sum(excluded) / len(excluded):.1f}%, '
               f'labelled queue slots {queue.num_filled()}/{queue.queue_len}, '

@@ -22,14 +22,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lightly.data import LightlyDataset  # noqa: E402
 from lightly.transforms import SimCLRViewTransform  # noqa: E402
 
-from mm_instdisc.data import FashionMNIST  # noqa: E402
-from mm_instdisc.modules import (MemoryBank, NPIDLoss,  # noqa: E402
-                                 topk_accuracy, weighted_knn)
+from mm_instdisc.datasets import FashionMNIST  # noqa: E402
+from mm_instdisc.modules import MemoryBank, NPIDLoss, readout  # noqa: E402
 
 
 def IDXImages(root, split='train', limit=None):
     """Fashion-MNIST as (RGB PIL image, label), torchvision style (numpy and
-    torch only: mm_instdisc.data needs no OpenMMLab)."""
+    torch only: mm_instdisc.datasets' reader needs no OpenMMLab)."""
     return FashionMNIST(root, split, limit=limit, rgb=True)
 
 
@@ -91,8 +90,9 @@ def main():
             tq = torch.stack([test_tf(test[i][0]) for i in range(len(test))])
             q = F.normalize(resnet(tq), dim=1)
             resnet.train()
-        scores = weighted_knn(q, bank.bank, labels, 10, ks=(200, ))[200]
-        acc = topk_accuracy(scores, torch.as_tensor(test.labels), (1, ))[1]
+        acc = readout(bank.bank, labels, q,
+                      torch.as_tensor(test.labels).long(), ks=(200, ),
+                      probe=False, num_classes=10)['knn_k200']
         print(f'epoch {epoch}: loss {loss.item():.4f}, kNN top-1 vs bank '
               f'{acc:.2f}% (1000 test images)')
 

@@ -8,7 +8,7 @@ torch.nn (the registered SplitMaskViT / SplitMaskDecoder do the same for
 mmpretrain configs); masks, tokeniser and losses come from
 ``mm_instdisc.modules`` (plain torch), and ``splitmask_step`` is the same
 function the registered ``SplitMask`` algorithm calls. Reads Fashion-MNIST
-from its IDX files (``mm_instdisc.data``); prints the losses.
+from its IDX files (``mm_instdisc.datasets``); prints the losses.
 """
 import argparse
 import os
@@ -21,7 +21,7 @@ if ROOT not in sys.path:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from mm_instdisc.data import read_idx  # noqa: E402
+from mm_instdisc.datasets import read_idx  # noqa: E402
 from mm_instdisc.modules import (SplitMaskGenerator, SplitMaskLoss,  # noqa
                                  SplitMaskTokenizer, splitmask_step)
 

@@ -4,9 +4,9 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-# the reader is shared with the OpenMMLab-free door (mm_instdisc.data)
-from mm_instdisc.data.fashion_mnist import FASHION_MNIST_CLASSES  # noqa: F401
-from mm_instdisc.data.fashion_mnist import find_idx_file, read_idx
+# the reader is shared with the OpenMMLab-free door
+from .fashion_mnist_reader import (FASHION_MNIST_CLASSES, find_idx_file,
+                                   read_idx)
 
 
 @DATASETS.register_module()

@@ -13,8 +13,9 @@ apply_compat_patches()
 from mmpretrain.models.utils.res_layer_extra_norm import \
     ResLayerExtraNorm  # noqa: E402
 
-from .checks import FMNISTCocoDataset, PretrainedCheckHook  # noqa: E402
+from .fmnist_coco_dataset import FMNISTCocoDataset  # noqa: E402
 from .own_coco import CocoJsonDataset  # noqa: E402
+from .pretrained_check_hook import PretrainedCheckHook  # noqa: E402
 
 __all__ = [
     'ResLayerExtraNorm', 'FMNISTCocoDataset', 'PretrainedCheckHook',

@@ -4,8 +4,9 @@ from .batch_augment import BatchAugment
 from .colorization import BinnedPixelLoss, ab_bins, srgb_to_lab
 from .distributed import GatherFn, gather_rows
 from .exemplar import UNFILLED_LABEL, ExemplarLoss, ExemplarQueue
+from .feature_readout import linear_probe, readout
 from .info_nce import info_nce, info_nce_from_logits
-from .knn import knn_topk, knn_vote, topk_accuracy, weighted_knn
+from .knn import knn_evaluate, knn_topk, knn_vote, topk_accuracy, weighted_knn
 from .label_free import alignment, loo_knn_accuracy, rankme, uniformity
 from .memory_bank import MemoryBank
 from .npid_loss import NPIDLoss, sample_negatives
@@ -31,5 +32,6 @@ __all__ = [
     'GatherFn', 'gather_rows', 'info_nce', 'info_nce_from_logits',
     'PretextClsLoss', 'grid_patches', 'hamming_permutations', 'jigsaw_tiles',
     'neighbour_pairs', 'rotations', 'BinnedPixelLoss', 'ab_bins',
-    'srgb_to_lab', 'alignment', 'uniformity', 'rankme', 'loo_knn_accuracy'
+    'srgb_to_lab', 'alignment', 'uniformity', 'rankme', 'loo_knn_accuracy',
+    'knn_evaluate', 'linear_probe', 'readout'
 ]

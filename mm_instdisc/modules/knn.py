@@ -128,3 +128,48 @@ def topk_accuracy(scores: Tensor, targets: Tensor,
     hit = pred == targets[:, None]
     return {k: 100.0 * hit[:, :min(k, maxk)].any(1).float().mean().item()
             for k in topk}
+
+
+def knn_evaluate(train_feats: Tensor, train_labels: Tensor,
+                 test_feats: Tensor, test_labels: Tensor,
+                 ks: Sequence[int] = (10, 20, 100, 200),
+                 temperature: float = 0.07, topk: Sequence[int] = (1, 5),
+                 num_classes: Optional[int] = None
+                 ) -> Dict[int, Dict[int, float]]:
+    """Top-k accuracies (%) of weighted kNN for each neighbourhood size.
+
+    The test features are classified against the training features by
+    :func:`weighted_knn` (NPID's protocol), the one kNN evaluation behind
+    :func:`~mm_instdisc.modules.feature_readout.readout`, ``KNNMetric`` and
+    ``mm-instdisc-knn-eval``.
+
+    Args:
+        train_feats (Tensor): Reference features, shape (N, D).
+        train_labels (Tensor): Their integer labels, shape (N, ).
+        test_feats (Tensor): Query features, shape (M, D).
+        test_labels (Tensor): Their integer labels, shape (M, ).
+        ks (Sequence[int]): Neighbourhood sizes. Defaults to
+            (10, 20, 100, 200).
+        temperature (float): tau of the vote weights. Defaults to 0.07.
+        topk (Sequence[int]): Accuracies to report. Defaults to (1, 5).
+        num_classes (int, optional): C; the max training label + 1 if None.
+
+    Returns:
+        dict[int, dict[int, float]]: ``{k: {t: top-t accuracy}}`` for k in
+        ``ks`` and t in ``topk``.
+
+    Examples:
+        >>> ref = torch.eye(3).repeat(2, 1)
+        >>> labels = torch.tensor([0, 1, 2, 0, 1, 2])
+        >>> knn_evaluate(ref, labels, torch.eye(3), torch.tensor([0, 1, 1]),
+        ...              ks=(2, ), topk=(1, ))
+        {2: {1: 66.66666865348816}}
+
+    Raises:
+        ValueError: See :func:`weighted_knn`.
+    """
+    scores = weighted_knn(test_feats, train_feats.to(test_feats.device),
+                          train_labels, num_classes=num_classes, ks=ks,
+                          temperature=temperature)
+    return {k: topk_accuracy(s, test_labels, tuple(topk))
+            for k, s in scores.items()}

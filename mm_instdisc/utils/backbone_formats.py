@@ -11,7 +11,8 @@ initializer registers with mmengine):
 * :func:`to_mmpretrain` / :func:`from_mmpretrain`: rename keys (and the few
   tensors whose layout differs) between mmpretrain and ``'torchvision'`` or
   ``'timm'``, for ``arch='resnet'`` or ``'vit'``.
-* :func:`read_checkpoint`: the one way mm_instdisc reads a weights file.
+* :func:`~mm_instdisc.utils.checkpoint.read_checkpoint` (imported here):
+  the one way mm_instdisc reads a weights file.
 * :func:`load_backbone_weights`: read a file, strip its wrappers, convert,
   load into a backbone and report what loaded (shape mismatches raise).
 * ``init_cfg=dict(type='ConvertedPretrained', checkpoint=...)``
@@ -60,8 +61,6 @@ frozen (``requires_grad=False``) during training.
 """
 import logging
 import math
-import os.path as osp
-import pickle
 import re
 import warnings
 from collections import OrderedDict
@@ -71,6 +70,7 @@ import torch
 from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor, nn
 
+from .checkpoint import read_checkpoint
 from .selfsup_to_backbone import (_top_level_groups, backbone_family,
                                   get_state_dict, selfsup_to_backbone)
 
@@ -507,38 +507,6 @@ def from_mmpretrain(state_dict: Dict[str, Tensor], fmt: str,
     _check_choice(arch, 'arch', ARCHS)
     sd = _strip_backbone(get_state_dict(state_dict))
     return _FROM_MM[arch](sd, fmt)
-
-
-def read_checkpoint(path: str) -> dict:
-    """Read a weights file on the CPU.
-
-    The reader of :func:`load_backbone_weights` and ``ConvertedPretrained``,
-    meant as mm_instdisc's one reader of user-named weight files.
-
-    ``weights_only=True`` first (torchvision / timm files, our converted
-    backbones); a file that also holds other Python objects (a training
-    checkpoint of mmengine: message hub, config) is read again with
-    ``weights_only=False``, as mmengine's own loader does, since the user
-    named it.
-
-    Args:
-        path (str): A ``.pth`` file.
-
-    Returns:
-        dict: What the file holds.
-
-    Raises:
-        FileNotFoundError: ``path`` is not a file.
-    """
-    path = osp.expanduser(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'Checkpoint not found: {path!r} (a local file is expected; '
-            'download URLs first).')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(path, map_location='cpu', weights_only=False)
 
 
 def _log(msg: str, logger=None, warning: bool = False) -> None:

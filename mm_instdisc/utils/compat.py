@@ -8,8 +8,9 @@ mmpretrain's own tools as well as ours. Users set no environment variable.
 1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and
    mmengine's local checkpoint loader then refuses its own checkpoints
    (message hub, numpy state, config dicts). The local loader is replaced by
-   one that passes ``weights_only=False``; it only reads files that the
-   user's config or command line names.
+   :func:`~mm_instdisc.utils.checkpoint.read_checkpoint` (``weights_only``
+   first, then ``False`` for such checkpoints; it only reads files that the
+   user's config or command line names).
 2. ``init_dist(launcher='pytorch')`` calls ``torch.cuda.set_device`` and
    uses NCCL; without a GPU it now skips ``set_device`` and uses gloo.
 3. The Runner wraps the model in DDP with ``device_ids=[LOCAL_RANK]``, which
@@ -18,7 +19,6 @@ mmpretrain's own tools as well as ours. Users set no environment variable.
    ``np.uint8(negative)``, an ``OverflowError`` under numpy 2. It is replaced
    by the same hue rotation with the shift taken modulo 256.
 """
-import os
 
 import torch
 
@@ -43,11 +43,8 @@ def apply_compat_patches() -> None:
 
     # 1. checkpoint loading under torch's weights_only default
     def load_from_local(filename, map_location):
-        filename = os.path.expanduser(filename)
-        if not os.path.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False)
+        from .checkpoint import read_checkpoint
+        return read_checkpoint(filename, map_location)
 
     ckpt.CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
                                           force=True)

@@ -42,8 +42,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from .backbone_formats import (_CLASSIFIER, _has_avg_down, from_mmpretrain,
-                               read_checkpoint)
+from .backbone_formats import _CLASSIFIER, _has_avg_down, from_mmpretrain
+from .checkpoint import read_checkpoint
 from .selfsup_to_backbone import (_top_level_groups, backbone_family,
                                   backbone_meta, get_state_dict,
                                   selfsup_to_backbone)
@@ -649,7 +649,8 @@ def check_export(path: str, to: str, info: dict) -> dict:
     """Load an exported file into the target library's model.
 
     Reads ``path`` back as that library would (``torch.load(...,
-    weights_only=True)``; mmpretrain / mmdet files: their ``state_dict``,
+    weights_only=True)``: :func:`read_checkpoint` with ``tensors_only``;
+    mmpretrain / mmdet files: their ``state_dict``,
     mmdet's less the ``backbone.`` prefix), builds the model
     (:func:`build_target`) and compares names and shapes, then loads the
     weights with ``strict=False`` when no shape differs.
@@ -670,7 +671,7 @@ def check_export(path: str, to: str, info: dict) -> dict:
         return dict(library=lib, skipped=f'{lib} is not installed ({e})')
     except ValueError as e:
         return dict(library=lib, skipped=f'no {lib} model to check: {e}')
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = read_checkpoint(path, tensors_only=True)
     if to in ('mmpretrain', 'mmdet'):
         state = state['state_dict']
         if to == 'mmdet':

@@ -27,6 +27,8 @@ from typing import Dict, Iterable, List, Tuple
 import torch
 from torch import Tensor, nn
 
+from .checkpoint import read_checkpoint
+
 OUT_PREFIXES = ('', 'backbone.')
 
 
@@ -204,9 +206,7 @@ def convert_selfsup_checkpoint(src: str, dst: str,
     if osp.abspath(src) == osp.abspath(dst):
         raise ValueError(f'Refusing to overwrite the input checkpoint {src!r}; '
                          'give another output path.')
-    # our own checkpoints hold mmengine's message hub and config, hence
-    # weights_only=False; the user names the file
-    ckpt = torch.load(src, map_location='cpu', weights_only=False)
+    ckpt = read_checkpoint(src)
     weights = selfsup_to_backbone(get_state_dict(ckpt), src_prefix,
                                   out_prefix)
     meta = backbone_meta(
@@ -240,6 +240,35 @@ def check_backbone_keys(weights: Dict[str, Tensor],
     return missing, unexpected
 
 
+def check_backbone_family(weights: Dict[str, Tensor], module: nn.Module,
+                          where: str, module_type: str, holds: str,
+                          advice: str) -> None:
+    """Refuse weights of another architecture family than ``module``'s.
+
+    The one family check (:func:`backbone_family`: a ViT checkpoint for a
+    ResNet, or the reverse) of :func:`verify_backbone` and of
+    ``PretrainedCheckHook``; an unknown family on either side passes.
+
+    Args:
+        weights (dict[str, Tensor]): Backbone weights without prefix.
+        module (nn.Module): The module they are meant for.
+        where (str): What is being checked, for the message.
+        module_type (str): The module's (config) type, for the message.
+        holds (str): What the checkpoint holds, for the message.
+        advice (str): The message's last sentence: what to do.
+
+    Raises:
+        ValueError: The families differ (both are named).
+    """
+    have = backbone_family(weights)
+    want = backbone_family(module.state_dict())
+    if 'unknown' not in (have, want) and have != want:
+        raise ValueError(
+            f'{where}: architecture mismatch: the checkpoint holds a {have} '
+            f'backbone ({holds}), the config builds a {want} ({module_type}). '
+            + advice)
+
+
 def verify_backbone(weights: Dict[str, Tensor], backbone: nn.Module,
                     where: str, backbone_type: str,
                     allow_missing: Iterable[str] = ()) -> List[str]:
@@ -267,15 +296,11 @@ def verify_backbone(weights: Dict[str, Tensor], backbone: nn.Module,
         ValueError: Architecture mismatch, or missing / unexpected keys.
     """
     import fnmatch
-    have = backbone_family(weights)
-    want = backbone_family(backbone.state_dict())
-    if 'unknown' not in (have, want) and have != want:
-        raise ValueError(
-            f'{where}: architecture mismatch: the checkpoint holds a {have} '
-            f'backbone ({len(weights)} tensors, e.g. {list(weights)[:3]}), '
-            f'the config builds a {want} ({backbone_type}). Converted '
-            'weights would not load; use the checkpoint with a config of its '
-            'own architecture.')
+    check_backbone_family(
+        weights, backbone, where, backbone_type,
+        f'{len(weights)} tensors, e.g. {list(weights)[:3]}',
+        'Converted weights would not load; use the checkpoint with a config '
+        'of its own architecture.')
     missing, unexpected = check_backbone_keys(weights, backbone)
     patterns = tuple(allow_missing)
     allowed = [k for k in missing if k not in weights and any(

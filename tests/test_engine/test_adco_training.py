@@ -435,8 +435,8 @@ def test_knn_reference_hook_validates_a_bankless_model(data_root, tmp_path):
     kNN computed by hand from the extracted features."""
     from mmengine.config import Config
 
-    from mm_instdisc.evaluation import (build_knn_dataloaders,
-                                        extract_features, knn_evaluate)
+    from mm_instdisc.evaluation import build_knn_dataloaders, extract_features
+    from mm_instdisc.modules import knn_evaluate
     cfg = tiny_adco_cfg(data_root, tmp_path, epochs=1)
     cfg.val_dataloader = copy.deepcopy(cfg.test_dataloader)
     cfg.val_evaluator = dict(type='KNNMetric', ks=(5, ), temperature=0.07)
@@ -486,24 +486,20 @@ def test_test_tool_evaluates_a_bankless_checkpoint(data_root, tmp_path):
 
 
 def test_amp_on_cpu_trains_adco_in_bf16_with_ascending_negatives(
-        data_root, tmp_path, monkeypatch):
+        data_root, tmp_path):
     """tools/train.py --amp on a machine without a GPU picks the bf16
     AutocastOptimWrapper, made adversarial by the config's constructor; the
     negatives still ascend."""
     import argparse
-    import importlib.util
-    monkeypatch.syspath_prepend(os.path.join(ROOT, 'tools'))
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', os.path.join(ROOT, 'tools/train.py'))
-    train_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_tool)
+
+    from mm_instdisc.apis.train import merge_args
     cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=2)
     args = argparse.Namespace(no_validate=True, amp=True, resume=None,
                               auto_scale_lr=False, no_pin_memory=True,
                               no_persistent_workers=True, cfg_options=None,
                               work_dir=str(tmp_path / 'w'), config='x.py',
                               launcher='none')
-    cfg = train_tool.merge_args(cfg, args)
+    cfg = merge_args(cfg, args)
     if torch.cuda.is_available():
         pytest.skip('on a GPU machine --amp picks the fp16 wrapper')
     assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'

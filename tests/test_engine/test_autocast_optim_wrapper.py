@@ -13,7 +13,7 @@ def cpu_with_bf16_kernels(monkeypatch):
     """These tests check bf16 autocast itself: act as on a CPU with oneDNN's
     bf16 kernels whatever this host has (the float32 fallback on one
     without them is tested below)."""
-    monkeypatch.setattr('mm_instdisc.engine.optimizers.cpu_amp_optim_wrapper.'
+    monkeypatch.setattr('mm_instdisc.engine.optimizers.autocast_optim_wrapper.'
                         'cpu_bf16_supported', lambda: True)
 
 
@@ -355,7 +355,7 @@ def test_cpu_without_bf16_kernels_trains_in_float32(monkeypatch):
     """Where bf16 convolutions would run torch's reference kernel (AVX2-only
     CPUs: 20x+ slower), the wrapper trains in float32 and says so; with
     ``cpu_bf16_fallback=False`` it autocasts anyway."""
-    module = 'mm_instdisc.engine.optimizers.cpu_amp_optim_wrapper.'
+    module = 'mm_instdisc.engine.optimizers.autocast_optim_wrapper.'
     monkeypatch.setattr(module + 'cpu_bf16_supported', lambda: False)
     logged = []
     monkeypatch.setattr(module + 'print_log', lambda msg, **kw: logged.append(msg))

@@ -31,7 +31,7 @@ N_TRAIN, N_TEST, BATCH, STEPS = 4000, 1000, 64, 300
 
 
 def load(split, n):
-    from mm_instdisc.data import read_idx
+    from mm_instdisc.datasets import read_idx
     prefix = 'train' if split == 'train' else 't10k'
     x = read_idx(os.path.join(DATA, f'{prefix}-images-idx3-ubyte.gz'))[:n]
     y = read_idx(os.path.join(DATA, f'{prefix}-labels-idx1-ubyte.gz'))[:n]

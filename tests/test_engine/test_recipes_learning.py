@@ -111,7 +111,8 @@ def narrow_vit(model_cfg, width=VIT_WIDTH):
 
 
 def knn_top1(model, loaders, feature='backbone'):
-    from mm_instdisc.evaluation import extract_features, knn_evaluate
+    from mm_instdisc.evaluation import extract_features
+    from mm_instdisc.modules import knn_evaluate
     tr = extract_features(model, loaders[0], feature)
     te = extract_features(model, loaders[1], feature)
     return knn_evaluate(tr[0], tr[1], te[0], te[1], ks=(200, ),
@@ -132,7 +133,7 @@ def test_recipe_ends_above_random_init(tmp_path, name, monkeypatch):
     # float32 on every host, as on a CPU without bf16 kernels (where the
     # configs' bf16 autocast falls back to it): bf16 rounding changes the
     # trajectories enough to move a short run by points
-    monkeypatch.setattr('mm_instdisc.engine.optimizers.cpu_amp_optim_wrapper.'
+    monkeypatch.setattr('mm_instdisc.engine.optimizers.autocast_optim_wrapper.'
                         'cpu_bf16_supported', lambda: False)
     cfg = Config.fromfile(os.path.join(ROOT, RECIPES[name]))
     if name == 'splitmask':

@@ -33,8 +33,8 @@ def test_short_training_run_saves_tokenizer(data_root, tmp_path):
         assert torch.isfinite(v.float()).all(), k
     # tools/knn_eval.py's path: pooled encoder features of both splits
     from mm_instdisc.evaluation import (build_knn_dataloaders,
-                                        extract_features, knn_evaluate,
-                                        load_model)
+                                        extract_features, load_model)
+    from mm_instdisc.modules import knn_evaluate
     model = load_model(cfg, str(tmp_path / 'w' / 'epoch_1.pth'))
     train_loader, test_loader = build_knn_dataloaders(cfg, batch_size=16)
     f_tr, y_tr = extract_features(model, train_loader, progress=False)

@@ -4,8 +4,7 @@ import pytest
 
 
 def test_bad_split_and_corrupt_file(tmp_path):
-    from mm_instdisc.data import read_idx
-    from mm_instdisc.datasets import FashionMNISTIDX
+    from mm_instdisc.datasets import FashionMNISTIDX, read_idx
     with pytest.raises(ValueError, match="Illegal split: 'val'"):
         FashionMNISTIDX(data_root=str(tmp_path), split='val')
     bad = tmp_path / 'bad'
@@ -20,7 +19,7 @@ def test_corrupt_gzip_names_the_file(tmp_path, damage):
     says how to recover, instead of gzip's bare EOFError/BadGzipFile."""
     import numpy as np
 
-    from mm_instdisc.data import read_idx
+    from mm_instdisc.datasets import read_idx
     from tests.helpers import write_idx
     path = tmp_path / 'train-images-idx3-ubyte.gz'
     rng = np.random.default_rng(0)

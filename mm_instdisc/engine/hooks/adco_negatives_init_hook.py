@@ -6,7 +6,8 @@ from typing import Optional, Sequence
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapperDict
 from mmpretrain.registry import HOOKS
-from mmpretrain.utils import get_ori_model
+
+from mm_instdisc.utils.checkpoint import unwrap_model
 
 from ..optimizers.adversarial_negatives_optim_wrapper import (
     NEW_FORM, AdversarialNegativesOptimWrapper,
@@ -133,7 +134,7 @@ class AdCoNegativesInitHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = get_ori_model(runner.model)
+        model = unwrap_model(runner.model)
         if not (hasattr(model, 'negatives')
                 and hasattr(model, 'flush_negatives_init')):
             raise TypeError('AdCoNegativesInitHook needs a model with '

@@ -4,9 +4,10 @@ import torch
 import torch.distributed as dist
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mm_instdisc.utils.checkpoint import unwrap_model
 
 from ._checkpoint import checkpoint_after_this_iter
 
@@ -54,8 +55,7 @@ class BNStatsSyncHook(Hook):
 
     @staticmethod
     def _model(runner):
-        return runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        return unwrap_model(runner.model)
 
     def after_train_epoch(self, runner) -> None:
         average_bn_stats(self._model(runner))

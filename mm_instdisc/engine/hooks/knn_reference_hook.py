@@ -4,8 +4,9 @@ from typing import Optional
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+
+from mm_instdisc.utils.checkpoint import unwrap_model
 
 
 @HOOKS.register_module()
@@ -100,8 +101,7 @@ class KNNReferenceHook(Hook):
                    if isinstance(m, KNNMetric)]
         if not metrics:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if self.use_memory_bank and hasattr(model, 'memory_bank'):
             ref = self._bank_reference(runner, model)
         else:

@@ -18,8 +18,8 @@ from mmpretrain.registry import HOOKS
 from torch import Tensor, nn
 
 from mm_instdisc.modules import alignment, loo_knn_accuracy, rankme, uniformity
+from mm_instdisc.utils.checkpoint import unwrap_model
 
-from .memory_bank_hook import _ori
 from .random_state_hook import get_rng_state, set_rng_state
 
 CKPT_KEY = 'label_free_monitor'
@@ -152,7 +152,7 @@ class LabelFreeMonitorHook(Hook):
     **Distributed.** Every rank embeds the same sample (no collective call,
     except ``stats()`` of a ``ShardedMemoryBank``, which all ranks reach
     together); rank 0 writes the files. A wrapped model is unwrapped
-    (``model.module``).
+    (:func:`~mm_instdisc.utils.checkpoint.unwrap_model`).
 
     Config example::
 
@@ -262,7 +262,7 @@ class LabelFreeMonitorHook(Hook):
     # ------------------------------------------------------------ the sample
     def before_train(self, runner) -> None:
         self._adopt_checkpoint(runner)
-        model = _ori(runner.model)
+        model = unwrap_model(runner.model)
         with _private_random(self.seed):
             self._prepare(runner, model)
         if not any(it == runner.iter for it, _ in self.history):
@@ -423,7 +423,7 @@ class LabelFreeMonitorHook(Hook):
     @torch.no_grad()
     def _evaluate(self, runner, it: int) -> Dict[str, float]:
         """Measure, log and record the signals after ``it`` iterations."""
-        model = _ori(runner.model)
+        model = unwrap_model(runner.model)
         with _private_random(self.seed), _eval_mode(model):
             z = self._embed(model, self._raw)  # (N, D)
             z1, z2 = self._embed_views(model)  # (N, D) each

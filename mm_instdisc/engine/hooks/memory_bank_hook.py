@@ -3,19 +3,15 @@ from typing import Optional, Sequence
 import torch
 from mmengine.dataset import DefaultSampler, default_collate
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
 from mm_instdisc.modules.memory_bank import check_replicas_equal
 from mm_instdisc.utils import sample_indices
+from mm_instdisc.utils.checkpoint import unwrap_model
 
 from ._checkpoint import (checkpoint_after_this_epoch,
                           checkpoint_after_this_iter)
-
-
-def _ori(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
@@ -79,7 +75,7 @@ class MemoryBankHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = _ori(runner.model)
+        model = unwrap_model(runner.model)
         if not hasattr(model, 'memory_bank'):
             raise TypeError(f'MemoryBankHook needs a model with a '
                             f'`memory_bank` (e.g. NPID), got '

@@ -4,10 +4,10 @@ import torch
 from mmengine.dist import broadcast, get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from mm_instdisc.modules.splitmask import SplitMaskTokenizer, collect_patches
+from mm_instdisc.utils.checkpoint import unwrap_model
 
 
 @HOOKS.register_module()
@@ -37,8 +37,7 @@ class SplitMaskTokenizerHook(Hook):
         self.iters = int(iters)
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         tok: Optional[SplitMaskTokenizer] = getattr(model, 'target_generator',
                                                     None)
         if not isinstance(tok, SplitMaskTokenizer):

@@ -2,7 +2,7 @@ from .adversarial_negatives_optim_wrapper import (
     AdversarialNegativesOptimWrapper,
     AdversarialNegativesOptimWrapperConstructor,
     adversarial_negatives_wrapper_class)
-from .cpu_amp_optim_wrapper import AutocastOptimWrapper
+from .autocast_optim_wrapper import AutocastOptimWrapper
 
 __all__ = [
     'AutocastOptimWrapper', 'AdversarialNegativesOptimWrapper',

@@ -27,6 +27,8 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 from torch import nn
 
+from mm_instdisc.utils.checkpoint import unwrap_model
+
 #: Hyper-parameters of the negatives' group that the wrapper holds at their
 #: initial values (``initial_<name>`` once a scheduler has recorded one).
 PINNED = ('lr', 'momentum', 'weight_decay')
@@ -322,7 +324,7 @@ class AdversarialNegativesOptimWrapperConstructor(
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
     def __call__(self, model: nn.Module) -> AdversarialNegativesOptimWrapper:
-        module = model.module if hasattr(model, 'module') else model
+        module = unwrap_model(model)
         names = [n for n, p in module.named_parameters()
                  if self.negatives_key in n and p.requires_grad]
         if not names:

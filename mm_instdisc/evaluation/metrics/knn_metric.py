@@ -4,7 +4,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from ..knn import knn_evaluate
+from mm_instdisc.modules import knn_evaluate
 
 
 @METRICS.register_module()

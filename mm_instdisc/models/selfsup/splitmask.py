@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from mm_instdisc.modules import gather_rows
 from mm_instdisc.modules.splitmask import (SplitMaskGenerator,
                                            SplitMaskTokenizer, splitmask_step)
+from mm_instdisc.utils.checkpoint import read_checkpoint
 
 from ..data_preprocessors.splitmask import MASK_FIELDS, SplitMaskPreprocessor
 from .embed_predict import EmbedPredictMixin
@@ -291,7 +292,7 @@ class SplitMask(EmbedPredictMixin, BaseSelfSupervisor):
 
     def load_tokenizer(self, path: str) -> None:
         """Load a codebook saved by ``tools/build_splitmask_tokenizer.py``."""
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = read_checkpoint(path)
         state = state.get('state_dict', state)
         tok = self.target_generator
         if state['codebook'].shape != tok.codebook.shape:

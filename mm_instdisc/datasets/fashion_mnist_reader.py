@@ -1,7 +1,9 @@
-"""Fashion-MNIST's IDX files as numpy arrays and as a torch Dataset.
+"""Fashion-MNIST's IDX files as numpy arrays and as a torch-style Dataset.
 
-Imports numpy and torch only (no OpenMMLab): the plain-PyTorch / lightly door
-(``examples/*_lightly.py``) and the registered ``FashionMNISTIDX`` dataset
+Imports numpy only (PIL when an image is read; no OpenMMLab), and
+``mm_instdisc.datasets`` imports it without OpenMMLab too: the plain-PyTorch
+/ lightly door (``examples/``, the GPU sweeps of ``benchmarks/``) and the
+registered :class:`~mm_instdisc.datasets.fashion_mnist.FashionMNISTIDX`
 share this reader.
 """
 import gzip

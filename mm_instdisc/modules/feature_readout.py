@@ -1,17 +1,22 @@
-"""Linear probe: a linear classifier trained on frozen, precomputed features.
+"""The read-out of a frozen representation (plain PyTorch).
 
-Used by the benchmarks next to weighted kNN: features come from
-:func:`mm_instdisc.evaluation.extract_features` (or any (N, D) tensor), the
-classifier is a single ``nn.Linear`` trained with cross-entropy, and the
-result is the top-1 accuracy on the test features. Torch only, on the
+A self-supervised network is judged on its frozen features by weighted kNN
+(:func:`~mm_instdisc.modules.knn.knn_evaluate`: cosine similarity, top-k
+votes ``exp(s / tau)``, k = 20 and 200) and a linear probe
+(:func:`linear_probe`); :func:`readout` gives both in one call, the one
+read-out of the benchmarks, the demo and the examples
+(``mm_instdisc.evaluation`` extracts the features; its :class:`KNNMetric`
+wraps the same kNN for validation during training). Torch only, on the
 features' device, deterministic for a given seed (and thread count).
 """
 import math
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .knn import knn_evaluate
 
 
 def _check(train_feats: Tensor, train_labels: Tensor, test_feats: Tensor,
@@ -156,3 +161,58 @@ def linear_probe(train_feats: Tensor, train_labels: Tensor,
             if y_te.numel() else float('nan')
     return dict(top1=100.0 * top1, train_top1=100.0 * train_top1,
                 train_loss=train_loss)
+
+
+def readout(train_feats: Tensor, train_labels: Tensor, test_feats: Tensor,
+            test_labels: Tensor, ks: Sequence[int] = (20, 200),
+            probe: bool = True, num_classes: Optional[int] = None,
+            temperature: float = 0.07, probe_epochs: int = 10,
+            seed: int = 0) -> Dict[str, float]:
+    """Weighted-kNN top-1 for each k and (``probe``) linear-probe top-1.
+
+    The test features are classified against the training features by
+    :func:`~mm_instdisc.modules.knn.knn_evaluate` and by a linear classifier
+    trained on the training features (:func:`linear_probe`, L-BFGS,
+    standardised features).
+
+    Args:
+        train_feats (Tensor): Reference / training features, shape (N, D).
+        train_labels (Tensor): Their class indices, shape (N, ).
+        test_feats (Tensor): Query / test features, shape (M, D).
+        test_labels (Tensor): Their class indices, shape (M, ).
+        ks (Sequence[int]): kNN neighbourhood sizes. Defaults to (20, 200).
+        probe (bool): Also train the linear probe. Defaults to True.
+        num_classes (int, optional): C; the max label + 1 if None.
+        temperature (float): tau of the kNN vote weights. Defaults to 0.07.
+        probe_epochs (int): L-BFGS rounds of the probe. Defaults to 10.
+        seed (int): Seed of the probe. Defaults to 0.
+
+    Returns:
+        dict[str, float]: ``knn_k{k}`` (kNN top-1, %) for each k and, with
+        ``probe``, ``linear`` (probe test top-1, %) and ``linear_train``
+        (its training top-1, %).
+
+    Examples:
+        >>> x = torch.eye(4).repeat(5, 1)
+        >>> y = torch.arange(4).repeat(5)
+        >>> readout(x, y, torch.eye(4), torch.arange(4), ks=(3, ))
+        {'knn_k3': 100.0, 'linear': 100.0, 'linear_train': 100.0}
+
+    Raises:
+        ValueError: See :func:`~mm_instdisc.modules.knn.weighted_knn` and
+            :func:`linear_probe`.
+    """
+    if num_classes is None:
+        num_classes = int(torch.cat([train_labels.flatten().long().cpu(),
+                                     test_labels.flatten().long().cpu()
+                                     ]).max()) + 1
+    knn = knn_evaluate(train_feats, train_labels, test_feats, test_labels,
+                       ks=ks, temperature=temperature, topk=(1, ),
+                       num_classes=num_classes)
+    out = {f'knn_k{k}': acc[1] for k, acc in knn.items()}
+    if probe:
+        res = linear_probe(train_feats, train_labels, test_feats,
+                           test_labels, num_classes=num_classes,
+                           epochs=probe_epochs, seed=seed)
+        out.update(linear=res['top1'], linear_train=res['train_top1'])
+    return out

@@ -1,7 +1,6 @@
-"""Clear errors before mmdet (or mmpretrain) training starts.
+"""Clear errors about pretrained weights before mmdet (or mmpretrain)
+training starts.
 
-* :class:`FMNISTCocoDataset`: mmdet's ``CocoDataset`` for the composed
-  Fashion-MNIST set; a missing annotation file names the tool that writes it.
 * :class:`PretrainedCheckHook`: before any weight is initialised or loaded,
   every ``init_cfg=dict(type='Pretrained', checkpoint=...)`` of the model and
   the runner's ``load_from`` must name an existing file; an empty or missing
@@ -12,42 +11,18 @@
   under that prefix, is refused with the prefixes it does hold (mmengine
   would only warn about missing keys and train from random init).
 * :func:`check_pretrained_cfg`: the same path check on a config, before
-  anything is built (tools/det_train.py); both use
-  :func:`check_checkpoint_path`.
+  anything is built (``mm-instdisc-det-train``, tools/det_train.py); both
+  use :func:`check_checkpoint_path`.
 """
 import os.path as osp
 
-from mmdet.datasets import CocoDataset
-from mmdet.registry import DATASETS
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from mm_instdisc.utils.selfsup_to_backbone import (backbone_family,
+from mm_instdisc.utils.checkpoint import read_checkpoint, unwrap_model
+from mm_instdisc.utils.selfsup_to_backbone import (check_backbone_family,
                                                    get_state_dict,
                                                    list_prefixes)
-
-MAKE_SET = ('mm-instdisc-make-fmnist-coco --out {root} (or python '
-            'tools/dataset_converters/make_fmnist_coco.py --out {root})')
-
-
-@DATASETS.register_module()
-class FMNISTCocoDataset(CocoDataset):
-    """``CocoDataset`` of the composed Fashion-MNIST instance set; a missing
-    annotation file is a ``FileNotFoundError`` that names it and the command
-    that writes the set."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ann = kwargs.get('ann_file', '')
-        root = kwargs.get('data_root') or ''
-        path = ann if osp.isabs(ann) or not root else osp.join(root, ann)
-        if ann and '://' not in path and not osp.isfile(path):
-            raise FileNotFoundError(
-                f'The composed Fashion-MNIST set is missing: {path} does not '
-                f'exist (data_root={root!r}). Write it with ' +
-                MAKE_SET.format(root=root or 'DATA_ROOT') + ', or point '
-                'data_root (environment variable MM_INSTDISC_DATA, or '
-                '--cfg-options) at an existing one.')
-        super().__init__(*args, **kwargs)
 
 
 def pretrained_checkpoints(module, prefix: str = 'model'):
@@ -110,9 +85,7 @@ def check_pretrained_cfg(cfg) -> None:
 def check_architecture(key: str, ckpt: str, prefix, module) -> None:
     """Refuse a checkpoint whose weights (under ``prefix``) do not belong
     to ``module``'s architecture family (see the module docstring)."""
-    import torch
-    state = get_state_dict(torch.load(ckpt, map_location='cpu',
-                                      weights_only=False))
+    state = get_state_dict(read_checkpoint(ckpt))
     if prefix:
         pre = prefix if prefix.endswith('.') else prefix + '.'
         weights = {k[len(pre):]: v for k, v in state.items()
@@ -126,14 +99,10 @@ def check_architecture(key: str, ckpt: str, prefix, module) -> None:
             f'prefixes: {found}. Convert it with mm-instdisc-convert (tools/'
             'model_converters/selfsup_to_backbone.py --list-prefixes shows '
             'them) or set init_cfg.prefix.')
-    have = backbone_family(weights)
-    want = backbone_family(module.state_dict())
-    if 'unknown' not in (have, want) and have != want:
-        raise ValueError(
-            f'{key}={ckpt!r}: architecture mismatch, the checkpoint holds a '
-            f'{have} backbone (prefixes: {found}), the config builds a {want} '
-            f'({type(module).__name__}). mmengine would only warn and train '
-            'from random init; use a checkpoint of the same architecture.')
+    check_backbone_family(
+        weights, module, f'{key}={ckpt!r}', type(module).__name__,
+        f'prefixes: {found}', 'mmengine would only warn and train from '
+        'random init; use a checkpoint of the same architecture.')
 
 
 @HOOKS.register_module()
@@ -144,8 +113,7 @@ class PretrainedCheckHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_run(self, runner) -> None:
-        model = runner.model.module if hasattr(runner.model, 'module') \
-            else runner.model
+        model = unwrap_model(runner.model)
         for key, ckpt, prefix, module in pretrained_checkpoints(model):
             check_checkpoint_path(key, ckpt)
             if '://' not in ckpt:
