@@ -1,7 +1,8 @@
-"""Console scripts: ``mm-instdisc-train`` and friends run the shipped tools
-(``tools/*.py`` in a checkout, ``mm_instdisc/.mim/tools`` in a wheel) with
-the same arguments, from any working directory; ``mm-instdisc-export``
-(:func:`export`) calls ``mm_instdisc.utils.export`` itself.
+"""Console scripts: ``mm-instdisc-train`` and friends call the programs of
+``mm_instdisc.apis`` (``main(argv)``; the checkout's ``tools/*.py`` are thin
+wrappers around the same functions) with the same arguments, from any
+working directory; ``mm-instdisc-export`` (:func:`export`) calls
+``mm_instdisc.utils.export`` itself.
 
 A CONFIG argument may also be a shipped config's name
 (``npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_fashion-mnist``, see
@@ -12,10 +13,9 @@ is unset and the working directory has no ``data/``, the checkout's ``data/``
 """
 import os
 import os.path as osp
-import runpy
 import sys
 
-from mm_instdisc.configs import get_config, tool_path
+from mm_instdisc.configs import get_config
 
 
 def _resolve_config(argv):
@@ -37,25 +37,26 @@ def _default_data_root():
         os.environ['MM_INSTDISC_DATA'] = checkout
 
 
-def _run(tool, takes_config=True):
-    path = tool_path(tool)
-    args = sys.argv[1:]
+def _run(main, argv=None, takes_config=True):
+    """``main(argv)`` of a program of ``mm_instdisc.apis``, ``argv`` being
+    ``sys.argv[1:]`` when None, its config resolved (``takes_config``) and
+    the default data root set."""
+    args = list(sys.argv[1:] if argv is None else argv)
     if takes_config:
         args = _resolve_config(args)
     _default_data_root()
-    sys.argv = [path] + args
-    sys.path.insert(0, osp.dirname(path))  # the tools import their helpers
-    runpy.run_path(path, run_name='__main__')
+    return main(args)
 
 
 def train():
-    """``mm-instdisc-train CONFIG ...`` (tools/train.py), or
+    """``mm-instdisc-train CONFIG ...`` (``mm_instdisc.apis.train``), or
     ``mm-instdisc-train METHOD --data DIR ...`` (a folder of images)."""
     from mm_instdisc.own_data import METHOD_CONFIGS
     if len(sys.argv) > 1 and sys.argv[1] in METHOD_CONFIGS:
         train_folder(sys.argv[1:])  # returns a path: not an exit status
         return
-    _run('train.py')
+    from mm_instdisc.apis.train import main
+    _run(main)
 
 
 def _run_name(config: str, visualizer: bool = False) -> list:
@@ -121,7 +122,8 @@ def _folder_parser():
 def train_folder(argv):
     """``mm-instdisc-train METHOD --data DIR [...]``: write the method's
     folder config filled in from the data into the work dir, then train it
-    with tools/train.py (``torch.distributed.run`` for ``--gpus N > 1``).
+    with ``mm_instdisc.apis.train`` (in ``torch.distributed.run`` processes
+    for ``--gpus N > 1``).
 
     Returns:
         str: The config written (the run's ``<work dir>/<name>.py``).
@@ -165,11 +167,11 @@ def train_folder(argv):
     if args.gpus > 1:
         import subprocess
         cmd = [sys.executable, '-m', 'torch.distributed.run',
-               f'--nproc_per_node={args.gpus}', tool_path('train.py'),
-               *tool_args, '--launcher', 'pytorch']
+               f'--nproc_per_node={args.gpus}', '-m',
+               'mm_instdisc.apis.train', *tool_args, '--launcher', 'pytorch']
         raise SystemExit(subprocess.call(cmd))
-    sys.argv = ['mm-instdisc-train'] + tool_args + _run_name(path)
-    _run('train.py', takes_config=False)
+    from mm_instdisc.apis.train import main
+    _run(main, tool_args + _run_name(path), takes_config=False)
     return path
 
 
@@ -201,6 +203,12 @@ def _det_parser():
                    help='shorter side of the resized images (default: '
                    'min(median shorter side, 512))')
     p.add_argument('--batch-size', type=int, default=2)
+    p.add_argument('--fpn-channels', type=int, default=256,
+                   help="FPN / RPN / RoI channels (mmdet's 256; 64 on a CPU)")
+    p.add_argument('--rois', type=int, default=512,
+                   help="RoIs per image for the box head (mmdet's 512)")
+    p.add_argument('--roi-sampling-ratio', type=int, default=0,
+                   help='RoIAlign samples per bin side (0: adaptive)')
     p.add_argument('--norm', default='bn', choices=NORMS,
                    help='backbone normalisation (see the config)')
     p.add_argument('--workers', type=int, default=2,
@@ -228,7 +236,7 @@ def det_train_cli(argv):
     --val-images DIR --checkpoint CKPT [...]``: check the jsons, images and
     checkpoint, write the filled-in detection config into the work dir
     (``mm_instdisc.det.own_coco.write_det_config``), then train it with
-    tools/det_train.py (mmengine's Runner).
+    ``mm_instdisc.apis.det_train`` (mmengine's Runner).
 
     Returns:
         str: The config written.
@@ -246,15 +254,17 @@ def det_train_cli(argv):
             args.checkpoint, work_dir, arch=args.arch, epochs=args.epochs,
             size=args.size, seed=args.seed, random_init=args.random_init,
             batch_size=args.batch_size, norm=args.norm,
+            fpn_channels=args.fpn_channels, rois_per_image=args.rois,
+            roi_sampling_ratio=args.roi_sampling_ratio,
             workers=args.workers)
     except (ValueError, FileNotFoundError, TypeError) as e:
         raise SystemExit(f'mm-instdisc-det-train: error: {e}')
     print(f'mm-instdisc-det-train: config {path}', flush=True)
     if args.dry_run:
         return path
-    sys.argv = ['mm-instdisc-det-train', path, '--work-dir', work_dir
-                ] + _run_name(path, visualizer=True)
-    _run('det_train.py', takes_config=False)
+    from mm_instdisc.apis.det_train import main
+    _run(main, [path, '--work-dir', work_dir] +
+         _run_name(path, visualizer=True), takes_config=False)
     return path
 
 
@@ -309,7 +319,7 @@ def cls_train_cli(argv):
     [--mode probe|finetune] [--fraction F] [...]``: check the folders and
     the checkpoint, write the filled-in classification config into the
     work dir (``mm_instdisc.own_cls.write_cls_config``), then train it with
-    tools/train.py (mmengine's Runner).
+    ``mm_instdisc.apis.train`` (mmengine's Runner).
 
     Returns:
         str: The config written.
@@ -333,22 +343,29 @@ def cls_train_cli(argv):
     print(f'mm-instdisc-cls-train: config {path}', flush=True)
     if args.dry_run:
         return path
-    sys.argv = ['mm-instdisc-cls-train', path, '--work-dir', work_dir
-                ] + _run_name(path)
-    _run('train.py', takes_config=False)
+    from mm_instdisc.apis.train import main
+    _run(main, [path, '--work-dir', work_dir] + _run_name(path),
+         takes_config=False)
     return path
 
 
 def test():
-    _run('test.py')
+    """``mm-instdisc-test CONFIG CHECKPOINT ...`` (``mm_instdisc.apis.test``)."""
+    from mm_instdisc.apis.test import main
+    _run(main)
 
 
 def knn_eval():
-    _run('knn_eval.py')
+    """``mm-instdisc-knn-eval CONFIG CHECKPOINT ...``
+    (``mm_instdisc.apis.knn_eval``)."""
+    from mm_instdisc.apis.knn_eval import main
+    _run(main)
 
 
 def convert():
-    _run('model_converters/selfsup_to_backbone.py', takes_config=False)
+    """``mm-instdisc-convert SRC DST ...`` (``mm_instdisc.apis.convert``)."""
+    from mm_instdisc.apis.convert import main
+    _run(main, takes_config=False)
 
 
 def _export_parser():
@@ -418,4 +435,7 @@ def export_cli(argv):
 
 
 def make_fmnist_coco():
-    _run('dataset_converters/make_fmnist_coco.py', takes_config=False)
+    """``mm-instdisc-make-fmnist-coco [--out DIR] ...``
+    (``mm_instdisc.apis.make_fmnist_coco``)."""
+    from mm_instdisc.apis.make_fmnist_coco import main
+    _run(main, takes_config=False)

@@ -6,10 +6,13 @@ a pretraining checkpoint (``mm-instdisc-cls-train``).
 * :func:`read_labelled_folder` lists a folder with one sub-folder per class
   (as ``ImageFolderDataset(with_label=True)`` reads it) and refuses a folder
   without class sub-folders.
-* :func:`classifier_backbone` reads the ResNet of a pretraining checkpoint
-  (type, depth, widths, input channels from the weights, strides and style
-  from the config the checkpoint carries), checks that the backbone so
-  described loads the weights exactly, and gives its config.
+* :func:`classifier_backbone` reads the backbone of a pretraining
+  checkpoint (a ResNet's type, depth, widths, input channels from the
+  weights, strides and style from the config the checkpoint carries; a
+  ViT's width, depth, heads, patch size, position-embedding grid, input
+  channels), checks that the backbone so described loads the weights
+  exactly, and gives its config. A ViT (SplitMask's) gets the configs of
+  :data:`VIT_MODE_CONFIGS`, which swap it into the ResNet configs.
 * :func:`write_cls_config` writes the filled-in config into the work dir,
   as :func:`mm_instdisc.own_data.write_folder_config` does for pretraining
   and :func:`mm_instdisc.det.own_coco.write_det_config` for detection.
@@ -21,6 +24,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from mm_instdisc.own_data import _set_var
+from mm_instdisc.pretrained_backbone import VIT_EXTRA_KEYS, vit_config_vars
 
 #: --mode -> its config below configs/
 MODE_CONFIGS: Dict[str, str] = {
@@ -28,6 +32,14 @@ MODE_CONFIGS: Dict[str, str] = {
              'resnet18-w32_linear-probe_custom',
     'finetune': 'benchmarks/classification/custom/'
                 'resnet18-w32_finetune_custom',
+}
+#: --mode -> its config for a ViT (SplitMask's), whose ``_base_`` is the
+#: mode's config above (the data, schedule and head)
+VIT_MODE_CONFIGS: Dict[str, str] = {
+    'probe': 'benchmarks/classification/custom/'
+             'splitmask-vit_linear-probe_custom',
+    'finetune': 'benchmarks/classification/custom/'
+                'splitmask-vit_finetune_custom',
 }
 #: mmpretrain ResNets the classification configs take
 RESNET_TYPES = ('ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNet_CIFAR')
@@ -78,79 +90,66 @@ def read_labelled_folder(root: str) -> dict:
                 per_class=[int(n) for n in per_class])
 
 
-def classifier_backbone(checkpoint: str) -> dict:
+def classifier_backbone(checkpoint: str,
+                        num_heads: Optional[int] = None) -> dict:
     """The classifier backbone for a pretraining checkpoint.
+
+    Read by :func:`mm_instdisc.pretrained_backbone.\
+read_pretrained_backbone` (the weights and the config the checkpoint
+    carries): a ResNet's type, depth, widths, input channels, strides and
+    style, or a ViT's (SplitMask's ``SplitMaskViT``) width, depth, heads,
+    FFN, patch size, position-embedding grid and input channels
+    (:func:`~mm_instdisc.pretrained_backbone.vit_backbone_config`).
+    The backbone so described is built and must load the weights exactly.
 
     Args:
         checkpoint (str): A pretraining checkpoint (``backbone.*`` keys) or
             a converted backbone file (``mm-instdisc-convert``).
+        num_heads (int, optional): A ViT's attention heads (no weight shape
+            holds them); None: from the checkpoint's config. Defaults to
+            None.
 
     Returns:
-        dict: ``backbone`` (config keys: ``type``, ``depth``,
-        ``in_channels``, ``stem_channels``, ``base_channels`` and the
-        :data:`ARCH_KEYS` the pretraining config sets), ``prefix``
-        (``'backbone.'``, or None for a converted file), ``mean`` / ``std``
-        (the pretraining normalisation, or None), ``info``
-        (:func:`mm_instdisc.utils.export.describe_backbone`).
+        dict: ``arch`` (``'resnet'`` / ``'vit'``), ``backbone`` (config
+        keys; a ResNet: ``type``, ``depth``, ``in_channels``,
+        ``stem_channels``, ``base_channels`` and the :data:`ARCH_KEYS` the
+        pretraining config sets; a ViT: ``type``, ``arch``, ``img_size``,
+        ``patch_size``, ``in_channels`` and :data:`~mm_instdisc.utils.\
+pretrained_backbone.VIT_EXTRA_KEYS`),
+        ``prefix`` (``'backbone.'``, or None for a converted file),
+        ``mean`` / ``std`` (the pretraining normalisation, or None),
+        ``info`` (:func:`mm_instdisc.utils.export.describe_backbone`).
 
     Raises:
         FileNotFoundError: No such file.
-        ValueError: No backbone in it, a ViT or another architecture than
-            the configs' ResNets, or weights that do not fit the backbone
-            described.
+        ValueError: No backbone in it, another architecture than the
+            configs' ResNets and ViTs, a ViT whose heads are unknown, or
+            weights that do not fit the backbone described.
     """
-    import torch
-    from mmpretrain.registry import MODELS
-
-    import mm_instdisc.models  # noqa: F401  (registers SplitMaskViT ...)
-    from mm_instdisc.utils.export import (checkpoint_model_cfg,
-                                          describe_backbone, summary)
-    from mm_instdisc.utils.selfsup_to_backbone import (_top_level_groups,
-                                                       backbone_family,
-                                                       get_state_dict,
-                                                       selfsup_to_backbone,
-                                                       verify_backbone)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'--checkpoint {checkpoint!r} does not '
-                                'exist.')
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state = get_state_dict(ckpt)
-    if any(k.startswith('backbone.') for k in state):
-        weights, prefix = selfsup_to_backbone(state), 'backbone.'
-    elif backbone_family(state) != 'unknown':
-        weights, prefix = state, None  # a converted file, --out-prefix none
+    from mm_instdisc.pretrained_backbone import (build_verified,
+                                                 read_pretrained_backbone,
+                                                 vit_backbone_config)
+    from mm_instdisc.utils.export import summary
+    where = f'--checkpoint {checkpoint}'
+    read = read_pretrained_backbone(checkpoint, num_heads)
+    info, cfg = read['info'], read['cfg']
+    if info['arch'] == 'vit':
+        backbone = vit_backbone_config(info, cfg, where)
+    elif info['type'] not in RESNET_TYPES or info['depth'] is None:
+        raise ValueError(
+            f'{where}: architecture mismatch: it holds {summary(info)}; the '
+            'classification configs (configs/benchmarks/classification/'
+            f'custom/) take an mmpretrain {"/".join(RESNET_TYPES)} of depth '
+            '18, 34, 50, 101 or 152, or a ViT (SplitMaskViT).')
     else:
-        raise ValueError(
-            f'--checkpoint {checkpoint}: no backbone in it; it has '
-            f'{len(state)} tensors under {_top_level_groups(state)}. '
-            'Expected a pretraining checkpoint (backbone.* keys) or a '
-            'converted backbone (mm-instdisc-convert).')
-    model_cfg = checkpoint_model_cfg(ckpt) or {}
-    cfg = dict(model_cfg.get('backbone') or {})
-    info = describe_backbone(weights, cfg)
-    if info['arch'] != 'resnet' or info['type'] not in RESNET_TYPES \
-            or info['depth'] is None:
-        raise ValueError(
-            f'--checkpoint {checkpoint}: architecture mismatch: it holds '
-            f'{summary(info)}; the classification configs '
-            f'(configs/benchmarks/classification/custom/) take an mmpretrain '
-            f'{"/".join(RESNET_TYPES)} of depth 18, 34, 50, 101 or 152.')
-    backbone = dict(type=info['type'], depth=info['depth'],
-                    in_channels=info['in_channels'],
-                    stem_channels=info['stem_channels'],
-                    base_channels=info['base_channels'])
-    backbone.update({k: cfg[k] for k in ARCH_KEYS if k in cfg})
-    built = MODELS.get(info['type'])(
-        **{k: v for k, v in backbone.items() if k != 'type'})
-    verify_backbone(weights, built, f'--checkpoint {checkpoint}',
-                    info['type'])
-    pre = model_cfg.get('data_preprocessor') or {}
-    mean, std = pre.get('mean'), pre.get('std')
-    if mean is None or std is None or len(mean) != info['in_channels']:
-        mean = std = None
-    return dict(backbone=backbone, prefix=prefix, info=info,
-                mean=None if mean is None else [float(v) for v in mean],
-                std=None if std is None else [float(v) for v in std])
+        backbone = dict(type=info['type'], depth=info['depth'],
+                        in_channels=info['in_channels'],
+                        stem_channels=info['stem_channels'],
+                        base_channels=info['base_channels'])
+        backbone.update({k: cfg[k] for k in ARCH_KEYS if k in cfg})
+    build_verified(backbone, read['weights'], where)
+    return dict(arch=info['arch'], backbone=backbone, prefix=read['prefix'],
+                info=info, mean=read['mean'], std=read['std'])
 
 
 def subset_size(per_class, fraction: Optional[float]) -> int:
@@ -167,15 +166,21 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
                      epochs: Optional[int] = None,
                      size: Optional[int] = None,
                      batch_size: Optional[int] = None, seed: int = 0,
-                     workers: int = 2) -> str:
+                     workers: int = 2,
+                     num_heads: Optional[int] = None) -> str:
     """Write the classification config of ``mode`` filled in from the
     labelled folders and the checkpoint into ``work_dir``; returns its path.
+
+    A ViT checkpoint (SplitMask's) gets the config of
+    :data:`VIT_MODE_CONFIGS`: the mode's ResNet config filled in with the
+    data (written next to it) as its ``_base_``, the ViT's block filled in
+    from the checkpoint.
 
     Args:
         train (str): Training folder, one sub-folder per class.
         val (str): Validation folder, the same class sub-folders.
         checkpoint (str): Pretraining checkpoint (or converted backbone):
-            the backbone's architecture and weights.
+            the backbone's architecture (a ResNet or a ViT) and weights.
         work_dir (str): Where the config is written.
         mode (str): ``'probe'`` (frozen backbone, linear head) or
             ``'finetune'`` (the whole network). Defaults to ``'probe'``.
@@ -183,14 +188,19 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
             (0, 1] (seeded with ``seed``); None: the whole folder.
         epochs (int, optional): None: 50 for the probe, 100 fine-tuning.
         size (int, optional): Image side; None: from the training images
-            (a multiple of 32, at most 96 on a CPU, 224 on a GPU).
+            (a multiple of 32, at most 96 on a CPU, 224 on a GPU), for a
+            ViT its pretraining image side. A ViT's must be a multiple of
+            its patch size (the position embeddings are resized to it).
         batch_size (int, optional): None: 64, or less for a small folder.
         seed (int): ``randomness.seed`` and the subset's seed. Defaults
             to 0.
         workers (int): Data loader workers. Defaults to 2.
+        num_heads (int, optional): A ViT's attention heads, for a
+            checkpoint without its pretraining config. Defaults to None.
 
     Returns:
-        str: The config file written.
+        str: The config file written (for a ViT the ViT config, whose
+        ``_base_`` is the filled-in ResNet config next to it).
 
     Raises:
         ValueError, FileNotFoundError: Bad arguments, folders or
@@ -218,9 +228,18 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
             f'--val {val!r} has the class sub-folders {list(va["classes"])}'
             f', --train {train!r} {list(tr["classes"])}; expected the same '
             'names.')
-    net = classifier_backbone(checkpoint)
+    net = classifier_backbone(checkpoint, num_heads)
     backbone = net['backbone']
     channels = backbone['in_channels']
+    is_vit = net['arch'] == 'vit'
+    if is_vit:
+        patch = backbone['patch_size']
+        size = int(size or backbone['img_size'])
+        if size % patch:
+            raise ValueError(
+                f'Illegal size {size} for {checkpoint}: its ViT has '
+                f'{patch}x{patch} patches; expected a multiple of {patch} '
+                f'(it was pretrained at {backbone["img_size"]} px).')
     n = subset_size(tr['per_class'], fraction)
     bs = int(batch_size
              or min(64, max(2, 2**int(np.log2(max(n // 4, 1))))))
@@ -254,15 +273,26 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
             ('channels', channels), ('num_classes', len(tr['classes'])),
             ('checkpoint', osp.abspath(checkpoint)),
             ('checkpoint_prefix', net['prefix']), ('mean', mean),
-            ('std', std), ('backbone_type', backbone['type']),
-            ('depth', backbone['depth']),
-            ('stem_channels', backbone['stem_channels']),
-            ('base_channels', backbone['base_channels']),
+            ('std', std),
             ('fraction', None if fraction is None else float(fraction)),
             ('max_epochs', max_epochs), ('batch_size', bs),
             ('seed', int(seed))):
         text = _set_var(text, name, value)
-    extra_keys = {k: backbone[k] for k in ARCH_KEYS if k in backbone}
+    extra_keys = {k: backbone[k] for k in (VIT_EXTRA_KEYS if is_vit else
+                                           ARCH_KEYS) if k in backbone}
+    backbone_line = f"model['backbone'].update({extra_keys!r})"
+    if is_vit:  # the ViT's block is in the ViT config
+        vit_src = get_config(VIT_MODE_CONFIGS[mode])
+        with open(vit_src) as f:
+            vit_text = f.read()
+        for name, value in vit_config_vars(backbone).items():
+            vit_text = _set_var(vit_text, name, value)
+    else:
+        for name, value in (('backbone_type', backbone['type']),
+                            ('depth', backbone['depth']),
+                            ('stem_channels', backbone['stem_channels']),
+                            ('base_channels', backbone['base_channels'])):
+            text = _set_var(text, name, value)
     iters = max(1, max_epochs * (n // bs))
     extra = [
         f'# filled in by mm-instdisc-cls-train from {osp.abspath(train)} '
@@ -271,9 +301,8 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
         + f') and {osp.abspath(checkpoint)}'
         + ('' if not need_stats else '; mean / std of the training images'),
         f'classes = {tr["classes"]!r}',
-        f"model['backbone'].update({extra_keys!r})",
         f"default_hooks['logger']['interval'] = {min(10, iters)}",
-    ]
+    ] + ([] if is_vit else [backbone_line])
     for loader in ('train_dataloader', 'val_dataloader'):
         extra.append(f"{loader}.update(num_workers={int(workers)}, "
                      f"persistent_workers={int(workers) > 0})")
@@ -281,4 +310,14 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
     out = osp.join(work_dir, osp.basename(src))
     with open(out, 'w') as f:
         f.write(text.rstrip() + '\n\n' + '\n'.join(extra) + '\n')
-    return out
+    if not is_vit:
+        return out
+    base_line = f"_base_ = ['./{osp.basename(src)}']"
+    if base_line not in vit_text:
+        raise KeyError(f'{vit_src} has no line "{base_line}".')
+    vit_text = vit_text.replace(base_line, f'_base_ = [{out!r}]')
+    vit_out = osp.join(work_dir, osp.basename(vit_src))
+    with open(vit_out, 'w') as f:
+        f.write(vit_text.rstrip() + '\n\n# filled in by mm-instdisc-cls-'
+                f'train from {osp.abspath(checkpoint)}\n{backbone_line}\n')
+    return vit_out

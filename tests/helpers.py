@@ -20,9 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @contextlib.contextmanager
 def benchmark_script(name):
-    """Import ``tools/benchmarks/<name>.py`` as a module (for the duration
+    """Import ``benchmarks/<name>.py`` as a module (for the duration
     of the ``with``, the folder is on ``sys.path``)."""
-    folder = os.path.join(ROOT, 'tools/benchmarks')
+    folder = os.path.join(ROOT, 'benchmarks')
     sys.path.insert(0, folder)
     try:
         yield importlib.import_module(name)
@@ -609,6 +609,47 @@ def build_splitmask(vocab_size: int = 64):
     model.init_weights()
     _perturb(model)
     return model
+
+
+SPLITMASK_FOLDER_CONFIG = os.path.join(
+    ROOT, 'configs/splitmask/'
+    'splitmask_vit-w64d4-p8_1xb128-bf16-coslr-100e_custom.py')
+
+
+def save_splitmask_folder_checkpoint(path, img_size: int = 32,
+                                     patch_size: int = 8):
+    """A tiny SplitMask of the folder config (``mm-instdisc-train
+    splitmask``): ``TINY_VIT_ARCH`` (32 wide, 2 layers, 2 heads) on RGB
+    ``img_size`` px images with ``patch_size`` px patches, saved as
+    mmengine's Runner saves it (``meta['cfg']``: the config's text, which
+    gives the heads). Returns (model, path)."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    import mm_instdisc.models  # noqa: F401
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(SPLITMASK_FOLDER_CONFIG)
+    grid, dims = img_size // patch_size, TINY_VIT_ARCH['embed_dims']
+    cfg.model.backbone.update(arch=dict(TINY_VIT_ARCH), img_size=img_size,
+                              patch_size=patch_size)
+    cfg.model.neck.update(embed_dims=dims, patch_resolution=grid,
+                          num_heads=TINY_VIT_ARCH['num_heads'])
+    cfg.model.head.loss.update(embed_dims=dims, vocab_size=64)
+    cfg.model.target_generator.update(vocab_size=64, patch_size=patch_size)
+    cfg.model.data_preprocessor.augment.crop_size = img_size
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    _perturb(model)
+    torch.save(
+        dict(meta=dict(epoch=1, iter=10, mmengine_version='0.10.7',
+                       cfg=cfg.pretty_text),
+             state_dict=model.state_dict(), message_hub=dict(log_scalars={}),
+             optimizer=dict(state={}, param_groups=[dict(lr=1e-3)])),
+        path)
+    return model, str(path)
 
 
 def save_selfsup_checkpoint(model, path) -> str:

@@ -10,10 +10,15 @@ pretraining checkpoint (``mm-instdisc-det-train``).
   loading, and logs how many images have no boxes (kept as negatives, or
   dropped by ``filter_empty_gt=True``).
 * :func:`backbone_from_checkpoint` reads the backbone of a pretraining
-  checkpoint (type, depth, widths, input channels, from the weights and the
-  config the checkpoint carries), checks that the backbone it describes
-  loads them exactly, and gives its config: pretrained, or, for the
-  random-init baseline, the pretraining network's own initialisation.
+  checkpoint (a ResNet's type, depth, widths, input channels; a ViT's
+  width, depth, heads, patch size, position-embedding grid, input channels;
+  from the weights and the config the checkpoint carries), checks that the
+  backbone it describes loads them exactly, and gives its config:
+  pretrained, or, for the random-init baseline, the pretraining network's
+  own initialisation. A ViT (SplitMask's) reaches the detector through the
+  simple feature pyramid
+  (:class:`~mm_instdisc.det.splitmask_fpn.SplitMaskSimpleFPN`,
+  :func:`vit_feat_strides`).
 * :func:`write_det_config` writes the filled-in config into the work dir,
   as :func:`mm_instdisc.own_data.write_folder_config` does for pretraining.
 """
@@ -45,6 +50,8 @@ RESNET_STEM_STRIDES = {'ResNet': 4, 'ResNetV1c': 4, 'ResNetV1d': 4,
 #: keys of the pretraining config's backbone that shape or initialise it
 ARCH_KEYS = ('strides', 'dilations', 'style', 'avg_down', 'deep_stem',
              'zero_init_residual', 'num_stages')
+#: scale factors SplitMaskSimpleFPN takes (of a ViT's stride-patch map)
+SIMPLE_FPN_SCALES = (4.0, 2.0, 1.0, 0.5)
 MAX_SHORT_SIDE = 512
 BOX_TOLERANCE = 1.0  # px a box may reach beyond its image (rounding)
 
@@ -273,21 +280,37 @@ def _default_init_cfg(cls) -> Optional[list]:
     return None
 
 
-def _pretraining_model_cfg(ckpt: dict) -> Optional[dict]:
-    """``model`` of the config an mmengine checkpoint carries, or None."""
-    from mm_instdisc.utils.export import checkpoint_model_cfg
-    return checkpoint_model_cfg(ckpt)
+def vit_feat_strides(patch_size: int) -> List[int]:
+    """Strides of the four pyramid levels of a ViT of ``patch_size``.
+
+    :class:`~mm_instdisc.det.splitmask_fpn.SplitMaskSimpleFPN` scales the
+    ViT's stride-``patch_size`` map by 4, 2, 1 or 0.5; the levels are those
+    of its strides that are whole and at least 4 px (all four for 16 px
+    patches: 4, 8, 16, 32; 2, 1, 0.5 for 8 px: 4, 8, 16), continued by
+    doubling (the pyramid's stride-2 subsamplings) to four.
+    """
+    strides = [patch_size / s for s in SIMPLE_FPN_SCALES
+               if (patch_size / s) % 1 == 0 and patch_size / s >= 4]
+    if not strides:  # patches of 1 px: the coarsest scale only
+        strides = [patch_size / SIMPLE_FPN_SCALES[-1]]
+    strides = [int(s) for s in strides]
+    while len(strides) < 4:
+        strides.append(strides[-1] * 2)
+    return strides[:4]
 
 
-def backbone_from_checkpoint(checkpoint: str,
-                             random_init: bool = False) -> dict:
+def backbone_from_checkpoint(checkpoint: str, random_init: bool = False,
+                             num_heads: Optional[int] = None) -> dict:
     """The detector backbone for a pretraining checkpoint.
 
-    The architecture comes from the weights
-    (:func:`mm_instdisc.utils.export.describe_backbone`: type, depth,
-    stem and base width, input channels) and, when the checkpoint carries
-    its config, the pretraining backbone's strides, style and
-    initialisation; the backbone so described is built and must load the
+    The architecture comes from the weights and the config the checkpoint
+    carries (:func:`mm_instdisc.pretrained_backbone.\
+read_pretrained_backbone`): a ResNet's type, depth, stem and base width,
+    input channels and the pretraining backbone's strides, style and
+    initialisation; a ViT's (SplitMask's ``SplitMaskViT``) width, depth,
+    heads, FFN, patch size, position-embedding grid, input channels and
+    init (:func:`~mm_instdisc.pretrained_backbone.\
+vit_backbone_config`). The backbone so described is built and must load the
     weights exactly (:func:`mm_instdisc.utils.selfsup_to_backbone.\
 verify_backbone`, the converter's ``--verify``).
 
@@ -297,90 +320,70 @@ verify_backbone`, the converter's ``--verify``).
         random_init (bool): Give the pretraining network's initialisation
             (its config's backbone ``init_cfg``, else the class's default)
             instead of the weights. Defaults to False.
+        num_heads (int, optional): A ViT's attention heads (no weight shape
+            holds them); None: from the checkpoint's config. Defaults to
+            None.
 
     Returns:
-        dict: ``backbone`` (config keys: ``type``, ``depth``,
-        ``in_channels``, ``stem_channels``, ``base_channels``,
-        ``init_cfg``, and the :data:`ARCH_KEYS` the pretraining config
-        sets; ``zero_init_residual`` False unless it says otherwise),
-        ``feat_strides`` (of the four stages), ``mean`` / ``std`` (the
+        dict: ``arch`` (``'resnet'`` / ``'vit'``), ``backbone`` (config
+        keys; a ResNet: ``type``, ``depth``, ``in_channels``,
+        ``stem_channels``, ``base_channels``, ``init_cfg`` and the
+        :data:`ARCH_KEYS` the pretraining config sets, ``zero_init_residual``
+        False unless it says otherwise; a ViT: ``type``, ``arch``,
+        ``img_size``, ``patch_size``, ``in_channels``, ``init_cfg`` and the
+        other keys of :func:`~mm_instdisc.pretrained_backbone.\
+vit_backbone_config`), ``feat_strides`` (of the four stages, or of a ViT's
+        pyramid: :func:`vit_feat_strides`), ``mean`` / ``std`` (the
         pretraining normalisation, or None), ``info`` (the description).
 
     Raises:
         FileNotFoundError: No such file.
-        ValueError: No ResNet backbone in it (a ViT, other keys: the message
-            names what it holds), a non-standard depth, or weights that do
-            not fit the backbone described.
+        ValueError: No backbone in it (the message names what it holds),
+            a ResNet of a non-standard depth, a ViT whose heads are unknown,
+            or weights that do not fit the backbone described.
     """
-    import torch
     from mmpretrain.registry import MODELS
 
-    from mm_instdisc.utils.export import describe_backbone, summary
-    from mm_instdisc.utils.selfsup_to_backbone import (_top_level_groups,
-                                                       backbone_family,
-                                                       get_state_dict,
-                                                       selfsup_to_backbone,
-                                                       verify_backbone)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'--checkpoint {checkpoint!r} does not '
-                                'exist.')
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state = get_state_dict(ckpt)
-    if any(k.startswith('backbone.') for k in state):
-        weights, prefix = selfsup_to_backbone(state), 'backbone.'
-    elif backbone_family(state) != 'unknown':
-        weights, prefix = state, None  # a converted file, --out-prefix none
+    from mm_instdisc.pretrained_backbone import (build_verified,
+                                                 read_pretrained_backbone,
+                                                 vit_backbone_config)
+    from mm_instdisc.utils.export import summary
+    where = f'--checkpoint {checkpoint}'
+    read = read_pretrained_backbone(checkpoint, num_heads)
+    weights, prefix, info, cfg = (read[k] for k in ('weights', 'prefix',
+                                                    'info', 'cfg'))
+    if info['arch'] == 'vit':
+        backbone = vit_backbone_config(info, cfg, where)
+        backbone['type'] = 'mmpretrain.' + backbone['type']
+        feat = vit_feat_strides(info['patch_size'])
     else:
-        raise ValueError(
-            f'--checkpoint {checkpoint}: no backbone in it; it has '
-            f'{len(state)} tensors under {_top_level_groups(state)}. '
-            'Expected a pretraining checkpoint (backbone.* keys) or a '
-            'converted backbone (mm-instdisc-convert).')
-    model_cfg = _pretraining_model_cfg(ckpt) or {}
-    cfg = dict(model_cfg.get('backbone') or {})
-    info = describe_backbone(weights, cfg)
-    if info['arch'] != 'resnet':
-        raise ValueError(
-            f'--checkpoint {checkpoint}: architecture mismatch: it holds a '
-            f'{info["arch"]} backbone ({summary(info)}); mm-instdisc-det-'
-            'train builds ResNet + FPN detectors. For SplitMask\'s ViT use '
-            'configs/splitmask/mask-rcnn_splitmask-vit-s_fpn_coco.py.')
-    kind = info['type']
-    if kind not in RESNET_STEM_STRIDES or info['depth'] is None:
-        raise ValueError(
-            f'--checkpoint {checkpoint}: {summary(info)}; expected an '
-            f'mmpretrain {sorted(RESNET_STEM_STRIDES)} of depth 18, 34, 50, '
-            '101 or 152.')
-    backbone = dict(type=f'mmpretrain.{kind}', depth=info['depth'],
-                    in_channels=info['in_channels'],
-                    stem_channels=info['stem_channels'],
-                    base_channels=info['base_channels'],
-                    zero_init_residual=False)
-    backbone.update({k: cfg[k] for k in ARCH_KEYS if k in cfg})
-    build_cfg = dict(backbone, type=kind)
-    cls = MODELS.get(kind)
-    built = cls(**{k: v for k, v in build_cfg.items() if k != 'type'})
-    verify_backbone(weights, built, f'--checkpoint {checkpoint}',
-                    backbone['type'])
+        kind = info['type']
+        if kind not in RESNET_STEM_STRIDES or info['depth'] is None:
+            raise ValueError(
+                f'{where}: {summary(info)}; expected an mmpretrain '
+                f'{sorted(RESNET_STEM_STRIDES)} of depth 18, 34, 50, 101 or '
+                '152, or a ViT (SplitMaskViT).')
+        backbone = dict(type=f'mmpretrain.{kind}', depth=info['depth'],
+                        in_channels=info['in_channels'],
+                        stem_channels=info['stem_channels'],
+                        base_channels=info['base_channels'],
+                        zero_init_residual=False)
+        backbone.update({k: cfg[k] for k in ARCH_KEYS if k in cfg})
+        strides = backbone.get('strides', (1, 2, 2, 2))
+        feat = [int(s) for s in
+                RESNET_STEM_STRIDES[kind] * np.cumprod(strides)]
+    build_verified(backbone, weights, where)
     if random_init:
-        backbone['init_cfg'] = (copy.deepcopy(cfg['init_cfg'])
-                                if 'init_cfg' in cfg else
-                                _default_init_cfg(cls))
+        backbone['init_cfg'] = (
+            copy.deepcopy(cfg['init_cfg']) if 'init_cfg' in cfg else
+            _default_init_cfg(MODELS.get(backbone['type'].split('.')[-1])))
     else:
         backbone['init_cfg'] = dict(type='Pretrained',
                                     checkpoint=osp.abspath(checkpoint))
         if prefix:
             backbone['init_cfg']['prefix'] = prefix
-    strides = backbone.get('strides', (1, 2, 2, 2))
-    feat = list(RESNET_STEM_STRIDES[kind] * np.cumprod(strides))
-    pre = model_cfg.get('data_preprocessor') or {}
-    mean, std = pre.get('mean'), pre.get('std')
-    if mean is None or len(mean) != info['in_channels']:
-        mean = std = None
-    return dict(backbone=backbone, feat_strides=[int(s) for s in feat],
-                mean=None if mean is None else [float(v) for v in mean],
-                std=None if std is None else [float(v) for v in std],
-                info=info)
+    return dict(arch=info['arch'], backbone=backbone, feat_strides=feat,
+                mean=read['mean'], std=read['std'], info=info)
 
 
 def det_scale(short_side: int, size: Optional[int] = None,
@@ -399,7 +402,10 @@ def write_det_config(train_ann: str, train_images: str, val_ann: str,
                      arch: str = 'faster-rcnn', epochs: int = 12,
                      size: Optional[int] = None, seed: int = 0,
                      random_init: bool = False, batch_size: int = 2,
-                     norm: str = 'bn', workers: int = 2) -> str:
+                     fpn_channels: int = 256, rois_per_image: int = 512,
+                     roi_sampling_ratio: int = 0,
+                     norm: str = 'bn', workers: int = 2,
+                     num_heads: Optional[int] = None) -> str:
     """Write the detection config of ``arch`` filled in from the COCO jsons
     and the checkpoint into ``work_dir``; returns its path.
 
@@ -408,8 +414,9 @@ def write_det_config(train_ann: str, train_images: str, val_ann: str,
         train_images (str): Its image folder.
         val_ann (str): Validation COCO json (box / mask AP).
         val_images (str): Its image folder.
-        checkpoint (str): Pretraining checkpoint (or converted backbone);
-            with ``random_init`` only its architecture is used.
+        checkpoint (str): Pretraining checkpoint (or converted backbone):
+            a ResNet, or a ViT (SplitMask's) through the simple feature
+            pyramid; with ``random_init`` only its architecture is used.
         work_dir (str): Where the config is written.
         arch (str): ``'faster-rcnn'`` or ``'mask-rcnn'``. Defaults to
             ``'faster-rcnn'``.
@@ -419,11 +426,13 @@ def write_det_config(train_ann: str, train_images: str, val_ann: str,
         seed (int): ``randomness.seed``. Defaults to 0.
         random_init (bool): The random-init baseline with the pretraining
             network's initialisation. Defaults to False.
-        batch_size (int): Images per batch (lr 0.02 x batch / 16).
-            Defaults to 2.
-        norm (str): One of :data:`NORMS` (see the config). Defaults to
-            ``'bn'``.
+        batch_size (int): Images per batch (SGD lr 0.02 x batch / 16; a
+            ViT: AdamW lr 1e-4 x batch / 16). Defaults to 2.
+        norm (str): One of :data:`NORMS` (see the config), a ResNet's BN;
+            a ViT (LayerNorm) takes ``'bn'`` only. Defaults to ``'bn'``.
         workers (int): Data loader workers. Defaults to 2.
+        num_heads (int, optional): A ViT's attention heads, for a
+            checkpoint without its pretraining config. Defaults to None.
 
     Returns:
         str: The config file written (for ``mask-rcnn`` the mask config,
@@ -435,14 +444,18 @@ def write_det_config(train_ann: str, train_images: str, val_ann: str,
             :func:`backbone_from_checkpoint`), before anything trains.
     """
     from mm_instdisc.configs import get_config
+    from mm_instdisc.pretrained_backbone import VIT_EXTRA_KEYS, vit_config_vars
     if arch not in ARCH_CONFIGS:
         raise ValueError(f'Unknown arch {arch!r}; expected one of '
                          f'{sorted(ARCH_CONFIGS)}.')
     if norm not in NORMS:
         raise ValueError(f'Illegal norm {norm!r}; expected one of {NORMS}.')
-    for name, v in (('epochs', epochs), ('batch_size', batch_size)):
-        if int(v) < 1:
-            raise ValueError(f'Illegal {name}: {v}; expected >= 1.')
+    for name, v, low in (('epochs', epochs, 1), ('batch_size', batch_size, 1),
+                         ('fpn_channels', fpn_channels, 1),
+                         ('rois_per_image', rois_per_image, 1),
+                         ('roi_sampling_ratio', roi_sampling_ratio, 0)):
+        if int(v) < low:
+            raise ValueError(f'Illegal {name}: {v}; expected >= {low}.')
     with_mask = arch == 'mask-rcnn'
     train = read_coco_json(train_ann, train_images, with_mask)
     val = read_coco_json(val_ann, val_images, with_mask)
@@ -450,8 +463,14 @@ def write_det_config(train_ann: str, train_images: str, val_ann: str,
         raise ValueError(f'{val_ann} has the categories {val["classes"]}, '
                          f'{train_ann} {train["classes"]}; expected the '
                          'same, in the same order.')
-    net = backbone_from_checkpoint(checkpoint, random_init)
+    net = backbone_from_checkpoint(checkpoint, random_init, num_heads)
     backbone = net['backbone']
+    is_vit = net['arch'] == 'vit'
+    if is_vit and norm != 'bn':
+        raise ValueError(
+            f'Illegal norm {norm!r} for {checkpoint}: it holds a ViT, whose '
+            "LayerNorms have no BN statistics to sync or freeze; expected "
+            "'bn' (the default, which leaves a ViT as it is).")
     channels = backbone['in_channels']
     iters = int(epochs) * math.ceil(train['num_images'] / int(batch_size))
     warmup = max(1, min(500, iters // 10))  # well below the run's length
@@ -468,17 +487,26 @@ def write_det_config(train_ann: str, train_images: str, val_ann: str,
             ('classes', train['classes']), ('scale', scale),
             ('checkpoint', '' if random_init else osp.abspath(checkpoint)),
             ('channels', channels), ('backbone_type', backbone['type']),
-            ('depth', backbone['depth']),
-            ('stem_channels', backbone['stem_channels']),
-            ('base_channels', backbone['base_channels']),
             ('feat_strides', net['feat_strides']), ('norm', norm),
             ('max_epochs', int(epochs)), ('warmup_iters', warmup),
-            ('batch_size', int(batch_size)), ('seed', int(seed))):
+            ('batch_size', int(batch_size)), ('seed', int(seed)),
+            ('fpn_channels', int(fpn_channels)),
+            ('rois_per_image', int(rois_per_image)),
+            ('roi_sampling_ratio', int(roi_sampling_ratio))):
+        text = _set_var(text, name, value)
+    if is_vit:
+        arch_vars = vit_config_vars(backbone)
+        arch_vars.pop('backbone_type')  # set above, with its scope
+    else:
+        arch_vars = {k: backbone[k] for k in ('depth', 'stem_channels',
+                                              'base_channels')}
+    for name, value in arch_vars.items():
         text = _set_var(text, name, value)
     if net['mean'] is not None:
         text = _set_var(text, 'mean', net['mean'])
         text = _set_var(text, 'std', net['std'])
-    extra_keys = {k: backbone[k] for k in ARCH_KEYS if k in backbone}
+    extra_keys = {k: backbone[k] for k in (VIT_EXTRA_KEYS if is_vit else
+                                           ARCH_KEYS) if k in backbone}
     extra = [
         f'# filled in by mm-instdisc-det-train from {osp.abspath(train_ann)}'
         f' ({train["num_images"]} images, {train["num_annotations"]} '

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import build_npid, build_splitmask, save_selfsup_checkpoint
+from tests.helpers import (TINY_VIT_ARCH, build_npid, build_splitmask,
+                           save_selfsup_checkpoint,
+                           save_splitmask_folder_checkpoint)
 
 # a width-16 mmpretrain ResNet-18 with the folder configs' stem (7x7, RGB)
 BACKBONE = dict(type='ResNet', depth=18, in_channels=3, stem_channels=16,
@@ -114,8 +116,11 @@ def _losses(work_dir):
     return [r['loss'] for r in rows if 'loss' in r]
 
 
-def test_probe_trains_the_head_only(data, tmp_path):
+@pytest.mark.parametrize('arch', ['resnet', 'vit'])
+def test_probe_trains_the_head_only(data, tmp_path, request, arch):
     from mmengine.runner import Runner
+    if arch == 'vit':  # SplitMask's (the fixture below)
+        data = dict(data, **request.getfixturevalue('vit'))
     cfg = _cfg(data, tmp_path, epochs=1, batch_size=6)  # 2 iterations
     cfg.default_hooks.logger.interval = 1
     runner = Runner.from_cfg(cfg)
@@ -126,7 +131,7 @@ def test_probe_trains_the_head_only(data, tmp_path):
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     after = runner.model.state_dict()
     backbone = [k for k in after if k.startswith('backbone.')]
-    assert backbone
+    assert len(backbone) == len(data['backbone'])
     for k in backbone:  # weights and BN statistics (norm_eval) unchanged
         assert torch.equal(after[k], snap.state[k]), k
         assert torch.equal(after[k], data['backbone'][k[len('backbone.'):]])
@@ -242,11 +247,13 @@ def test_other_classes_in_val_are_refused(data, tmp_path):
                          str(tmp_path / 'w'))
 
 
-def test_checkpoint_of_another_architecture_is_refused(data, tmp_path):
+def test_checkpoint_without_a_backbone_is_refused(data, tmp_path):
     from mm_instdisc.own_cls import write_cls_config
+
+    # a ViT without its pretraining config: the heads are in no weight
     vit = save_selfsup_checkpoint(build_splitmask(), tmp_path / 'sm.pth')
-    with pytest.raises(ValueError, match='architecture mismatch: it holds '
-                       'VisionTransformer.*take an mmpretrain ResNet'):
+    with pytest.raises(ValueError, match='VisionTransformer: 2 layers, width '
+                       '32.*number of attention heads is in no weight shape'):
         write_cls_config(data['train'], data['val'], vit, str(tmp_path / 'w'))
     junk = str(tmp_path / 'junk.pth')
     torch.save(dict(state_dict={'foo.weight': torch.zeros(2)}), junk)
@@ -271,3 +278,100 @@ def test_fraction_leaving_less_than_a_batch_is_refused(data, tmp_path):
                        r'0.01 of 12 .*fewer than one batch of 4'):
         write_cls_config(data['train'], data['val'], data['ckpt'],
                          str(tmp_path), fraction=0.01, batch_size=4)
+
+
+# -- SplitMask's ViT ---------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def vit(tmp_path_factory):
+    """A tiny SplitMask of the folder config (32 wide, 2 layers, 2 heads,
+    8 px patches, 32 px images) saved with its config."""
+    tmp = tmp_path_factory.mktemp('vit')
+    model, ckpt = save_splitmask_folder_checkpoint(tmp / 'splitmask.pth')
+    return dict(ckpt=ckpt, backbone={k: v.clone() for k, v in
+                                     model.backbone.state_dict().items()})
+
+
+@pytest.mark.parametrize('mode', ['probe', 'finetune'])
+def test_vit_config_builds_and_loads_the_checkpoint(data, vit, tmp_path,
+                                                    mode):
+    from mmengine.runner import Runner
+    cfg = _cfg(dict(data, ckpt=vit['ckpt']), tmp_path, mode=mode, epochs=2)
+    bb = cfg.model.backbone
+    assert bb.type == 'SplitMaskViT'
+    assert dict(bb.arch) == TINY_VIT_ARCH  # the heads from the config
+    assert (bb.img_size, bb.patch_size, bb.in_channels, bb.out_type) == (
+        32, 8, 3, 'featmap')
+    assert cfg.model.neck.type == 'GlobalAveragePooling'
+    assert cfg.model.head.in_channels == 32 and cfg.model.head.num_classes == 3
+    assert cfg.img_size == 32  # the pretraining size
+    # the SplitMask config's normalisation, not the images'
+    assert cfg.model.data_preprocessor.mean == [123.675, 116.28, 103.53]
+    init = bb.init_cfg
+    assert (init.type, init.checkpoint, init.prefix) == (
+        'Pretrained', osp.abspath(vit['ckpt']), 'backbone.')
+    assert cfg.train_cfg.max_epochs == 2 and cfg.classes == CLASSES
+    if mode == 'probe':
+        assert (bb.frozen_stages, bb.drop_path_rate) == (2, 0.)
+    else:
+        assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+        assert cfg.optim_wrapper.constructor == \
+            'LearningRateDecayOptimWrapperConstructor'
+    model = Runner.from_cfg(cfg).model
+    assert type(model.backbone).__name__ == 'SplitMaskViT'
+    model.init_weights()
+    sd = model.backbone.state_dict()
+    assert sd.keys() == vit['backbone'].keys()
+    for k, v in vit['backbone'].items():
+        assert torch.equal(sd[k], v), k
+    # the feature: the mean of the final-normed patch tokens (SplitMask's)
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()  # no drop path
+    with torch.no_grad():
+        tokens = model.backbone.ln1(_tokens(model.backbone, x))
+        feat = model.extract_feat(x)[-1]
+    torch.testing.assert_close(feat, tokens[:, 1:].mean(dim=1))
+
+
+def _tokens(vit, x):
+    """The ViT's last layer output before the final norm, written out:
+    patch embedding, class token, position embedding, the layers."""
+    patches, _ = vit.patch_embed(x)
+    h = torch.cat([vit.cls_token.expand(len(x), -1, -1), patches], dim=1)
+    h = h + vit.pos_embed
+    for layer in vit.layers:
+        h = layer(h)
+    return h
+
+
+@pytest.mark.slow
+def test_vit_finetune_iteration_from_the_cli(data, vit, tmp_path):
+    from mm_instdisc.cli import cls_train_cli
+    work = str(tmp_path / 'work')
+    path = cls_train_cli([
+        '--train', data['train'], '--val', data['val'], '--checkpoint',
+        vit['ckpt'], '--mode', 'finetune', '--epochs', '1', '--batch-size',
+        '12', '--workers', '0', '--work-dir', work])
+    assert path.endswith('splitmask-vit_finetune_custom.py')
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu',
+                      weights_only=False)
+    losses = ckpt['message_hub']['log_scalars']['train/loss'].data[0]
+    assert len(losses) == 1 and math.isfinite(losses[0]) and losses[0] > 0
+    sd = ckpt['state_dict']
+    # the fixed sin-cos position embeddings stay the checkpoint's; the
+    # layers are one AdamW step (lr 5e-4, layer-decayed) away from it
+    assert torch.equal(sd['backbone.pos_embed'], vit['backbone']['pos_embed'])
+    w, w0 = (sd['backbone.layers.1.attn.qkv.weight'],
+             vit['backbone']['layers.1.attn.qkv.weight'])
+    assert not torch.equal(w, w0) and (w - w0).abs().max() < 1e-3
+
+
+def test_vit_size_must_be_a_multiple_of_the_patch(data, vit, tmp_path):
+    from mm_instdisc.own_cls import write_cls_config
+    with pytest.raises(ValueError, match=r'Illegal size 36 for .*8x8 '
+                       r'patches; expected a multiple of 8'):
+        write_cls_config(data['train'], data['val'], vit['ckpt'],
+                         str(tmp_path), size=36)
+    cfg = _cfg(dict(data, ckpt=vit['ckpt']), tmp_path, size=48)
+    assert cfg.img_size == 48 and cfg.model.backbone.img_size == 32

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import (NPID_MODEL_CONFIG, build_npid, build_splitmask,
-                           save_selfsup_checkpoint)
+from tests.helpers import (NPID_MODEL_CONFIG, TINY_VIT_ARCH, build_npid,
+                           build_splitmask, save_selfsup_checkpoint,
+                           save_splitmask_folder_checkpoint)
 
 # a width-16 mmpretrain ResNet-18 with the folder configs' stem (7x7, RGB)
 BACKBONE = dict(type='ResNet', depth=18, in_channels=3, stem_channels=16,
@@ -123,11 +124,14 @@ def test_missing_images_and_segmentations_are_refused(tmp_path):
         read_coco_json(ann, with_mask=True)
 
 
-def test_checkpoint_of_another_architecture_is_refused(tmp_path, data):
+def test_checkpoint_without_a_backbone_is_refused(tmp_path, data):
     from mm_instdisc.det.own_coco import write_det_config
+
+    # a ViT without its pretraining config: the heads are in no weight
     vit = save_selfsup_checkpoint(build_splitmask(), tmp_path / 'sm.pth')
-    with pytest.raises(ValueError, match=r'architecture mismatch: it holds a '
-                       r'vit backbone.*builds ResNet \+ FPN detectors'):
+    with pytest.raises(ValueError, match=r'VisionTransformer: 2 layers, '
+                       r'width 32.*number of attention heads is in '
+                       r'no weight shape'):
         write_det_config(*data['train'], *data['val'], vit, data['work_dir'])
     neck = tmp_path / 'neck.pth'
     torch.save(dict(state_dict={'neck.fc.weight': torch.zeros(2, 2)}), neck)
@@ -217,14 +221,15 @@ def test_config_classes_must_be_the_jsons(data):
                         metainfo=dict(classes=('object', )), pipeline=[])
 
 
-@pytest.mark.slow
-def test_one_iteration_from_npid_checkpoint(data):
+def _one_iteration(data, ckpt):
+    """One epoch of one iteration (6 images) by the command from ``ckpt``,
+    validated; the state dict it saved."""
     from mm_instdisc.cli import det_train_cli
     (train, train_dir), (val, val_dir) = data['train'], data['val']
     path = det_train_cli([
         '--train', train, '--train-images', train_dir, '--val', val,
-        '--val-images', val_dir, '--checkpoint', data['ckpt'], '--epochs',
-        '1', '--batch-size', '6', '--workers', '0', '--work-dir',
+        '--val-images', val_dir, '--checkpoint', ckpt, '--epochs', '1',
+        '--batch-size', '6', '--workers', '0', '--work-dir',
         data['work_dir']])
     assert osp.isfile(path)
     logs = glob.glob(osp.join(data['work_dir'], '*', 'vis_data',
@@ -234,10 +239,15 @@ def test_one_iteration_from_npid_checkpoint(data):
     losses = [r['loss'] for r in rows if 'loss' in r]
     assert len(losses) == 1 and math.isfinite(losses[0]) and losses[0] > 0
     assert any('coco/bbox_mAP' in r for r in rows)  # validated too
+    return torch.load(osp.join(data['work_dir'], 'epoch_1.pth'),
+                      map_location='cpu', weights_only=False)['state_dict']
+
+
+@pytest.mark.slow
+def test_one_iteration_from_npid_checkpoint(data):
+    sd = _one_iteration(data, data['ckpt'])
     # the backbone started from the checkpoint
-    ckpt = torch.load(osp.join(data['work_dir'], 'epoch_1.pth'),
-                      map_location='cpu', weights_only=False)
-    assert ckpt['state_dict']['backbone.conv1.weight'].shape == (16, 3, 7, 7)
+    assert sd['backbone.conv1.weight'].shape == (16, 3, 7, 7)
 
 
 def _pretraining_backbone():
@@ -287,3 +297,138 @@ def test_random_init_uses_the_pretraining_init(data):
     plain.init_weights()
     assert not torch.allclose(plain.state_dict()['conv1.weight'],
                               det_sd['conv1.weight'])
+
+
+# -- SplitMask's ViT through the simple feature pyramid ---------------------
+
+
+@pytest.fixture
+def vit(tmp_path):
+    """A tiny SplitMask of the folder config (32 wide, 2 layers, 2 heads,
+    8 px patches, 32 px images) saved with its config."""
+    model, ckpt = save_splitmask_folder_checkpoint(tmp_path / 'splitmask.pth')
+    return dict(ckpt=ckpt, backbone={k: v.clone() for k, v in
+                                     model.backbone.state_dict().items()},
+                cfg=torch.load(ckpt, weights_only=False)['meta']['cfg'])
+
+
+def _build_detector(cfg):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import mm_instdisc.det.splitmask_fpn  # noqa: F401
+    import mm_instdisc.models  # noqa: F401
+    init_default_scope('mmdet')
+    return MODELS.build(cfg.model)
+
+
+def test_vit_checkpoint_gives_a_detector_that_loads_it_exactly(data, vit):
+    from mmengine.config import Config
+    cfg = Config.fromfile(_write(dict(data, ckpt=vit['ckpt']), workers=0))
+    bb = cfg.model.backbone
+    assert bb.type == 'mmpretrain.SplitMaskViT'
+    assert dict(bb.arch) == TINY_VIT_ARCH  # the heads from the config
+    assert (bb.img_size, bb.patch_size, bb.in_channels, bb.out_type) == (
+        32, 8, 3, 'featmap')
+    assert bb.layer_scale_init_value == 0.1  # the weights have layer scale
+    assert (bb.init_cfg.type, bb.init_cfg.checkpoint, bb.init_cfg.prefix) == (
+        'Pretrained', osp.abspath(vit['ckpt']), 'backbone.')
+    # 8 px patches: scales 2, 1, 0.5 give strides 4, 8, 16; then 32 (and
+    # RPN's 64) by subsampling
+    assert cfg.feat_strides == [4, 8, 16, 32]
+    assert cfg.model.neck.type == 'SplitMaskSimpleFPN'
+    assert cfg.model.neck.in_channels == 32
+    assert cfg.model.neck.scale_factors == [2.0, 1.0, 0.5]
+    assert cfg.model.rpn_head.anchor_generator.strides == [4, 8, 16, 32, 64]
+    assert cfg.model.roi_head.bbox_roi_extractor.featmap_strides == [
+        4, 8, 16, 32]
+    assert cfg.model.data_preprocessor.pad_size_divisor == 32
+    assert cfg.model.data_preprocessor.mean == [123.675, 116.28, 103.53]
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(1e-4 * 2 / 16)
+    det = _build_detector(cfg)
+    det.init_weights()
+    sd = det.backbone.state_dict()
+    assert sd.keys() == vit['backbone'].keys()
+    for k, v in vit['backbone'].items():
+        assert torch.equal(sd[k], v), k
+    # a padded input of another size than the pretraining's 32 px: the
+    # position embeddings are resized; the levels have the config's strides
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        outs = det.neck(det.backbone(x))
+    # (stride-2 subsampling, as mmdet's FPN: ceil(size / stride))
+    assert [tuple(o.shape[-2:]) for o in outs] == [
+        (math.ceil(64 / s), math.ceil(96 / s))
+        for s in cfg.feat_strides + [64]]
+    assert all(o.shape[1] == 256 for o in outs)
+
+
+def test_vit_feat_strides_follow_the_patch_size():
+    from mm_instdisc.det.own_coco import vit_feat_strides
+
+    # reference: the whole strides p / s >= 4 of s in 4, 2, 1, 0.5, doubled
+    for p, want in ((16, [4, 8, 16, 32]), (8, [4, 8, 16, 32]),
+                    (4, [4, 8, 16, 32]), (32, [8, 16, 32, 64]),
+                    (12, [6, 12, 24, 48]), (1, [2, 4, 8, 16])):
+        assert vit_feat_strides(p) == want, p
+
+
+def test_vit_mask_rcnn_config_builds(tmp_path, data, vit):
+    from mmengine.config import Config
+
+    from mm_instdisc.det.own_coco import write_det_config
+    train = write_coco(str(tmp_path), 'mtrain', segm=True)
+    val = write_coco(str(tmp_path), 'mval', segm=True)
+    cfg = Config.fromfile(write_det_config(*train, *val, vit['ckpt'],
+                                           data['work_dir'], arch='mask-rcnn',
+                                           workers=0))
+    assert cfg.model.type == 'MaskRCNN'
+    assert cfg.model.roi_head.mask_roi_extractor.featmap_strides == [
+        4, 8, 16, 32]
+    det = _build_detector(cfg)
+    assert type(det.backbone).__name__ == 'SplitMaskViT'
+    assert det.roi_head.mask_head.num_classes == 2
+
+
+@pytest.mark.slow
+def test_one_iteration_from_a_splitmask_checkpoint(data, vit):
+    sd = _one_iteration(data, vit['ckpt'])
+    # the fixed sin-cos position embeddings are the checkpoint's; the rest
+    # one small AdamW step (lr 1e-4 x 6 / 16, warming up) away from it
+    assert torch.equal(sd['backbone.pos_embed'], vit['backbone']['pos_embed'])
+    w, w0 = (sd['backbone.layers.0.attn.qkv.weight'],
+             vit['backbone']['layers.0.attn.qkv.weight'])
+    assert not torch.equal(w, w0) and (w - w0).abs().max() < 1e-3
+
+
+def test_vit_random_init_uses_the_pretraining_init(data, vit):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(_write(dict(data, ckpt=vit['ckpt']),
+                                 random_init=True))
+    assert cfg.checkpoint == ''
+    init = cfg.model.backbone.init_cfg
+    assert [i['type'] for i in init] == ['TruncNormal', 'TruncNormal',
+                                         'Constant']  # the SplitMask config's
+    det = _build_detector(cfg)
+    torch.manual_seed(3)
+    det.backbone.init_weights()
+    init_default_scope('mmpretrain')
+    pre = MODELS.build(Config.fromstring(vit['cfg'], '.py').model.backbone)
+    torch.manual_seed(3)
+    pre.init_weights()
+    det_sd, pre_sd = det.backbone.state_dict(), pre.state_dict()
+    assert det_sd.keys() == pre_sd.keys()
+    for k in pre_sd:
+        assert torch.equal(det_sd[k], pre_sd[k]), k
+    # the sin-cos position embedding, not the checkpoint's weights
+    assert not torch.equal(det_sd['layers.0.attn.qkv.weight'],
+                           vit['backbone']['layers.0.attn.qkv.weight'])
+
+
+def test_vit_refuses_bn_options(data, vit):
+    with pytest.raises(ValueError, match=r"Illegal norm 'frozen' for .*holds "
+                       r"a ViT.*expected 'bn'"):
+        _write(dict(data, ckpt=vit['ckpt']), norm='frozen')

@@ -14,14 +14,15 @@ model = dict(
     roi_head=dict(
         mask_roi_extractor=dict(
             type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
+            roi_layer=dict(type='RoIAlign', output_size=14,
+                           sampling_ratio={{_base_.roi_sampling_ratio}}),
             out_channels={{_base_.fpn_channels}},
             featmap_strides={{_base_.feat_strides}}),
         mask_head=dict(
             type='FCNMaskHead',
             num_convs=4,
             in_channels={{_base_.fpn_channels}},
-            conv_out_channels=256,
+            conv_out_channels={{_base_.fpn_channels}},
             num_classes={{_base_.num_classes}},
             loss_mask=dict(
                 type='CrossEntropyLoss', use_mask=True, loss_weight=1.0))),
