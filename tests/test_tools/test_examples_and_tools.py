@@ -83,7 +83,7 @@ def test_adco_benchmark_tiny(data_root, tmp_path):
     import json
     work = tmp_path / 'w'
     out = run_benchmark([
-        'tools/benchmarks/adco_benchmark.py', '--data-root', str(data_root),
+        'benchmarks/adco_benchmark.py', '--data-root', str(data_root),
         '--train-size', '64', '--batch-size', '16', '--epochs', '1',
         '--num-negatives', '32', '--threads', '1', '--only', 'adco', 'timing',
         '--timing-repeat', '2', '--random-seeds', '2', '--work-dir',
@@ -102,7 +102,7 @@ def test_adco_benchmark_tiny(data_root, tmp_path):
     assert abs(t['ratio'] - t['adco_step_s'] / t['mocov2_step_s']) < 1e-9
     # a second call does not retrain
     out = run_benchmark([
-        'tools/benchmarks/adco_benchmark.py', '--data-root', str(data_root),
+        'benchmarks/adco_benchmark.py', '--data-root', str(data_root),
         '--train-size', '64', '--batch-size', '16', '--epochs', '1',
         '--num-negatives', '32', '--threads', '1', '--only', 'adco',
         '--work-dir', str(work), '--no-docs'])

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from tests.helpers import ROOT, write_fashion_mnist
+from tests.helpers import ROOT, benchmark_script, write_fashion_mnist
 
 BLOCK = '''
 import sys, importlib.abc
@@ -42,7 +42,8 @@ def data_root(tmp_path_factory):
 @pytest.mark.subprocess
 def test_core_imports_without_openmmlab(tmp_path):
     out = run([sys.executable, '-c', BLOCK + '''
-import mm_instdisc, mm_instdisc.modules, mm_instdisc.data
+import mm_instdisc, mm_instdisc.modules, mm_instdisc.datasets
+from mm_instdisc.datasets import FashionMNIST, read_idx
 print(mm_instdisc.get_config('npid/npid_resnet18-w16_1xb128-steplr-2e_fashion-mnist-10k'))
 print(len(mm_instdisc.list_configs('*')))
 assert not any(m.split('.')[0] in ('mmengine', 'mmpretrain') for m in sys.modules)
@@ -106,7 +107,7 @@ def _build_wheel(folder):
     src = folder / 'src' / 'mm_instdisc'
     top = {'.venv', '.git', 'data', 'work_dirs', 'build', 'dist'}
 
-    def ignore(path, names):  # top-level data/ only: mm_instdisc/data ships
+    def ignore(path, names):  # the checkout's data/ only
         return [n for n in names
                 if (os.path.samefile(path, ROOT) and n in top)
                 or n in ('__pycache__', '.mim')
@@ -139,9 +140,18 @@ def test_wheel_carries_configs_tools_and_scripts(wheel):
     assert f'mm_instdisc/.mim/configs/{NPID_10K}.py' in names
     assert 'mm_instdisc/.mim/configs/_base_/default_runtime.py' in names
     assert 'mm_instdisc/.mim/tools/train.py' in names
-    assert 'mm_instdisc/data/fashion_mnist.py' in names
+    assert 'mm_instdisc/datasets/fashion_mnist_reader.py' in names
     assert 'mm_instdisc/.mim/tools/model_converters/selfsup_to_backbone.py' \
         in names
+    # the experiments (benchmarks/) stay in the checkout; tools/benchmarks/
+    # ships its shell launchers only
+    research = [n for n in names
+                if 'benchmarks' in n.split('/')[:2]  # a benchmarks package
+                or n.endswith('_benchmark.py')
+                or (n.startswith('mm_instdisc/.mim/tools/benchmarks/')
+                    and n.endswith('.py'))]
+    assert not research, research
+    assert 'mm_instdisc/datasets/composed_coco.py' in names
     for s in ('mm-instdisc-train', 'mm-instdisc-test', 'mm-instdisc-knn-eval',
               'mm-instdisc-convert', 'mm-instdisc-make-fmnist-coco',
               'mm-instdisc-export', 'mm-instdisc-det-train',
@@ -208,13 +218,65 @@ def test_metafile_lists_every_shipped_config():
         models = yaml.safe_load(f)['Models']
     listed = sorted(m['Config'][len('configs/'):] for m in models)
     assert listed == mm_instdisc.list_configs('*'), (
-        'metafile.yml is stale: run python tools/write_metafile.py')
+        'metafile.yml is stale: run python benchmarks/write_metafile.py')
     for m in models:
         assert m['Algorithm'] != '?' and m['Data'], m
         assert os.path.isfile(os.path.join(ROOT, m['Docs'])), m
     recipes = [m for m in models if '15min' in m['Name']]
     assert recipes and all('Results' in m for m in recipes
                            if m['Name'].startswith('npid')), recipes
+
+
+def test_results_page_is_written_from_the_metafile():
+    """docs/results.md is what benchmarks/write_results.py writes from the
+    committed metafile.yml, and the metafile's recipe results and claims are
+    what benchmarks/write_metafile.py reads from benchmarks/reports/."""
+    import yaml
+    with open(os.path.join(ROOT, 'metafile.yml')) as f:
+        meta = yaml.safe_load(f)
+    with benchmark_script('write_results') as wr:
+        page = wr.render(meta)
+    with open(os.path.join(ROOT, 'docs', 'results.md'),
+              encoding='utf-8') as f:
+        assert f.read() == page, (
+            'docs/results.md is stale: run python benchmarks/write_results.py')
+    with benchmark_script('write_metafile') as wm:
+        store = {}
+        for m in meta['Models']:
+            if 'Recipe' in m:
+                assert (m['Metadata'], m['Results']) == wm.recipe_results(
+                    m['Recipe']), ('metafile.yml is stale: run python '
+                                   'benchmarks/write_metafile.py')
+                store[m['Recipe']] = m['Results']
+        assert sorted(store) == sorted(wm.METHODS)
+        assert meta['Claims'] == wm.claims(store)
+        assert wm.held([{'A value': 2, 'B value': 1}]) == 'yes'
+        assert wm.held([{'A value': 1, 'B value': 2}]) == 'no'
+        assert wm.held([{'A value': 2, 'B value': 1},
+                        {'A value': 1, 'B value': 1}]) == 'partly (1 of 2)'
+    npid = next(m for m in meta['Models'] if m.get('Recipe') == 'npid')
+    knn = npid['Results'][0]
+    assert f"{knn['Metrics']['kNN top-1 k=200']:.2f}" in page
+    assert knn['Baselines']['random init']['kNN top-1 k=200'] < \
+        knn['Metrics']['kNN top-1 k=200']
+
+
+def test_report_cells_are_read_as_numbers(tmp_path):
+    with benchmark_script('write_metafile'):
+        from benchmarks.lib import reports
+    cell = '40.20 +- 0.95 (39.2 / 41.1 / 40.3)'
+    assert reports.number(cell) == (40.2, 0.95)
+    assert reports.number('**81.20**') == (81.2, None)
+    assert reports.seeds_of('40.20 +- 0.95 (39.2 / 41.1 / 40.3)') == 3
+    with pytest.raises(ValueError, match="'-'"):
+        reports.number('-')
+    page = tmp_path / 'r.md'
+    page.write_text('# t\n\n| a | b |\n|---|---|\n| x | 1 |\n| y | 2 |\n\n'
+                    '## S one\n\n| a | c |\n|---|---|\n| x | 3 |\n')
+    assert reports.find_row(str(page), '', 'a', 'y') == {'a': 'y', 'b': '2'}
+    assert reports.find_row(str(page), 'S', 'a', 'x') == {'a': 'x', 'c': '3'}
+    with pytest.raises(KeyError, match="'z'"):
+        reports.find_row(str(page), '', 'a', 'z')
 
 
 @pytest.mark.subprocess

@@ -1,4 +1,4 @@
-"""tools/benchmarks/recipes_benchmark.py's detection table from result
+"""benchmarks/recipes_benchmark.py's detection table from result
 files: each start is compared with random init at the seeds it has, and the
 seeds still missing are listed."""
 import json
@@ -55,13 +55,13 @@ def test_detection_without_random_init_at_a_seed_is_not_judged(recipes, tmp_path
 def test_side_work_dir_does_not_overwrite_the_published_page(recipes, tmp_path):
     """A run with its own --work-dir (e.g. work_dirs/recipes_pretext) writes
     its report in that work dir unless --doc says otherwise; the default work
-    dir writes docs/benchmarks/recipes.md."""
+    dir writes benchmarks/reports/recipes.md."""
     import os.path as osp
     side = recipes.default_doc(SimpleNamespace(work_dir=str(tmp_path), doc=None))
     assert side.doc == osp.join(str(tmp_path), 'report', 'recipes.md')
     own = recipes.default_doc(SimpleNamespace(
         work_dir=osp.join(recipes.ROOT, 'work_dirs/recipes'), doc=None))
-    assert own.doc == osp.join(recipes.ROOT, 'docs/benchmarks/recipes.md')
+    assert own.doc == osp.join(recipes.ROOT, 'benchmarks/reports/recipes.md')
     given = recipes.default_doc(SimpleNamespace(work_dir=str(tmp_path), doc='x.md'))
     assert given.doc == 'x.md'
 
@@ -145,12 +145,12 @@ def test_wall_time_cell_says_when_runs_did_not_use_the_default_threads(recipes):
 
 
 def test_figures_are_named_after_their_page(recipes, tmp_path):
-    """A side run's page (--doc docs/benchmarks/recipes_pretext.md) wrote
+    """A side run's page (--doc benchmarks/reports/recipes_pretext.md) wrote
     recipes.png beside it, over the published page's figure."""
     args = SimpleNamespace(doc=str(tmp_path / 'recipes_rotation_maskint.md'))
     assert recipes.figure(args) == 'recipes_rotation_maskint.png'
     assert recipes.figure(args, '_adco', path=True) == str(tmp_path / 'recipes_rotation_maskint_adco.png')
-    assert recipes.figure(SimpleNamespace(doc='docs/benchmarks/recipes.md')) == 'recipes.png'
+    assert recipes.figure(SimpleNamespace(doc='benchmarks/reports/recipes.md')) == 'recipes.png'
 
 
 def test_side_page_names_only_what_it_ran(recipes, tmp_path):
