@@ -54,9 +54,4 @@ default_hooks = dict(
 custom_hooks = []
 auto_scale_lr = dict(base_batch_size=256)
 
-# a budget in minutes of wall time (mm-instdisc-train / tools/train.py): the
-# run ends after max_epochs or, on a host too slow for them, within 13 minutes
-# of training, its warm-up + cosine fitted to the length it decides from its
-# first steps (TimeBudgetTrainLoop); `--epochs`-style fixed runs: set it to
-# None, or run mmpretrain's tools/train.py, which ignores it
-time_budget_minutes = 13
+time_budget_minutes = 13  # max_epochs or 13 min (docs/fast_training.md)

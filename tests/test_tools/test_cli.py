@@ -70,3 +70,29 @@ def test_package_mains_take_their_command_line_as_a_list():
         with pytest.raises(SystemExit) as e:
             mod.main(['--help'])
         assert e.value.code == 0, module
+
+
+@pytest.mark.parametrize('extra,loop,minutes,cap', [
+    ([], 'TimeBudgetTrainLoop', 13, 14),  # the config's own budget
+    (['--minutes', '4'], 'TimeBudgetTrainLoop', 4, None),
+    (['--cfg-options', 'time_budget_minutes=None'], 'EpochBasedTrainLoop',
+     None, None),
+])
+def test_recipe_budget_field(tmp_path, extra, loop, minutes, cap):
+    """A 15-minute recipe's ``time_budget_minutes`` makes our launcher end
+    after its epochs or within the budget; ``--minutes`` replaces it (no
+    epoch cap); None runs the fixed epochs."""
+    from mmengine.config import Config
+
+    from mm_instdisc.apis.train import merge_args, parse_args
+    path = get_config('npid/npid_resnet18-w32s2_1xb256-bf16-cos-15min_'
+                      'fashion-mnist')
+    cfg = merge_args(Config.fromfile(path), parse_args(
+        [path, '--work-dir', str(tmp_path)] + extra))
+    assert cfg.train_cfg.type == loop
+    if loop == 'TimeBudgetTrainLoop':
+        assert cfg.train_cfg.minutes == minutes
+        assert cfg.train_cfg.get('max_epochs') == cap
+        assert cfg.param_scheduler is None
+    else:
+        assert cfg.train_cfg.max_epochs == 14
