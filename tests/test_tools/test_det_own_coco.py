@@ -432,3 +432,34 @@ def test_vit_refuses_bn_options(data, vit):
     with pytest.raises(ValueError, match=r"Illegal norm 'frozen' for .*holds "
                        r"a ViT.*expected 'bn'"):
         _write(dict(data, ckpt=vit['ckpt']), norm='frozen')
+
+
+def test_head_sizes_are_set_and_checked(data):
+    """--fpn-channels / --rois / --roi-sampling-ratio reach every head of
+    the box and mask configs; mmdet's sizes are the default; bad ones are
+    refused naming the value."""
+    from mmengine.config import Config
+
+    from mm_instdisc.det.own_coco import write_det_config
+    default = Config.fromfile(_write(data))
+    assert (default.fpn_channels, default.rois_per_image,
+            default.roi_sampling_ratio) == (256, 512, 0)
+    train, val = (write_coco(data['work_dir'] + '_m', s, segm=True)
+                  for s in ('train', 'val'))
+    cfg = Config.fromfile(write_det_config(
+        *train, *val, data['ckpt'], data['work_dir'] + '_m',
+        arch='mask-rcnn', fpn_channels=64, rois_per_image=128,
+        roi_sampling_ratio=2))
+    m = cfg.model
+    assert m.neck.out_channels == m.rpn_head.in_channels == 64
+    assert m.roi_head.bbox_roi_extractor.out_channels == 64
+    assert m.roi_head.bbox_head.in_channels == 64
+    assert m.roi_head.mask_roi_extractor.out_channels == 64
+    assert m.roi_head.mask_head.in_channels == 64
+    assert m.roi_head.bbox_roi_extractor.roi_layer.sampling_ratio == 2
+    assert m.roi_head.mask_roi_extractor.roi_layer.sampling_ratio == 2
+    assert m.train_cfg.rcnn.sampler.num == 128
+    for key, bad in (('rois_per_image', 0), ('fpn_channels', 0),
+                     ('roi_sampling_ratio', -1)):
+        with pytest.raises(ValueError, match=f'Illegal {key}: {bad}'):
+            _write(data, **{key: bad})
