@@ -15,11 +15,18 @@ a pretraining checkpoint (``mm-instdisc-cls-train``).
   :data:`VIT_MODE_CONFIGS`, which swap it into the ResNet configs.
 * :func:`write_cls_config` writes the filled-in config into the work dir,
   as :func:`mm_instdisc.own_data.write_folder_config` does for pretraining
-  and :func:`mm_instdisc.det.own_coco.write_det_config` for detection.
+  and :func:`mm_instdisc.det.own_coco.write_det_config` for detection: the
+  mode's config and the configs beside it that it inherits
+  (:func:`config_chain`: the fine-tuning config inherits the linear probe's,
+  which holds the data block; a ViT config the mode's ResNet config), each
+  filled in where its block lines are and written with its ``_base_``
+  pointing at the filled-in file.
 """
+import ast
 import os
 import os.path as osp
-from typing import Dict, Optional
+import re
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -34,7 +41,8 @@ MODE_CONFIGS: Dict[str, str] = {
                 'resnet18-w32_finetune_custom',
 }
 #: --mode -> its config for a ViT (SplitMask's), whose ``_base_`` is the
-#: mode's config above (the data, schedule and head)
+#: mode's config above (the data, schedule and head); the fine-tuning
+#: config's ``_base_`` is the probe's, which holds the data block
 VIT_MODE_CONFIGS: Dict[str, str] = {
     'probe': 'benchmarks/classification/custom/'
              'splitmask-vit_linear-probe_custom',
@@ -161,6 +169,111 @@ def subset_size(per_class, fraction: Optional[float]) -> int:
                    for n in per_class if n > 0))
 
 
+_BASE_LINE = re.compile(r'^_base_ = (.*)$', re.M)
+
+
+def _bases(text: str, src: str) -> List[str]:
+    """The ``_base_`` list of the config ``src`` (one line in these
+    configs)."""
+    found = _BASE_LINE.search(text)
+    if not found:
+        return []
+    bases = ast.literal_eval(found.group(1))
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list):
+        raise ValueError(f'{src}: _base_ = {found.group(1)}; expected a '
+                         'file name or a list of them on one line.')
+    return bases
+
+
+def config_chain(name: str) -> List[str]:
+    """The shipped config ``name`` and the configs beside it (``_base_``
+    entries ``'./...'``) that it inherits, the first inherited first.
+
+    Args:
+        name (str): A config below configs/ (:func:`mm_instdisc.configs.\
+get_config`), e.g. ``MODE_CONFIGS['finetune']``.
+
+    Returns:
+        list[str]: Absolute paths, each the ``_base_`` of the next, ending
+        with ``name``'s, e.g. the probe's, the fine-tuning config's.
+
+    Raises:
+        ValueError: A config inherits more than one config beside it.
+    """
+    from mm_instdisc.configs import get_config
+    chain = [get_config(name)]
+    while True:
+        with open(chain[0]) as f:
+            near = [b for b in _bases(f.read(), chain[0])
+                    if b.startswith('./')]
+        if not near:
+            return chain
+        if len(near) > 1:
+            raise ValueError(f'{chain[0]} inherits {near}; expected at most '
+                             'one config beside it.')
+        chain.insert(0, osp.normpath(osp.join(osp.dirname(chain[0]),
+                                              near[0])))
+
+
+def _has_var(text: str, name: str) -> bool:
+    """Whether a config has the top-level line ``name = ...``."""
+    return re.search(rf'^{re.escape(name)} = ', text, re.M) is not None
+
+
+def write_config_chain(chain: List[str], work_dir: str, values: dict,
+                       extra: Optional[Dict[int, List[str]]] = None) -> str:
+    """Write the configs of ``chain`` (:func:`config_chain`) filled in into
+    ``work_dir``; returns the last one's path.
+
+    Each value is set where it takes effect: in the last config of the chain
+    with a line ``name = ...`` (the fine-tuning config's ``max_epochs``, the
+    probe's data block, a ViT config's ``backbone_type``). Every ``_base_``
+    of a written config names a file that exists: the config before it in
+    the chain as written into ``work_dir``, any other (``_base_/``) the
+    shipped file.
+
+    Args:
+        chain (list[str]): Shipped configs, each the ``_base_`` of the next.
+        work_dir (str): Where they are written (under their own names).
+        values (dict): Block variable -> its value (written with ``repr``).
+        extra (dict, optional): Index in ``chain`` -> lines appended to
+            that config. Defaults to None.
+
+    Returns:
+        str: The last config written.
+
+    Raises:
+        KeyError: A value whose line none of the configs has.
+    """
+    texts = []
+    for src in chain:
+        with open(src) as f:
+            texts.append(f.read())
+    for name, value in values.items():
+        where = [i for i, text in enumerate(texts) if _has_var(text, name)]
+        if not where:
+            raise KeyError(f'None of {chain} has a line "{name} = ...".')
+        texts[where[-1]] = _set_var(texts[where[-1]], name, value)
+    os.makedirs(work_dir, exist_ok=True)
+    extra = extra or {}
+    out = None
+    for i, (src, text) in enumerate(zip(chain, texts)):
+        bases = [out if i and b == './' + osp.basename(chain[i - 1]) else
+                 osp.normpath(osp.join(osp.dirname(src), b))
+                 for b in _bases(text, src)]
+        if bases:
+            text = _BASE_LINE.sub(lambda _: f'_base_ = {bases!r}', text,
+                                  count=1)
+        lines = extra.get(i, [])
+        out = osp.abspath(osp.join(work_dir, osp.basename(src)))
+        with open(out, 'w') as f:
+            f.write(text.rstrip() + '\n' +
+                    ('\n' + '\n'.join(lines) + '\n' if lines else ''))
+    return out
+
+
 def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
                      mode: str = 'probe', fraction: Optional[float] = None,
                      epochs: Optional[int] = None,
@@ -171,10 +284,12 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
     """Write the classification config of ``mode`` filled in from the
     labelled folders and the checkpoint into ``work_dir``; returns its path.
 
-    A ViT checkpoint (SplitMask's) gets the config of
-    :data:`VIT_MODE_CONFIGS`: the mode's ResNet config filled in with the
-    data (written next to it) as its ``_base_``, the ViT's block filled in
-    from the checkpoint.
+    The configs it inherits are written next to it
+    (:func:`write_config_chain`): fine-tuning's ``_base_`` is the linear
+    probe's config, which holds the data block. A ViT checkpoint
+    (SplitMask's) gets the config of :data:`VIT_MODE_CONFIGS`, whose
+    ``_base_`` is the mode's ResNet config filled in with the data, the
+    ViT's block filled in from the checkpoint.
 
     Args:
         train (str): Training folder, one sub-folder per class.
@@ -199,14 +314,13 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
             checkpoint without its pretraining config. Defaults to None.
 
     Returns:
-        str: The config file written (for a ViT the ViT config, whose
-        ``_base_`` is the filled-in ResNet config next to it).
+        str: The mode's config written (for a ViT the ViT config), whose
+        ``_base_`` chain are the filled-in configs next to it.
 
     Raises:
         ValueError, FileNotFoundError: Bad arguments, folders or
             checkpoint, before anything trains.
     """
-    from mm_instdisc.configs import get_config
     from mm_instdisc.own_data import inspect_folder
     if mode not in MODE_CONFIGS:
         raise ValueError(f'Unknown mode {mode!r}; expected one of '
@@ -261,40 +375,24 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
             std = [float(np.mean(std))] * channels
     max_epochs = int(epochs or DEFAULT_EPOCHS[mode])
 
-    src = get_config(MODE_CONFIGS[mode])
-    with open(src) as f:
-        text = f.read()
-    text = text.replace("_base_ = ['../../../",
-                        "_base_ = ['" + osp.dirname(osp.dirname(osp.dirname(
-                            osp.dirname(src)))) + '/')
-    for name, value in (
-            ('train_root', osp.abspath(train)),
-            ('val_root', osp.abspath(val)), ('img_size', size),
-            ('channels', channels), ('num_classes', len(tr['classes'])),
-            ('checkpoint', osp.abspath(checkpoint)),
-            ('checkpoint_prefix', net['prefix']), ('mean', mean),
-            ('std', std),
-            ('fraction', None if fraction is None else float(fraction)),
-            ('max_epochs', max_epochs), ('batch_size', bs),
-            ('seed', int(seed))):
-        text = _set_var(text, name, value)
+    values = dict(
+        train_root=osp.abspath(train), val_root=osp.abspath(val),
+        img_size=size, channels=channels, num_classes=len(tr['classes']),
+        checkpoint=osp.abspath(checkpoint), checkpoint_prefix=net['prefix'],
+        mean=mean, std=std,
+        fraction=None if fraction is None else float(fraction),
+        max_epochs=max_epochs, batch_size=bs, seed=int(seed))
+    if is_vit:  # the ViT's block is in the ViT config
+        values.update(vit_config_vars(backbone))
+    else:
+        values.update((k, backbone[k]) for k in (
+            'depth', 'stem_channels', 'base_channels'))
+        values['backbone_type'] = backbone['type']
     extra_keys = {k: backbone[k] for k in (VIT_EXTRA_KEYS if is_vit else
                                            ARCH_KEYS) if k in backbone}
     backbone_line = f"model['backbone'].update({extra_keys!r})"
-    if is_vit:  # the ViT's block is in the ViT config
-        vit_src = get_config(VIT_MODE_CONFIGS[mode])
-        with open(vit_src) as f:
-            vit_text = f.read()
-        for name, value in vit_config_vars(backbone).items():
-            vit_text = _set_var(vit_text, name, value)
-    else:
-        for name, value in (('backbone_type', backbone['type']),
-                            ('depth', backbone['depth']),
-                            ('stem_channels', backbone['stem_channels']),
-                            ('base_channels', backbone['base_channels'])):
-            text = _set_var(text, name, value)
     iters = max(1, max_epochs * (n // bs))
-    extra = [
+    data_extra = [
         f'# filled in by mm-instdisc-cls-train from {osp.abspath(train)} '
         f'({tr["num_images"]} images, {len(tr["classes"])} classes'
         + (f'; fraction {fraction}: {n} images' if fraction else '')
@@ -304,20 +402,12 @@ def write_cls_config(train: str, val: str, checkpoint: str, work_dir: str,
         f"default_hooks['logger']['interval'] = {min(10, iters)}",
     ] + ([] if is_vit else [backbone_line])
     for loader in ('train_dataloader', 'val_dataloader'):
-        extra.append(f"{loader}.update(num_workers={int(workers)}, "
-                     f"persistent_workers={int(workers) > 0})")
-    os.makedirs(work_dir, exist_ok=True)
-    out = osp.join(work_dir, osp.basename(src))
-    with open(out, 'w') as f:
-        f.write(text.rstrip() + '\n\n' + '\n'.join(extra) + '\n')
-    if not is_vit:
-        return out
-    base_line = f"_base_ = ['./{osp.basename(src)}']"
-    if base_line not in vit_text:
-        raise KeyError(f'{vit_src} has no line "{base_line}".')
-    vit_text = vit_text.replace(base_line, f'_base_ = [{out!r}]')
-    vit_out = osp.join(work_dir, osp.basename(vit_src))
-    with open(vit_out, 'w') as f:
-        f.write(vit_text.rstrip() + '\n\n# filled in by mm-instdisc-cls-'
-                f'train from {osp.abspath(checkpoint)}\n{backbone_line}\n')
-    return vit_out
+        data_extra.append(f"{loader}.update(num_workers={int(workers)}, "
+                          f"persistent_workers={int(workers) > 0})")
+    chain = config_chain((VIT_MODE_CONFIGS if is_vit else MODE_CONFIGS)[mode])
+    extra = {0: data_extra}  # the data block's config, the probe's
+    if is_vit:
+        extra[len(chain) - 1] = [
+            '# filled in by mm-instdisc-cls-train from '
+            f'{osp.abspath(checkpoint)}', backbone_line]
+    return write_config_chain(chain, work_dir, values, extra)

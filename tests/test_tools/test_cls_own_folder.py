@@ -219,6 +219,69 @@ def test_fraction_in_the_config_builds_the_subset(data, tmp_path):
     assert sorted(np.bincount(ds.get_gt_labels())) == [2, 2, 2]
 
 
+def _plain(cfg_dict):
+    """A config dict as json reads it back (tuples as lists)."""
+    return json.loads(json.dumps(cfg_dict, default=str))
+
+
+@pytest.mark.parametrize('fraction', [None, 0.5])
+def test_finetune_config_is_the_filled_probe_config_and_its_changes(
+        data, tmp_path, fraction):
+    """One data block: the fine-tuning config written inherits the probe's,
+    filled in and written next to it, and changes only what fine-tuning
+    changes (written out here on the probe's resolved config)."""
+    from mmengine.config import Config
+
+    from mm_instdisc.own_cls import write_cls_config
+    args = (data['train'], data['val'], data['ckpt'])
+    kwargs = dict(fraction=fraction, workers=0)
+    probe = _plain(Config.fromfile(write_cls_config(
+        *args, str(tmp_path / 'probe'), **kwargs)).to_dict())
+    work = str(tmp_path / 'ft')
+    path = write_cls_config(*args, work, mode='finetune', **kwargs)
+    assert osp.basename(path) == 'resnet18-w32_finetune_custom.py'
+    base = osp.join(work, 'resnet18-w32_linear-probe_custom.py')
+    with open(path) as f:
+        assert f'_base_ = [{base!r}]' in f.read()
+    with open(base) as f:  # the data block is filled in there
+        assert f"train_root = {osp.abspath(data['train'])!r}" in f.read()
+    ft = _plain(Config.fromfile(path).to_dict())
+    assert probe['max_epochs'] == 50 and probe['val_interval'] == 5
+    want = json.loads(json.dumps(probe))
+    want.update(max_epochs=100, val_interval=10)
+    want['model']['backbone'].update(frozen_stages=-1, norm_eval=False)
+    crop = dict(type='RandomResizedCrop', scale=probe['img_size'],
+                crop_ratio_range=[0.5, 1.])
+    want['train_pipeline'] = [crop] + probe['train_pipeline']
+    want['train_folder']['pipeline'] = want['train_pipeline']
+    want['train_dataset'] = want['train_folder'] if fraction is None else \
+        dict(probe['train_dataset'], dataset=want['train_folder'])
+    want['train_dataloader']['dataset'] = want['train_dataset']
+    want['optim_wrapper']['optimizer'].update(lr=0.01, weight_decay=5e-4)
+    want['optim_wrapper']['paramwise_cfg'] = dict(
+        custom_keys=dict(head=dict(lr_mult=10)))
+    want['param_scheduler'][0].update(T_max=100, end=100)
+    want['train_cfg'].update(max_epochs=100, val_interval=10)
+    want['default_hooks']['checkpoint']['interval'] = 10
+    assert ft == want
+
+
+def test_config_chain_and_a_value_without_its_line(tmp_path):
+    from mm_instdisc.own_cls import (MODE_CONFIGS, VIT_MODE_CONFIGS,
+                                     config_chain, write_config_chain)
+    names = [[osp.basename(p) for p in config_chain(c[mode])]
+             for c in (MODE_CONFIGS, VIT_MODE_CONFIGS)
+             for mode in ('probe', 'finetune')]
+    probe, ft = ('resnet18-w32_linear-probe_custom.py',
+                 'resnet18-w32_finetune_custom.py')
+    assert names == [[probe], [probe, ft],
+                     [probe, 'splitmask-vit_linear-probe_custom.py'],
+                     [probe, ft, 'splitmask-vit_finetune_custom.py']]
+    chain = config_chain(MODE_CONFIGS['finetune'])
+    with pytest.raises(KeyError, match='has a line "no_such_var = ..."'):
+        write_config_chain(chain, str(tmp_path), dict(no_such_var=1))
+
+
 def test_flat_folder_is_refused(data, tmp_path):
     from PIL import Image
 

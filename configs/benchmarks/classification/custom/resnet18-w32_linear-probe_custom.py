@@ -13,7 +13,10 @@
 # fills in the block below from the folders and the checkpoint and trains
 # (see docs/transfer.md, "Classification on your own folder"). With
 # tools/train.py edit the block instead: every key that depends on it is
-# computed from it here, so they agree.
+# computed from it here, so they agree. The block is also the fine-tuning
+# config's (./resnet18-w32_finetune_custom.py, whose _base_ is this file and
+# which sets its own max_epochs) and, through them, the SplitMask ViT
+# configs' (./splitmask-vit_*_custom.py).
 #
 # * Images of any size and mode are decoded by ImageFolderDataset: shorter
 #   side resized to img_size, centre square, converted to `channels` (the

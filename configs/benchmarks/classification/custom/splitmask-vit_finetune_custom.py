@@ -2,15 +2,16 @@
 # class), from a checkpoint of
 # configs/splitmask/splitmask_vit-w64d4-p8_1xb128-bf16-coslr-100e_custom.py
 # (mm-instdisc-train splitmask --data DIR). The data, augmentation and
-# schedule are those of ./resnet18-w32_finetune_custom.py (its block:
-# folders, image size, channels, checkpoint, mean / std, fraction, epochs,
-# batch size, seed); this file swaps in the ViT and its optimizer.
+# schedule are those of ./resnet18-w32_finetune_custom.py (its max_epochs,
+# and the block of its _base_ ./resnet18-w32_linear-probe_custom.py:
+# folders, image size, channels, checkpoint, mean / std, fraction, batch
+# size, seed); this file swaps in the ViT and its optimizer.
 #
 #   mm-instdisc-cls-train --mode finetune --train DIR --val DIR \
 #       --checkpoint CKPT [--fraction 0.1] [--epochs E] [--size S]
 #
-# fills in both blocks (the data's there, the ViT's below) from the folders
-# and the checkpoint (see docs/transfer.md, "Classification on your own
+# fills in the blocks (the data's and the epochs there, the ViT's below)
+# from the folders and the checkpoint (see docs/transfer.md, "Classification on your own
 # folder"). With tools/train.py edit them instead.
 #
 # * Features: the mean of the ViT's patch tokens after its final norm
