@@ -19,6 +19,7 @@ channels = 3  # 1 for grey images
 mean = [123.675, 116.28, 103.53] if channels == 3 else [127.5]
 std = [58.395, 57.12, 57.375] if channels == 3 else [63.75]
 max_epochs = 100
+time_budget_minutes = None  # max_epochs (mm-instdisc-train --minutes: a budget)
 
 train_dataloader = dict(
     batch_size=128,
