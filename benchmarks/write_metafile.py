@@ -12,6 +12,7 @@ writes ``docs/results.md`` from this file alone.
 ``mm_instdisc.list_configs`` lists the same configs.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import re
@@ -354,6 +355,37 @@ def claims(store):
     return out
 
 
+def own_detection(path=osp.join(ROOT, 'benchmarks/reports/own_detection.json')):
+    """Detection with ``mm-instdisc-det-train`` beside random init (top-level
+    ``Detection``), from ``benchmarks/own_detection.py``'s json: one entry per
+    data set, detector and start, with every seed."""
+    import statistics
+    if not osp.isfile(path):
+        return []
+    with open(path) as f:
+        runs = json.load(f)
+    groups = {}
+    for r in runs:
+        s = r['settings']
+        groups.setdefault((s['set'], s['arch'], s['start']), []).append(r)
+    out = []
+    for (data, arch, start), rs in groups.items():
+        rs.sort(key=lambda r: r['settings']['seed'])
+        entry = {'Data': data, 'Detector': arch, 'Start': start,
+                 'Epochs': rs[0]['settings']['epochs'],
+                 'Seeds': [r['settings']['seed'] for r in rs],
+                 'Source': osp.relpath(path, ROOT).replace('.json', '.md')}
+        for key in ('bbox_mAP', 'segm_mAP'):
+            vals = [r['metrics'][key] for r in rs if key in r['metrics']]
+            if vals:
+                entry[key] = [round(v, 2) for v in vals]
+                entry[key + ' mean'] = round(statistics.mean(vals), 2)
+                entry[key + ' std'] = round(statistics.stdev(vals), 2) if len(
+                    vals) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--out', default=osp.join(ROOT, 'metafile.yml'))
@@ -395,7 +427,8 @@ def main():
                  'in benchmarks/reports/: every shipped config, with measured '
                  'results where a benchmark holds them, and the papers\' '
                  'claims as measured here.\n')
-        yaml.safe_dump({'Models': models, 'Claims': claims(store)}, fh,
+        yaml.safe_dump({'Models': models, 'Claims': claims(store),
+                        'Detection': own_detection()}, fh,
                        sort_keys=False, width=100, allow_unicode=True)
     print(f'wrote {len(models)} configs and {len(store)} recipes\' results '
           f'to {args.out}')
