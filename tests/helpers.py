@@ -96,8 +96,8 @@ def tiny_npid_cfg(data_root, work_dir, n_train=64, epochs=2, batch_size=16,
     cfg.model.head.loss.num_negatives = 8
     cfg.model.head.loss.mode = loss_mode
     tiny_fmnist_runtime(cfg, data_root, epochs, batch_size, seed)
+    # RandomStateHook comes from default_runtime's default_hooks
     cfg.custom_hooks = [
-        dict(type='RandomStateHook'),
         dict(type='MemoryBankHook', init=init, log_interval=1),
         dict(type='KNNReferenceHook')
     ]
@@ -442,10 +442,7 @@ def tiny_adco_cfg(data_root, work_dir, epochs=2, batch_size=16,
     cfg = tiny_two_view_cfg(config, data_root, work_dir, epochs, batch_size,
                             seed)
     cfg.model.num_negatives = num_negatives
-    cfg.custom_hooks = [
-        dict(type='RandomStateHook'),
-        dict(type='AdCoNegativesInitHook', log_interval=1)
-    ]
+    cfg.custom_hooks = [dict(type='AdCoNegativesInitHook', log_interval=1)]
     return cfg
 
 

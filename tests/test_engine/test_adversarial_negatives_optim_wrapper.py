@@ -235,6 +235,11 @@ def data_root(tmp_path_factory):
                                n_train=64, n_test=32)
 
 
+def _adco_hook(cfg):
+    return next(h for h in cfg.custom_hooks
+                if h['type'] == 'AdCoNegativesInitHook')
+
+
 def old_form(cfg, scheduled):
     """The former config: maximize=True through custom_keys, the hook
     pinning (``schedule_adversarial_lr``)."""
@@ -242,7 +247,7 @@ def old_form(cfg, scheduled):
         type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer,
         paramwise_cfg=dict(custom_keys={'negatives': dict(
             maximize=True, lr=3.0, momentum=0.9, weight_decay=1e-4)}))
-    cfg.custom_hooks[1]['schedule_adversarial_lr'] = scheduled
+    _adco_hook(cfg)['schedule_adversarial_lr'] = scheduled
 
 
 def train_tiny(cfg):
@@ -294,6 +299,6 @@ def test_old_form_trains_bit_identically(data_root, tmp_path, scheduled):
 def test_hook_flag_with_the_new_wrapper_is_a_clear_error(data_root,
                                                          tmp_path):
     cfg = tiny_adco_cfg(data_root, tmp_path / 'w', epochs=1)
-    cfg.custom_hooks[1]['schedule_adversarial_lr'] = True
+    _adco_hook(cfg)['schedule_adversarial_lr'] = True
     with pytest.raises(ValueError, match='schedule_negatives_lr'):
         train_tiny(cfg)

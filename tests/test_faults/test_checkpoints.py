@@ -90,7 +90,8 @@ def run(cfg):
 
 def safe_cfg(data_root, work_dir, epochs):
     cfg = tiny_npid_cfg(data_root, work_dir, epochs=epochs)
-    cfg.custom_hooks.append(dict(type='CheckpointSafetyHook'))
+    # CheckpointSafetyHook comes from default_runtime's default_hooks
+    assert cfg.default_hooks.checkpoint_safety.type == 'CheckpointSafetyHook'
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     return cfg
 
