@@ -219,8 +219,10 @@ def host():
                     break
     shown = [f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16')
              if f in flags]
+    bf16 = ('bf16 kernels' if {'avx512_bf16', 'amx_bf16'} & flags else
+            'no bf16 kernels: bf16 autocast falls back to float32')
     return (f'{os.cpu_count()} cores, {platform.processor() or "x86-64"}, '
-            f'CPU flags {" ".join(shown) or "none of avx2/avx512"}')
+            f'CPU flags {" ".join(shown) or "none of avx2/avx512"} ({bf16})')
 
 
 def describe_start(path):
